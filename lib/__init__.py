@@ -1,0 +1,1 @@
+"""Cascade: crypto market stress dashboard (pipeline, analytics, charts, command line)."""
