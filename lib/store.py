@@ -159,21 +159,42 @@ class Store:
         folder = self.root / QUARANTINE
         return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".reason.txt"))
 
-    def _readable(self, path: Path, dataset: Dataset) -> bool:
-        """True if the file's footer and schema read; otherwise quarantine it (when writable)."""
+    @staticmethod
+    def _damage(path: Path) -> str | None:
+        """Why the file cannot be used (its footer or schema does not read), or None if it can."""
         try:
             schema = pl.read_parquet_schema(path)
         except Exception as exc:  # polars and pyarrow raise many types for a damaged file
-            reason = f"unreadable Parquet file ({type(exc).__name__}: {exc})"
-        else:
-            if TS in schema:
-                return True
-            reason = f"not a {dataset.name} file: no {TS} column"
+            return f"unreadable Parquet file ({type(exc).__name__}: {exc})"
+        return None if TS in schema else f"not a dataset file: no {TS} column"
+
+    def _readable(self, path: Path) -> bool:
+        """True if the file can be used; otherwise quarantine it (or skip it when read-only)."""
+        reason = self._damage(path)
+        if reason is None:
+            return True
         if self.read_only:
             log.warning("skipping %s: %s", path, reason)
         else:
             self.quarantine(path, reason)
         return False
+
+    def verify(self) -> list[Path]:
+        """Check every stored file; quarantine the damaged ones and recount their series.
+
+        Returns where the damaged files were moved (nothing is deleted)."""
+        damaged = [
+            (SeriesKey(ds.name, *self._series_parts(ds, path)), path, reason)
+            for ds in DATASETS.values()
+            for path in self._files(ds, None, None, None)
+            if (reason := self._damage(path)) is not None
+        ]
+        if not damaged or self.read_only:
+            return []
+        with self.lock():
+            moved = [self.quarantine(path, reason) for _, path, reason in damaged]
+            self._update_manifest({key for key, _, _ in damaged}, source="unknown", market_id=None)
+        return moved
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -190,7 +211,7 @@ class Store:
         quarantined and the rest is returned.
         """
         ds = DATASETS[dataset] if isinstance(dataset, str) else dataset
-        files = [p for p in self._files(ds, exchange, symbol, timeframe) if self._readable(p, ds)]
+        files = [p for p in self._files(ds, exchange, symbol, timeframe) if self._readable(p)]
         if not files:
             return empty(ds).lazy()
         return pl.scan_parquet(
@@ -202,8 +223,8 @@ class Store:
             schema={name: dtype for name, dtype in ds.columns.items()},
         ).select(list(ds.schema))
 
-    def _read_partition(self, path: Path, dataset: Dataset) -> pl.DataFrame | None:
-        if not path.exists() or not self._readable(path, dataset):
+    def _read_partition(self, path: Path) -> pl.DataFrame | None:
+        if not path.exists() or not self._readable(path):
             return None
         try:
             return pl.read_parquet(path)
@@ -233,7 +254,7 @@ class Store:
             for (exchange, symbol, timeframe, year), part in partitions.items():
                 path = self._partition_file(ds, exchange, symbol, timeframe, year)
                 new = part.select(list(ds.columns))
-                old = self._read_partition(path, ds)
+                old = self._read_partition(path)
                 before = 0 if old is None else old.height
                 merged = new if old is None else pl.concat([old.select(list(ds.columns)), new], how="vertical_relaxed")
                 value_key = [c for c in ds.key if c in ds.columns]
@@ -284,12 +305,16 @@ class Store:
         return None if entry is None or entry["last_ts"] is None else datetime.fromisoformat(entry["last_ts"])
 
     def _stored_series(self) -> set[SeriesKey]:
-        found = set()
-        for ds in DATASETS.values():
-            for path in self._files(ds, None, None, None):
-                parts = dict(p.split("=", 1) for p in path.relative_to(self._dataset_dir(ds)).parts[:3])
-                found.add(SeriesKey(ds.name, parts[EXCHANGE], parts[SYMBOL], parts[TIMEFRAME]))
-        return found
+        return {
+            SeriesKey(ds.name, *self._series_parts(ds, path))
+            for ds in DATASETS.values()
+            for path in self._files(ds, None, None, None)
+        }
+
+    def _series_parts(self, dataset: Dataset, path: Path) -> tuple[str, str, str]:
+        """(exchange, symbol, timeframe) from a partition file's path."""
+        parts = dict(p.split("=", 1) for p in path.relative_to(self._dataset_dir(dataset)).parts[:3])
+        return parts[EXCHANGE], parts[SYMBOL], parts[TIMEFRAME]
 
     def _update_manifest(self, keys: set[SeriesKey], source: str, market_id: str | None) -> dict[str, dict]:
         """Recompute the entries of `keys` from the stored files (caller holds the lock)."""

@@ -126,6 +126,18 @@ def test_corrupt_file_is_quarantined_and_the_rest_still_reads(data_dir: Path) ->
     assert "unreadable Parquet" in moved.with_name(moved.name + ".reason.txt").read_text()
 
 
+def test_verify_quarantines_damaged_files_and_recounts_their_series(data_dir: Path) -> None:
+    store = Store(data_dir)
+    store.write(BARS, hourly_bars(4), source="binance")
+    (file_2024,) = data_dir.glob("dataset=bars/**/year=2024/data.parquet")
+    file_2024.write_bytes(b"PAR1 broken")
+    (moved,) = store.verify()
+    assert moved.read_bytes() == b"PAR1 broken"
+    (entry,) = store.status()
+    assert (entry["rows"], entry["first_ts"], entry["source"]) == (2, "2025-01-01T00:00:00Z", "binance")
+    assert store.verify() == []
+
+
 def test_truncated_file_is_quarantined_on_write_and_replaced(data_dir: Path) -> None:
     store = Store(data_dir)
     store.write(BARS, hourly_bars(2), source="test")

@@ -1,0 +1,163 @@
+"""The Streamlit edge: cached loaders, the demo banner and shared widgets.
+
+The only lib module that imports streamlit. Pages call these; nothing here computes analytics.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+import streamlit as st
+
+from lib.config import Settings, load_settings
+from lib.refresh import write_demo_market
+from lib.schema import TS
+from lib.store import Store
+from lib.viewstate import WEEKENDS, View, choices_from_status, parse_view, view_params
+
+DEMO_BANNER = (
+    "**Demo data (synthetic).** Nothing is cached yet and no real data could be fetched, so every page "
+    "shows a generated market. Fetch or import real data on the Data page (or `python -m lib refresh`)."
+)
+
+
+@dataclass(frozen=True)
+class ActiveStore:
+    """The store the pages read: the real cache, or the demo store when the cache holds no bars."""
+
+    store: Store
+    is_demo: bool
+
+
+def settings() -> Settings:
+    """Read on every run (cheap), so a changed CASCADE_DATA_DIR takes effect at once."""
+    return load_settings()
+
+
+def real_store() -> Store:
+    """The real cache (refresh and import write here, never into the demo store)."""
+    return Store(settings().data_dir)
+
+
+@st.cache_resource(show_spinner="Generating the demo market (synthetic)...")
+def _demo_store(root: str) -> Store:
+    store = Store(root)
+    if not store.status():
+        write_demo_market(store)
+    return store
+
+
+def active_store() -> ActiveStore:
+    """Real data whenever any bars are cached; otherwise the synthetic demo market."""
+    store = real_store()
+    if any(entry["dataset"] == "bars" for entry in store.status()):
+        return ActiveStore(store, is_demo=False)
+    return ActiveStore(_demo_store(str(settings().demo_dir)), is_demo=True)
+
+
+def data_banner(active: ActiveStore) -> None:
+    """The one place that tells the user they are looking at synthetic data."""
+    if active.is_demo:
+        st.warning(DEMO_BANNER, icon=":material/science:")
+
+
+def ago(iso: str | None, now: datetime | None = None) -> str:
+    """'3 min ago', '5 h ago', '2 d ago' for an ISO-8601 UTC time; 'never' for None."""
+    if not iso:
+        return "never"
+    seconds = ((now or datetime.now(timezone.utc)) - datetime.fromisoformat(iso)).total_seconds()
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size:.0f} {unit} ago"
+    return "just now"
+
+
+@st.cache_data(ttl=60, max_entries=8)
+def status_frame(root: str, version: str) -> pl.DataFrame:
+    """The cache's manifest as a table for display (keyed on the store's version)."""
+    entries = Store(root).status()
+    return pl.DataFrame(
+        [
+            {
+                "dataset": e["dataset"],
+                "exchange": e["exchange"],
+                "symbol": e["symbol"],
+                "timeframe": e["timeframe"],
+                "first": e["first_ts"],
+                "last": e["last_ts"],
+                "rows": e["rows"],
+                "gaps": e["gap_count"],
+                "fetched": ago(e["fetched_at"]),
+                "source": e["source"],
+            }
+            for e in entries
+        ],
+        schema={
+            "dataset": pl.String, "exchange": pl.String, "symbol": pl.String, "timeframe": pl.String,
+            "first": pl.String, "last": pl.String, "rows": pl.Int64, "gaps": pl.Int64,
+            "fetched": pl.String, "source": pl.String,
+        },
+    )
+
+
+def saved_upload(upload: st.runtime.uploaded_file_manager.UploadedFile, folder: str | Path) -> Path:
+    """Write an uploaded file to `folder` under its own (sanitised) name, for the importer."""
+    path = Path(folder) / Path(upload.name).name
+    path.write_bytes(upload.getbuffer())
+    return path
+
+
+def upload_folder() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="cascade-upload-")
+
+
+def view_controls(active: ActiveStore) -> View | None:
+    """The sidebar controls every analytics page shares, bound to the URL query string.
+
+    The first run of a session takes its values from the link (refused values fall back to
+    defaults with a note); afterwards the widgets drive, and the link follows them.
+    Returns None when nothing is cached to choose from.
+    """
+    choices = choices_from_status(active.store.status(), settings().assets)
+    if choices is None:
+        st.info("No bars are cached yet: fetch or import some on the Data page.")
+        return None
+    if "view_assets" not in st.session_state:
+        view, notes = parse_view(st.query_params.to_dict(), choices)
+        for note in notes:
+            st.toast(f"Link: {note}", icon=":material/info:")
+        st.session_state.update(
+            view_assets=list(view.assets), view_exchange=view.exchange, view_timeframe=view.timeframe,
+            view_range=(view.start, view.end), view_weekend=view.weekend,
+        )
+    with st.sidebar:
+        assets = st.multiselect("Assets", choices.assets, key="view_assets") or list(choices.assets[:1])
+        exchange = st.selectbox("Exchange / source", choices.exchanges, key="view_exchange")
+        timeframe = st.selectbox("Timeframe", choices.timeframes, key="view_timeframe")
+        picked = st.date_input("Dates (UTC)", min_value=choices.first_day, max_value=choices.last_day, key="view_range")
+        weekend = st.radio("Weekend", list(WEEKENDS), format_func=WEEKENDS.get, key="view_weekend")
+    start, end = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else (choices.first_day, choices.last_day)
+    view = View(tuple(assets), exchange, timeframe, start, end, weekend)
+    st.query_params.from_dict(view_params(view))
+    return view
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _bars(root: str, version: str, view: View) -> pl.DataFrame:
+    lo = datetime.combine(view.start, time(), timezone.utc)
+    hi = datetime.combine(view.end + timedelta(days=1), time(), timezone.utc)
+    return (
+        Store(root).scan("bars", exchange=view.exchange, timeframe=view.timeframe)
+        .filter(pl.col("symbol").is_in(view.assets), pl.col(TS) >= lo, pl.col(TS) < hi)
+        .sort("symbol", TS)
+        .collect()
+    )
+
+
+def bars(active: ActiveStore, view: View) -> pl.DataFrame:
+    """The view's bars (all its assets), sorted by symbol and time. Cached per store version."""
+    return _bars(str(active.store.root), active.store.version(), view)
