@@ -18,10 +18,8 @@ from lib.config import load_settings
 from lib.refresh import DEFAULT_SET, refresh_many, write_demo_market
 from lib.schema import ASSETS, DATASETS, TIMEFRAMES
 from lib.sources import SOURCES
-from lib.sources.files import ImportFormatError, read_import
+from lib.sources.files import KINDS, ImportFormatError, read_import
 from lib.store import Store, StoreError
-
-KINDS = ("bars", "liquidations", "open_interest", "funding", "depth")
 
 
 def _utc(text: str) -> datetime:

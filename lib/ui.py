@@ -76,6 +76,11 @@ def ago(iso: str | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+def _minute(iso: str | None) -> str:
+    """'2018-01-01 00:00' (UTC) for display."""
+    return "" if not iso else datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+
+
 @st.cache_data(ttl=60, max_entries=8)
 def status_frame(root: str, version: str) -> pl.DataFrame:
     """The cache's manifest as a table for display (keyed on the store's version)."""
@@ -87,8 +92,8 @@ def status_frame(root: str, version: str) -> pl.DataFrame:
                 "exchange": e["exchange"],
                 "symbol": e["symbol"],
                 "timeframe": e["timeframe"],
-                "first": e["first_ts"],
-                "last": e["last_ts"],
+                "first": _minute(e["first_ts"]),
+                "last": _minute(e["last_ts"]),
                 "rows": e["rows"],
                 "gaps": e["gap_count"],
                 "fetched": ago(e["fetched_at"]),

@@ -7,9 +7,8 @@ from lib import ui
 from lib.refresh import refresh_many
 from lib.schema import DATASETS, TIMEFRAMES
 from lib.sources import SOURCES
-from lib.sources.files import ImportFormatError, read_import
+from lib.sources.files import KINDS, ImportFormatError, read_import
 
-KINDS = ("auto", "bars", "liquidations", "open_interest", "funding", "depth")
 
 active = ui.active_store()
 ui.data_banner(active)
@@ -17,6 +16,7 @@ st.title("Data")
 active.store.verify()  # damaged files go to quarantine and their series are recounted
 
 st.subheader("Cached datasets")
+st.caption("One row per cached series. Times are UTC; gaps are missing bars, recorded and never filled.")
 table = ui.status_frame(str(active.store.root), active.store.version())
 if table.is_empty():
     st.info("Nothing is cached yet.")
@@ -57,7 +57,7 @@ with right, st.form("import_form"):
     st.subheader("Import a file")
     limit = ui.settings().upload_limit_mb
     upload = st.file_uploader(f"CSV or Parquet (up to {limit} MB)", type=["csv", "parquet"], key="upload")
-    kind = st.selectbox("Kind", KINDS, key="import_kind")
+    kind = st.selectbox("Kind", ("auto", *KINDS), key="import_kind")
     exchange = st.text_input("Exchange (blank: from the file name)", key="import_exchange", max_chars=40)
     symbol = st.text_input("Symbol (blank: from the file name)", key="import_symbol", max_chars=12)
     if st.form_submit_button("Import", type="primary") and upload is not None:

@@ -58,7 +58,7 @@ def test_real_cache_has_no_demo_banner_and_lists_every_series(monkeypatch, real_
     btc = table[(table["dataset"] == "bars") & (table["symbol"] == "BTC")].iloc[0]
     assert btc["rows"] == 70_008
     assert btc["gaps"] == 27
-    assert btc["first"] == "2018-01-01T00:00:00Z"
+    assert btc["first"] == "2018-01-01 00:00"
     assert "liquidation_totals" in set(table["dataset"])
 
 

@@ -48,6 +48,7 @@ ACTIVE = "active"
 # Assumptions, each a default the caller can override.
 HOURS_PER_DAY = 24
 DAYS_PER_YEAR = 365  # crypto trades every day of the year
+MIN_DAYS_TO_ANNUALISE = 30  # an annualised 8-hour return means nothing; CAGR and ratios stay null
 MICROSECONDS_PER_HOUR = 3_600_000_000
 CDAR_CONFIDENCE = 0.95
 DEEP_DRAWDOWN = -0.20  # "deeper than 20 %": a bear-market-sized fall
@@ -130,10 +131,17 @@ def years_elapsed(ts: pl.Expr, days_per_year: float = DAYS_PER_YEAR) -> pl.Expr:
     return hours_between(ts.first(), ts.last()) / (HOURS_PER_DAY * days_per_year)
 
 
-def cagr(price: pl.Expr, ts: pl.Expr, days_per_year: float = DAYS_PER_YEAR) -> pl.Expr:
-    """Annualised compounded return ``(last / first) ** (1 / years) - 1``; null for zero elapsed time."""
+def cagr(
+    price: pl.Expr,
+    ts: pl.Expr,
+    days_per_year: float = DAYS_PER_YEAR,
+    min_days: float = MIN_DAYS_TO_ANNUALISE,
+) -> pl.Expr:
+    """Annualised compounded return ``(last / first) ** (1 / years) - 1``, years in real elapsed time
+    (``hours / (24 * days_per_year)``); null when less than `min_days` (and always for 0) elapsed."""
     years = years_elapsed(ts, days_per_year)
-    return pl.when(years > 0).then((price.last() / price.first()) ** (1 / years) - 1)
+    long_enough = (years > 0) & (years * days_per_year >= min_days)
+    return pl.when(long_enough).then((price.last() / price.first()) ** (1 / years) - 1)
 
 
 def _ratio(numerator: pl.Expr, denominator: pl.Expr) -> pl.Expr:
@@ -229,6 +237,7 @@ def desk_metrics(
     by: By = SYMBOL,
     deeper_than: float = DEEP_DRAWDOWN,
     days_per_year: float = DAYS_PER_YEAR,
+    min_days: float = MIN_DAYS_TO_ANNUALISE,
     confidence: float = CDAR_CONFIDENCE,
     risk_free_rate: float = RISK_FREE_RATE,
     trailing_windows: Sequence[str] = TRAILING_WINDOWS,
@@ -245,7 +254,8 @@ def desk_metrics(
     deep_drawdowns                   episodes with depth <= `deeper_than`
     longest_underwater_hours         max underwater_hours, active episodes counted to the end
     total_return, cagr               last / first - 1; annualised over the real elapsed time
-                                     with `days_per_year` (365)
+                                     with `days_per_year` (365); cagr and the ratios built on
+                                     it are null for windows shorter than `min_days` (30)
     calmar                           cagr / |max_drawdown| (Young 1991), over the whole window
     ulcer_index, pain_index          see `ulcer_index`, `pain_index` (positive fractions)
     ulcer_performance_index          (cagr - `risk_free_rate`) / ulcer_index (Martin's UPI;
@@ -266,7 +276,7 @@ def desk_metrics(
         dd.last().alias("current_drawdown"),
         dd.min().alias("max_drawdown"),
         total_return(px).alias("total_return"),
-        cagr(px, ts, days_per_year).alias("cagr"),
+        cagr(px, ts, days_per_year, min_days).alias("cagr"),
         ulcer_index(dd).alias("ulcer_index"),
         pain_index(dd).alias("pain_index"),
         conditional_drawdown_at_risk(dd, confidence).alias("cdar"),
@@ -324,7 +334,6 @@ def desk_metrics(
     return _like(result, drawdowns)
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Attribution: where in the calendar, and during which liquidations, each decline happened
 
@@ -346,7 +355,8 @@ def liquidation_bursts(
     """
     keys = [SYMBOL] if SYMBOL in liquidations.collect_schema().names() else []
     total = pl.col("total_usd")
-    threshold = pl.lit(usd, pl.Float64) if usd is not None else total.quantile(quantile, "linear").over(keys or None)
+    cutoff = total.quantile(quantile, "linear")
+    threshold = pl.lit(usd, pl.Float64) if usd is not None else cutoff.over(keys) if keys else cutoff
     result = (
         liquidations.lazy()
         .group_by([*keys, TS])
@@ -389,14 +399,8 @@ def attribution(
     """
     keys = _keys(by)
     ret, ts = pl.col("_log_return"), pl.col(TS)
-    bars = drawdowns.lazy().with_columns(
-        (pl.col(price) / pl.col(price).shift(1)).log().over(keys).alias("_log_return"),
-        hours_between(ts.shift(1), ts).over(keys).alias("_hours"),
-    )
-    decline = (
-        bars.join(table.lazy().select(*keys, EPISODE, PEAK_TS, TROUGH_TS, DEPTH), on=[*keys, EPISODE], how="inner")
-        .filter((ts > pl.col(PEAK_TS)) & (ts <= pl.col(TROUGH_TS)))
-        .with_columns(is_weekend(ts, weekend).alias("_weekend"), session(ts).alias("_session"))
+    decline = _decline_bars(drawdowns, table, price, keys).with_columns(
+        is_weekend(ts, weekend).alias("_weekend"), session(ts).alias("_session")
     )
     burst_columns: list[pl.Expr] = []
     if liquidations is not None:
@@ -427,9 +431,55 @@ def attribution(
     return _like(result, drawdowns)
 
 
+def decline_by_period(
+    drawdowns: Frame,
+    table: pl.DataFrame | pl.LazyFrame,
+    *,
+    every: str = "1d",
+    price: str = CLOSE,
+    by: By = SYMBOL,
+    weekend: str = "utc",
+) -> Frame:
+    """The legs of each episode's decline: its bar log returns (as in `attribution`) summed per
+    calendar period of length `every` (UTC, e.g. "1d", "4h"), one row per episode and period with
+    ``period_start``, ``log_return``, ``share`` (of the episode's whole decline) and ``weekend``
+    (the period starts on a weekend). Sorted by (`by`, peak_ts, period_start)."""
+    keys = _keys(by)
+    decline = _decline_bars(drawdowns, table, price, keys)
+    result = (
+        decline.with_columns(pl.col(TS).dt.truncate(every).alias("period_start"))
+        .group_by([*keys, EPISODE, PEAK_TS, "period_start"])
+        .agg(pl.col("_log_return").sum().alias("log_return"))
+        .with_columns(
+            _share(pl.col("log_return"), pl.col("log_return").sum().over([*keys, EPISODE])).alias("share"),
+            is_weekend(pl.col("period_start"), weekend).alias("weekend"),
+        )
+        .sort([*keys, PEAK_TS, "period_start"])
+        .select(*keys, EPISODE, PEAK_TS, "period_start", "log_return", "share", "weekend")
+    )
+    return _like(result, drawdowns)
+
+
+def _decline_bars(
+    drawdowns: pl.DataFrame | pl.LazyFrame, table: pl.DataFrame | pl.LazyFrame, price: str, keys: list[str]
+) -> pl.LazyFrame:
+    """The bars after each episode's peak up to its trough, with their log return and span in hours."""
+    ts = pl.col(TS)
+    episodes_ = table.lazy().select(*keys, EPISODE, PEAK_TS, TROUGH_TS, DEPTH)
+    return (
+        drawdowns.lazy()
+        .with_columns(
+            (pl.col(price) / pl.col(price).shift(1)).log().over(keys).alias("_log_return"),
+            hours_between(ts.shift(1), ts).over(keys).alias("_hours"),
+        )
+        .join(episodes_, on=[*keys, EPISODE], how="inner")
+        .filter((ts > pl.col(PEAK_TS)) & (ts <= pl.col(TROUGH_TS)))
+    )
+
+
 def _share(part: pl.Expr, whole: pl.Expr) -> pl.Expr:
     """part / whole, null when the whole is 0 (a flat decline has no shares)."""
-    return pl.when(whole != 0).then(part / whole)
+    return pl.when(whole != 0).then(part / whole + 0.0)  # + 0.0 turns -0.0 into 0.0
 
 
 def _with_burst(
@@ -453,6 +503,7 @@ def _with_burst(
             by=None if market_wide else SYMBOL,
             strategy="backward",
             tolerance=within,
+            check_sortedness=False,  # both sides are sorted by ts just above; polars cannot check it per group
         )
     )
 
@@ -466,26 +517,34 @@ def aligned_drawdowns(bars: Frame, *, price: str = CLOSE, intrabar: bool = False
     peaks start together at the first common bar and each row has a partner in every symbol.
     Timestamps missing from any symbol are dropped, never filled."""
     frame = bars.lazy()
-    common = frame.filter(pl.col(SYMBOL).n_unique().over(TS) == pl.col(SYMBOL).n_unique())
+    # One row per (symbol, ts) in a bars frame, so a timestamp is common when it has one row per symbol.
+    common = frame.filter(pl.len().over(TS) == pl.col(SYMBOL).n_unique())
     return _like(with_drawdown(common, price=price, intrabar=intrabar), bars)
 
 
 def underwater_together(aligned: pl.DataFrame | pl.LazyFrame, *, deeper_than: float = 0.0) -> pl.DataFrame:
     """For every combination of the symbols in an `aligned_drawdowns` frame, the share of common
     bars on which all of them sit below `deeper_than` (0.0: any distance under the peak; -0.2: more
-    than 20 % down). Columns: assets (list of symbols, sorted), share. Bars count equally, so
-    for evenly spaced bars this is the share of time.
+    than 20 % down). Columns: assets (list of symbols, sorted), share, deeper_than. Bars count equally, so
+    for evenly spaced bars this is the share of time. Raises ValueError when the symbols do not
+    share the same timestamps.
     """
-    wide = (
+    frame = (
         aligned.lazy()
-        .select(TS, SYMBOL, (pl.col(DRAWDOWN) < deeper_than).alias("_under"))
-        .collect()
-        .pivot(on=SYMBOL, index=TS, values="_under")
+        .select(SYMBOL, TS, (pl.col(DRAWDOWN) < deeper_than).alias("_under"))
+        .sort(SYMBOL, TS)
+        .collect(engine=ENGINE)
     )
-    symbols = sorted(c for c in wide.columns if c != TS)
+    # Aligned symbols hold the same timestamps, so their sorted blocks line up row by row.
+    parts = {key[0]: part for key, part in frame.partition_by(SYMBOL, as_dict=True, maintain_order=True).items()}
+    symbols = sorted(parts)
+    if any(not parts[s][TS].equals(parts[symbols[0]][TS]) for s in symbols):
+        raise ValueError("symbols do not share the same timestamps: pass an aligned_drawdowns() frame")
+    wide = pl.DataFrame({s: parts[s]["_under"] for s in symbols})
     groups = [list(g) for size in range(1, len(symbols) + 1) for g in combinations(symbols, size)]
-    shares = wide.select(pl.all_horizontal(g).mean().alias(str(i)) for i, g in enumerate(groups))
+    means = [pl.all_horizontal(g).mean().alias(str(i)) for i, g in enumerate(groups)]
+    shares = wide.select(means).row(0) if groups else ()
     return pl.DataFrame(
-        {"assets": groups, "share": [shares[str(i)].item() if wide.height else None for i in range(len(groups))]},
-        schema={"assets": pl.List(pl.String), "share": pl.Float64},
+        {"assets": groups, "share": list(shares), "deeper_than": [deeper_than] * len(groups)},
+        schema={"assets": pl.List(pl.String), "share": pl.Float64, "deeper_than": pl.Float64},
     )

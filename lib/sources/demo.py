@@ -24,7 +24,9 @@ from lib.sources.base import EmptyResponse, SourceError
 NAME = "demo"
 DEMO_DATASETS = frozenset({"bars", "open_interest", "funding", "liquidations", "liquidation_totals", "depth"})
 DEFAULT_END = datetime(2026, 2, 28, tzinfo=UTC)
+BAR_TIMEFRAME = "1h"
 HOURS_PER_DAY = 24
+HOUR_US = 3_600_000_000
 SATURDAY = 5  # datetime.weekday()
 
 # Returns: multivariate Student-t innovations (a shared chi-square, so assets crash together), scaled
@@ -94,10 +96,11 @@ class AssetParams:
     open_interest_usd: float  # open interest at the first knot
 
 
+# Knots echo March 2024 - February 2026 (before the cascades), kept inside BTC 40-110k, ETH 1.5-4.5k, SOL 80-250.
 ASSET_PARAMS: dict[str, AssetParams] = {
     "BTC": AssetParams(0.0048, (64e3, 60e3, 57e3, 80e3, 72e3, 84e3, 85e3, 78e3, 80e3), 1.0, 80e6, 25e6, 1.0, 12e9),
-    "ETH": AssetParams(0.0065, (3.3e3, 3.0e3, 2.4e3, 3.3e3, 2.0e3, 2.4e3, 3.4e3, 3.0e3, 2.9e3), 1.3, 40e6, 12e6, 1.5, 6e9),
-    "SOL": AssetParams(0.0080, (160.0, 140.0, 130.0, 190.0, 140.0, 150.0, 190.0, 160.0, 140.0), 1.5, 15e6, 4e6, 3.0, 2e9),
+    "ETH": AssetParams(0.0065, (3300, 3000, 2400, 3300, 2000, 2400, 3400, 3000, 2900), 1.3, 40e6, 12e6, 1.5, 6e9),
+    "SOL": AssetParams(0.0080, (160, 140, 130, 190, 140, 150, 190, 160, 140), 1.5, 15e6, 4e6, 3.0, 2e9),
 }
 
 
@@ -113,7 +116,7 @@ class Cascade:
 
 # (days after the Saturday, start hour UTC, BTC log drop, share of OI liquidated): the weekend one
 # liquidates more on thinner books, the weekday one falls further.
-CASCADE_PLAN: tuple[tuple[int, int, float, float], ...] = ((0, 18, 0.09, 0.04), (5, 14, 0.13, 0.03))
+CASCADE_PLAN: tuple[tuple[int, int, float, float], ...] = ((0, 18, 0.09, 0.05), (5, 14, 0.13, 0.025))
 
 
 def demo_cascades(end: datetime = DEFAULT_END) -> tuple[Cascade, ...]:
@@ -127,6 +130,11 @@ def demo_cascades(end: datetime = DEFAULT_END) -> tuple[Cascade, ...]:
 
 
 # --- small numeric helpers -------------------------------------------------------------------------
+
+
+def _field(params: Sequence[AssetParams], name: str) -> np.ndarray:
+    """(k,) one AssetParams field across the assets."""
+    return np.array([getattr(p, name) for p in params])
 
 
 def _correlation(assets: Sequence[str]) -> np.ndarray:
@@ -156,6 +164,11 @@ def _garch(z: np.ndarray, sigma: np.ndarray, scale: np.ndarray, shocks: np.ndarr
     return returns, vol
 
 
+def _cumulative(returns: np.ndarray) -> np.ndarray:
+    """(n + 1, k) running sums of (n, k) returns, starting at 0."""
+    return np.vstack([np.zeros((1, returns.shape[1])), np.cumsum(returns, axis=0)])
+
+
 def _ewm(x: np.ndarray, alpha: float, adjust: bool) -> np.ndarray:
     """Column-wise exponentially weighted mean m[t] = (1 − α) m[t−1] + α x[t] (polars' ewm_mean)."""
     frame = pl.DataFrame(x, schema=[str(i) for i in range(x.shape[1])])
@@ -163,6 +176,7 @@ def _ewm(x: np.ndarray, alpha: float, adjust: bool) -> np.ndarray:
 
 
 def _alpha(half_life_hours: float) -> float:
+    """The EWM weight α whose memory halves every `half_life_hours`."""
     return 1 - 0.5 ** (1 / half_life_hours)
 
 
@@ -173,17 +187,29 @@ def _fading_sum(x: np.ndarray, half_life_hours: float) -> np.ndarray:
     return _ewm(padded, alpha, adjust=False)[1:] / alpha
 
 
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, half_life_hours: float) -> np.ndarray:
+    """Slow mean-reverting noise with standard deviation `sigma`: EWM of white noise, rescaled."""
+    alpha = _alpha(half_life_hours)
+    return _ewm(rng.standard_normal(shape), alpha, adjust=False) * sigma / np.sqrt(alpha / (2 - alpha))
+
+
 def _lognormal(rng: np.random.Generator, shape: tuple[int, ...], sigma: float = NOISE_SIGMA) -> np.ndarray:
     """Mean-one log-normal noise."""
     return np.exp(sigma * rng.standard_normal(shape) - sigma**2 / 2)
 
 
-# --- the market, step by step ----------------------------------------------------------------------
+def _naive_utc(moment: datetime) -> np.datetime64:
+    """`moment` in UTC as a numpy datetime64[us] (a naive datetime is taken as UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return np.datetime64(aware.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+# --- the simulated state ---------------------------------------------------------------------------
 
 
 def _hours(end: datetime, days: int) -> np.ndarray:
     """The hourly bar open times (datetime64[us], UTC) of the `days` before `end`."""
-    stop = np.datetime64(end.astimezone(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0), "h")
+    stop = _naive_utc(end).astype("datetime64[h]")
     return (stop - np.arange(days * HOURS_PER_DAY, 0, -1)).astype("datetime64[us]")
 
 
@@ -201,7 +227,7 @@ def _cascade_paths(hours: np.ndarray, cascades: Sequence[Cascade], betas: np.nda
     shocks, shares = np.zeros((len(hours), len(betas))), np.zeros((len(hours), 1))
     shape = np.asarray(CASCADE_SHAPE)
     for cascade in cascades:
-        start = np.datetime64(cascade.start.astimezone(UTC).replace(tzinfo=None), "us")
+        start = _naive_utc(cascade.start)
         rows = np.searchsorted(hours, start) + np.arange(len(shape))
         inside = rows < len(hours)
         if start < hours[0] or not inside.any():
@@ -215,42 +241,27 @@ def _pinned_log_prices(returns: np.ndarray, params: Sequence[AssetParams]) -> np
     """(n + 1, k) log prices at the hour boundaries: the random walk of `returns`, bridged back every
     PIN_DAYS to the macro path interpolated (in log) between each asset's knots."""
     n = len(returns)
-    walk = np.vstack([np.zeros((1, returns.shape[1])), np.cumsum(returns, axis=0)])
+    walk = _cumulative(returns)
     steps = np.arange(n + 1)
     pins = np.unique(np.append(np.arange(0, n + 1, PIN_DAYS * HOURS_PER_DAY), n))
     columns = []
     for j, asset in enumerate(params):
-        knots_at = np.linspace(0, n, len(asset.knots))
-        macro = np.interp(steps, knots_at, np.log(asset.knots))
+        macro = np.interp(steps, np.linspace(0, n, len(asset.knots)), np.log(asset.knots))
         columns.append(macro + walk[:, j] - np.interp(steps, pins, walk[pins, j]))
     return np.column_stack(columns)
 
 
-def _long_frame(hours: np.ndarray, assets: Sequence[str], timeframe: str, **columns: np.ndarray) -> pl.DataFrame:
-    """(n, k) arrays -> one row per (symbol, hour), symbol-major, with exchange and timeframe set."""
-    k = len(assets)
-    return pl.DataFrame(
-        {
-            EXCHANGE: NAME,
-            SYMBOL: np.repeat(np.asarray(assets), len(hours)),
-            TIMEFRAME: timeframe,
-            TS: np.tile(hours, k),
-            **{name: values.T.ravel() for name, values in columns.items()},
-        }
-    ).with_columns(pl.col(TS).dt.replace_time_zone("UTC"))
-
-
 @dataclass(frozen=True)
-class _Path:
-    """The simulated hourly state every dataset is derived from; all arrays are (n, k) unless noted."""
+class _Simulation:
+    """The hourly state every dataset is derived from; arrays are (n, k) unless noted."""
 
-    hours: np.ndarray  # (n,)
+    hours: np.ndarray  # (n,) bar open times
     assets: tuple[str, ...]
     params: tuple[AssetParams, ...]
-    log_price: np.ndarray  # (n + 1, k): at the hour boundaries, so open = [:-1], close = [1:]
-    vol: np.ndarray  # conditional σ of each hour
-    z: np.ndarray  # standardised return of each hour (including cascades)
-    cascade_share: np.ndarray  # (n, 1)
+    log_price: np.ndarray  # (n + 1, k) at the hour boundaries: open = [:-1], close = [1:]
+    vol: np.ndarray  # conditional σ of each hour (GARCH state, before the weekend scale)
+    z: np.ndarray  # each hour's return over its scaled conditional σ, cascades included
+    cascade_share: np.ndarray  # (n, 1) share of open interest the cascades liquidate
 
     @property
     def weekend(self) -> np.ndarray:
@@ -258,56 +269,101 @@ class _Path:
 
     @property
     def stress(self) -> np.ndarray:
-        """Conditional vol over long-run vol: 1 in calm hours, 3 after a cascade."""
-        return self.vol / np.array([p.hourly_vol for p in self.params])
+        """Conditional over long-run vol: about 1 in calm hours, 2-4 after a cascade."""
+        return self.vol / self.param("hourly_vol")
+
+    @property
+    def open(self) -> np.ndarray:
+        return np.exp(self.log_price[:-1])
+
+    @property
+    def close(self) -> np.ndarray:
+        return np.exp(self.log_price[1:])
 
     def param(self, name: str) -> np.ndarray:
-        """(k,) one AssetParams field across the assets."""
-        return np.array([getattr(p, name) for p in self.params])
+        return _field(self.params, name)
 
 
-def _simulate(rng: np.random.Generator, end: datetime, days: int, assets: tuple[str, ...]) -> _Path:
+def _simulate(rng: np.random.Generator, end: datetime, days: int, assets: tuple[str, ...]) -> _Simulation:
+    """Returns (GARCH on multivariate t, weekend-scaled) pinned to the macro path, then the cascades."""
     hours = _hours(end, days)
     params = tuple(ASSET_PARAMS[a] for a in assets)
-    sigma = np.array([p.hourly_vol for p in params])
-    shocks, shares = _cascade_paths(hours, demo_cascades(end), np.array([p.cascade_beta for p in params]))
+    shocks, shares = _cascade_paths(hours, demo_cascades(end), _field(params, "cascade_beta"))
     scale = np.where(_is_weekend(hours), WEEKEND_VOL_FACTOR, 1.0)[:, None]
-    returns, vol = _garch(_student_t(rng, len(hours), assets), sigma, scale, shocks)
-    log_price = _pinned_log_prices(returns - shocks, params) + np.vstack([np.zeros((1, len(assets))), np.cumsum(shocks, 0)])
+    returns, vol = _garch(_student_t(rng, len(hours), assets), _field(params, "hourly_vol"), scale, shocks)
+    log_price = _pinned_log_prices(returns - shocks, params) + _cumulative(shocks)
     z = np.diff(log_price, axis=0) / (vol * scale)
-    return _Path(hours, assets, params, log_price, vol, z, shares)
+    return _Simulation(hours, assets, params, log_price, vol, z, shares)
 
 
-def _bars(rng: np.random.Generator, path: _Path) -> pl.DataFrame:
-    """Hourly OHLCV: open = previous close, wicks beyond the body, volume by session, move and stress."""
-    open_, close = np.exp(path.log_price[:-1]), np.exp(path.log_price[1:])
-    wick = path.vol * WICK_SCALE
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal(open_.shape)) * wick)
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal(open_.shape)) * wick)
-    intraday = 1 + INTRADAY_AMPLITUDE * np.cos(2 * np.pi * (_hour_of_day(path.hours) - INTRADAY_PEAK_HOUR) / 24)
-    session = np.where(path.weekend, WEEKEND_LIQUIDITY_FACTOR, 1.0) * intraday[:, None]
-    activity = np.sqrt(path.stress) * (1 + VOLUME_MOVE_SENSITIVITY * np.abs(path.z))
-    quote_volume = path.param("quote_volume_usd") * session * activity * _lognormal(rng, open_.shape)
-    volume = quote_volume / ((high + low + close) / 3)
-    taker_buy = volume * np.clip(0.5 + TAKER_BUY_TILT * path.z, 0.05, 0.95)
+def _long_frame(hours: np.ndarray, assets: Sequence[str], timeframe: str, **columns: np.ndarray) -> pl.DataFrame:
+    """(n, k) arrays -> one row per (symbol, hour), symbol-major, with exchange and timeframe set."""
+    return pl.DataFrame(
+        {
+            EXCHANGE: NAME,
+            SYMBOL: np.repeat(np.asarray(assets), len(hours)),
+            TIMEFRAME: timeframe,
+            TS: np.tile(hours, len(assets)),
+            **{name: values.T.ravel() for name, values in columns.items()},
+        }
+    ).with_columns(pl.col(TS).dt.replace_time_zone("UTC"))
+
+
+# --- the datasets ----------------------------------------------------------------------------------
+
+
+def _wicks(rng: np.random.Generator, sim: _Simulation) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low): |N(0, 1)| × s × WICK_SCALE beyond the body, so low <= open, close <= high."""
+    reach = sim.vol * WICK_SCALE
+    high = np.maximum(sim.open, sim.close) * np.exp(np.abs(rng.standard_normal(reach.shape)) * reach)
+    low = np.minimum(sim.open, sim.close) * np.exp(-np.abs(rng.standard_normal(reach.shape)) * reach)
+    return high, low
+
+
+def _bars(rng: np.random.Generator, sim: _Simulation, high: np.ndarray, low: np.ndarray) -> pl.DataFrame:
+    """Hourly OHLCV: open = previous close; traded value by session, size of the move and stress."""
+    phase = 2 * np.pi * (_hour_of_day(sim.hours) - INTRADAY_PEAK_HOUR) / HOURS_PER_DAY
+    session = np.where(sim.weekend, WEEKEND_LIQUIDITY_FACTOR, 1.0) * (1 + INTRADAY_AMPLITUDE * np.cos(phase))[:, None]
+    activity = np.sqrt(sim.stress) * (1 + VOLUME_MOVE_SENSITIVITY * np.abs(sim.z))
+    quote_volume = sim.param("quote_volume_usd") * session * activity * _lognormal(rng, high.shape)
+    volume = quote_volume / ((high + low + sim.close) / 3)
     return _long_frame(
-        path.hours, path.assets, "1h",
-        open=open_, high=high, low=low, close=close, volume=volume, quote_volume=quote_volume,
-        taker_buy_volume=taker_buy, volume_reliable=np.ones_like(open_, dtype=bool),
+        sim.hours, sim.assets, BAR_TIMEFRAME,
+        open=sim.open, high=high, low=low, close=sim.close, volume=volume, quote_volume=quote_volume,
+        taker_buy_volume=volume * np.clip(0.5 + TAKER_BUY_TILT * sim.z, 0.05, 0.95),
+        volume_reliable=np.ones_like(high, dtype=bool),
     )  # fmt: skip
 
 
-def _liquidated_usd(path: _Path, open_interest_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(long, short) USD liquidated each hour: bursts on sharp drops (longs) and spikes (shorts)."""
-    move = np.diff(path.log_price, axis=0) / path.param("hourly_vol")
-    share = LIQ_BASE_SHARE * np.exp(LIQ_SENSITIVITY * np.clip(np.stack([-move, move]), 0, None))
-    capped = np.minimum(share, LIQ_MAX_SHARE)
-    return open_interest_usd * (capped[0] + path.cascade_share), open_interest_usd * capped[1]
+def _leverage(rng: np.random.Generator, sim: _Simulation) -> np.ndarray:
+    """Open interest (base units) at each hour's close before liquidation flushes: it builds while
+    price runs above its 14-day EMA, with slow mean-reverting noise."""
+    close_log = sim.log_price[1:]
+    trend = close_log - _ewm(close_log, _alpha(OI_TREND_HALF_LIFE_HOURS), adjust=True)
+    noise = _smooth_noise(rng, close_log.shape, OI_NOISE_SIGMA, OI_NOISE_HALF_LIFE_HOURS)
+    first_qty = sim.param("open_interest_usd") / np.exp(sim.log_price[0])
+    return first_qty * np.exp(OI_TREND_SENSITIVITY * trend + noise)
 
 
-def _liquidation_events(rng: np.random.Generator, path: _Path, bars: pl.DataFrame, usd: dict[str, np.ndarray]) -> pl.DataFrame:
+def _liquidated_usd(sim: _Simulation, open_interest_usd: np.ndarray) -> dict[str, np.ndarray]:
+    """side -> USD liquidated each hour: bursts on sharp drops (longs) and spikes (shorts), capped,
+    plus the cascades' share on the long side."""
+    move = np.diff(sim.log_price, axis=0) / sim.param("hourly_vol")
+    adverse = np.clip(np.stack([-move, move]), 0, None)
+    share = np.minimum(LIQ_BASE_SHARE * np.exp(LIQ_SENSITIVITY * adverse), LIQ_MAX_SHARE)
+    return {"long": open_interest_usd * (share[0] + sim.cascade_share), "short": open_interest_usd * share[1]}
+
+
+def _flushed(leverage: np.ndarray, liquidated_share: np.ndarray) -> np.ndarray:
+    """Open interest after liquidations: leverage × exp(−flush), the flush a fading sum of
+    DELEVERAGE × the share liquidated each hour (stops and voluntary closes follow the forced ones)."""
+    return leverage * np.exp(-_fading_sum(DELEVERAGE * liquidated_share, OI_RECOVERY_HALF_LIFE_HOURS))
+
+
+def _liquidation_events(
+    rng: np.random.Generator, sim: _Simulation, high: np.ndarray, low: np.ndarray, usd: dict[str, np.ndarray]
+) -> pl.DataFrame:
     """Poisson events per hour and side, log-normal sizes, priced inside the bar (longs near the low)."""
-    high, low = (bars[c].to_numpy().reshape(len(path.assets), -1).T for c in ("high", "low"))
     mu = np.log(EVENT_MEAN_USD) - EVENT_SIZE_SIGMA**2 / 2
     frames = []
     for side, hourly in usd.items():
@@ -315,15 +371,12 @@ def _liquidation_events(rng: np.random.Generator, path: _Path, bars: pl.DataFram
         hour, asset = np.nonzero(counts)
         hour, asset = np.repeat(hour, counts[hour, asset]), np.repeat(asset, counts[hour, asset])
         position = rng.beta(*LIQ_PRICE_SKEW, size=len(hour))
-        position = position if side == "long" else 1 - position
-        price = low[hour, asset] + (high[hour, asset] - low[hour, asset]) * position
-        qty = rng.lognormal(mu, EVENT_SIZE_SIGMA, size=len(hour)) / price
-        offset = (rng.random(len(hour)) * 3_600_000_000).astype("timedelta64[us]")
-        frames.append(
-            pl.DataFrame(
-                {SYMBOL: np.asarray(path.assets)[asset], TS: path.hours[hour] + offset, "side": side, "price": price, "qty": qty}
-            )
-        )
+        from_low = position if side == "long" else 1 - position
+        price = low[hour, asset] + (high[hour, asset] - low[hour, asset]) * from_low
+        size_usd = rng.lognormal(mu, EVENT_SIZE_SIGMA, size=len(hour))
+        ts = sim.hours[hour] + (rng.random(len(hour)) * HOUR_US).astype("timedelta64[us]")
+        symbol = np.asarray(sim.assets)[asset]
+        frames.append(pl.DataFrame({SYMBOL: symbol, TS: ts, "side": side, "price": price, "qty": size_usd / price}))
     return (
         pl.concat(frames)
         .with_columns(
@@ -339,54 +392,36 @@ def _liquidation_events(rng: np.random.Generator, path: _Path, bars: pl.DataFram
 
 def _liquidation_totals(events: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
     """Hourly long_usd / short_usd: the sum of the events' notional in each hour, zero where none."""
-    sums = events.group_by(SYMBOL, pl.col(TS).dt.truncate("1h")).agg(
+    sums = events.group_by(SYMBOL, pl.col(TS).dt.truncate(BAR_TIMEFRAME)).agg(
         (pl.col("notional_usd") * (pl.col("side") == side)).sum().alias(f"{side}_usd") for side in ("long", "short")
     )
     return grid.join(sums, on=[SYMBOL, TS], how="left").with_columns(pl.col("long_usd", "short_usd").fill_null(0.0))
 
 
-def _leverage(rng: np.random.Generator, path: _Path) -> np.ndarray:
-    """Open interest (base units) at each hour's close before liquidation flushes: it builds while
-    price runs above its 14-day EMA, with slow mean-reverting noise."""
-    close_log = path.log_price[1:]
-    trend = close_log - _ewm(close_log, _alpha(OI_TREND_HALF_LIFE_HOURS), adjust=True)
-    alpha = _alpha(OI_NOISE_HALF_LIFE_HOURS)
-    noise = _ewm(rng.standard_normal(close_log.shape), alpha, adjust=False) * OI_NOISE_SIGMA / np.sqrt(alpha / (2 - alpha))
-    first_qty = path.param("open_interest_usd") / np.exp(path.log_price[0])
-    return first_qty * np.exp(OI_TREND_SENSITIVITY * trend + noise)
-
-
-def _flushed(leverage: np.ndarray, liquidated_share: np.ndarray) -> np.ndarray:
-    """Open interest after liquidations: leverage × exp(−flush), the flush a fading sum of
-    DELEVERAGE × the share liquidated each hour (stops and voluntary closes follow the forced ones)."""
-    return leverage * np.exp(-_fading_sum(DELEVERAGE * liquidated_share, OI_RECOVERY_HALF_LIFE_HOURS))
-
-
-def _funding(rng: np.random.Generator, path: _Path) -> pl.DataFrame:
-    """Funding every 8 h (fraction per interval): base + trend of the last 72 h, clipped."""
-    rows = np.flatnonzero(_hour_of_day(path.hours) % FUNDING_EVERY_HOURS == 0)
-    lagged = np.maximum(rows - FUNDING_TREND_HOURS, 0)
-    trend = path.log_price[rows] - path.log_price[lagged]
+def _funding(rng: np.random.Generator, sim: _Simulation) -> pl.DataFrame:
+    """Funding every 8 h (fraction per interval): base + k × 72 h log return + noise, clipped."""
+    rows = np.flatnonzero(_hour_of_day(sim.hours) % FUNDING_EVERY_HOURS == 0)
+    trend = sim.log_price[rows] - sim.log_price[np.maximum(rows - FUNDING_TREND_HOURS, 0)]
     noise = FUNDING_NOISE * rng.standard_normal(trend.shape)
     rate = np.clip(FUNDING_BASE + FUNDING_TREND * trend + noise, -FUNDING_LIMIT, FUNDING_LIMIT)
-    return _long_frame(path.hours[rows], path.assets, f"{FUNDING_EVERY_HOURS}h", funding_rate=rate)
+    return _long_frame(sim.hours[rows], sim.assets, f"{FUNDING_EVERY_HOURS}h", funding_rate=rate)
 
 
-def _depth(rng: np.random.Generator, path: _Path) -> pl.DataFrame:
+def _depth(rng: np.random.Generator, sim: _Simulation) -> pl.DataFrame:
     """Hourly book snapshots at each hour's open: spread widens and depth thins on weekends and in stress."""
-    weekend = path.weekend
     spread = (
-        path.param("spread_bps")
-        * np.where(weekend, WEEKEND_SPREAD_FACTOR, 1.0)
-        * path.stress**STRESS_SPREAD_POWER
-        * _lognormal(rng, path.vol.shape)
+        sim.param("spread_bps")
+        * np.where(sim.weekend, WEEKEND_SPREAD_FACTOR, 1.0)
+        * sim.stress**STRESS_SPREAD_POWER
+        * _lognormal(rng, sim.vol.shape)
     )
-    base = path.param("depth_1pct_usd") * np.where(weekend, WEEKEND_LIQUIDITY_FACTOR, 1.0) * path.stress**-STRESS_DEPTH_POWER
-    sides = {side: base * _lognormal(rng, base.shape) for side in ("bid", "ask")}
+    weekend = np.where(sim.weekend, WEEKEND_LIQUIDITY_FACTOR, 1.0)
+    one_pct = sim.param("depth_1pct_usd") * weekend * sim.stress**-STRESS_DEPTH_POWER
+    sides = {side: one_pct * _lognormal(rng, one_pct.shape) for side in ("bid", "ask")}
     bands = {
         depth_column(side, band): usd * share for side, usd in sides.items() for band, share in BAND_DEPTH_SHARE.items()
     }
-    return _long_frame(path.hours, path.assets, "1h", mid=np.exp(path.log_price[:-1]), spread_bps=spread, **bands)
+    return _long_frame(sim.hours, sim.assets, BAR_TIMEFRAME, mid=sim.open, spread_bps=spread, **bands)
 
 
 def demo_market(
@@ -399,21 +434,23 @@ def demo_market(
     if unknown:
         raise ValueError(f"no demo parameters for {', '.join(unknown)}; known: {', '.join(ASSET_PARAMS)}")
     rng = np.random.default_rng(seed)
-    path = _simulate(rng, end or DEFAULT_END, days, tuple(assets))
-    bars = _bars(rng, path)
-    close = np.exp(path.log_price[1:])
-    leverage = _leverage(rng, path)
-    long_usd, short_usd = _liquidated_usd(path, leverage * close)
-    oi_qty = _flushed(leverage, (long_usd + short_usd) / (leverage * close))
-    open_interest = _long_frame(path.hours, path.assets, "1h", open_interest=oi_qty, open_interest_usd=oi_qty * close)
-    events = _liquidation_events(rng, path, bars, {"long": long_usd, "short": short_usd})
+    sim = _simulate(rng, end or DEFAULT_END, days, tuple(assets))
+    high, low = _wicks(rng, sim)
+    leverage = _leverage(rng, sim)
+    liquidated = _liquidated_usd(sim, leverage * sim.close)
+    open_interest = _flushed(leverage, sum(liquidated.values()) / (leverage * sim.close))
+    open_interest_usd = open_interest * sim.close
+    bars = _bars(rng, sim, high, low)
+    events = _liquidation_events(rng, sim, high, low, liquidated)
     frames = {
         "bars": bars,
-        "open_interest": open_interest,
-        "funding": _funding(rng, path),
+        "open_interest": _long_frame(
+            sim.hours, sim.assets, BAR_TIMEFRAME, open_interest=open_interest, open_interest_usd=open_interest_usd
+        ),
+        "funding": _funding(rng, sim),
         "liquidations": events,
         "liquidation_totals": _liquidation_totals(events, bars.select(EXCHANGE, SYMBOL, TIMEFRAME, TS)),
-        "depth": _depth(rng, path),
+        "depth": _depth(rng, sim),
     }
     return {name: conform(frame, DATASETS[name]) for name, frame in frames.items()}
 
@@ -427,7 +464,7 @@ class DemoSource:
 
     name = NAME
     datasets = DEMO_DATASETS
-    timeframes: tuple[str, ...] = ("1h",)
+    timeframes: tuple[str, ...] = (BAR_TIMEFRAME,)
 
     def __init__(self, seed: int = 7, end: datetime | None = None, days: int = 730) -> None:
         self.seed, self.end, self.days = seed, end, days

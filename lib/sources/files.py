@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -34,6 +34,7 @@ from lib.schema import (
     TIMEFRAME,
     TIMEFRAMES,
     TS,
+    TS_TYPE,
     Dataset,
     SchemaError,
     conform,
@@ -98,7 +99,8 @@ class Layout:
     `columns` maps a canonical (or intermediate) column to the source names it may have, after
     normalisation (snake case, lower case); the first one present is used. A layout fits when every
     column not in `optional` is present, none of `absent` is, and (with `title_case`) the matched
-    header names are capitalised as the producer writes them. `finish` converts units after mapping.
+    header names are capitalised as the producer writes them. `finish` converts units after mapping;
+    `key_extra` joins the dedupe key for columns that `finish` folds away (depth's range_pct).
     """
 
     name: str
@@ -137,7 +139,7 @@ class Imported:
     dataset: Dataset
     frame: pl.DataFrame
     layout: str
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 # --- unit conversions (Layout.finish): pure, frame in, frame out ----------------------------------
@@ -163,7 +165,8 @@ def _depth_bands(df: pl.DataFrame) -> pl.DataFrame:
     unknown = sorted(set(df["range_pct"].unique().to_list()) - set(DEPTH_BANDS))
     if unknown:
         bands = ", ".join(f"{b:g}" for b in DEPTH_BANDS)
-        raise ImportFormatError(f"range_pct value(s) {', '.join(map(str, unknown))} are not depth bands ({bands} %)")
+        values = ", ".join(f"{v:g}" for v in unknown)
+        raise ImportFormatError(f"range_pct value(s) {values} are not depth bands ({bands} %)")
     in_band = [(band, pl.col("range_pct") == band) for band in DEPTH_BANDS]
     return df.group_by(SYMBOL, TS, maintain_order=True).agg(
         pl.col(src).filter(is_band).last().alias(depth_column(side, band))
@@ -232,7 +235,9 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
     Layout(
         "liquidation_events", "liquidations", LIQUIDATIONS,
-        columns={TS: ("timestamp", "time"), "side": ("side",), "price": ("price",), "qty": ("qty", "quantity", "amount")},
+        columns={
+            TS: ("timestamp", "time"), "side": ("side",), "price": ("price",), "qty": ("qty", "quantity", "amount"),
+        },
         finish=partial(_liquidation_events, sides=POSITION_SIDES, sampled=None),
     ),
     Layout(
@@ -308,9 +313,17 @@ def _headerless_names(first_line: str, kind: str | None) -> tuple[str, ...] | No
     return widths[len(fields)]
 
 
-def _read_csv(path: Path, head: bytes, kind: str | None) -> pl.DataFrame:
+def _first_line(head: bytes) -> str | None:
+    """The first line of a text file, or None when `head` looks binary (a NUL byte, or not UTF-8)."""
+    try:
+        line = head.split(b"\n", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if b"\x00" in head else line.lstrip("\ufeff").strip()
+
+
+def _read_csv(path: Path, first_line: str, kind: str | None) -> pl.DataFrame:
     """A CSV with or without a header, types inferred; all text when inference trips on a late row."""
-    first_line = head.decode("utf-8").lstrip("\ufeff").splitlines()[0]
     names = _headerless_names(first_line, kind)
     options = {"has_header": names is None, "new_columns": list(names) if names else None}
     try:
@@ -330,14 +343,11 @@ def _read_table(path: Path, kind: str | None) -> pl.DataFrame:
         raise ImportFormatError(f"{path.name} is empty")
     if head.startswith(ZIP_MAGIC):
         raise ImportFormatError(f"{path.name} is a zip archive: unzip it and import the CSV inside")
+    first_line = _first_line(head)
+    if first_line is None and not head.startswith(PARQUET_MAGIC):
+        raise ImportFormatError(f"{path.name} is neither CSV text nor Parquet (binary content)")
     try:
-        if head.startswith(PARQUET_MAGIC):
-            return pl.read_parquet(path)
-        if b"\x00" in head:
-            raise UnicodeDecodeError("utf-8", head, 0, 1, "NUL byte")
-        return _read_csv(path, head, kind)
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(f"{path.name} is neither CSV text nor Parquet (binary content)") from exc
+        return pl.read_parquet(path) if first_line is None else _read_csv(path, first_line, kind)
     except pl.exceptions.PolarsError as exc:
         reason = str(exc).strip().splitlines()[0]
         raise ImportFormatError(f"cannot read {path.name}: {reason}") from exc
@@ -434,11 +444,16 @@ def _epoch_note(values: pl.Series) -> str:
 
 
 def _parse_text_times(values: pl.Series) -> tuple[pl.Series, tuple[str, ...]]:
-    """ISO date-times or YYYY-MM-DD dates (naive taken as UTC), or epoch numbers written as text."""
-    as_int = values.str.strip_chars().str.to_integer(strict=False)
-    if as_int.null_count() == values.null_count():
+    """Epoch numbers written as text, or ISO date-times and YYYY-MM-DD dates (naive taken as UTC).
+    Values that do not parse become null."""
+    text = values.str.strip_chars()
+    as_int = text.str.to_integer(strict=False)
+    if as_int.null_count() < len(as_int):
         return _parse_times(as_int)
-    parsed = values.str.strip_chars().str.to_datetime(time_unit="us", strict=False)
+    try:
+        parsed = text.str.to_datetime(time_unit="us", strict=False)
+    except pl.exceptions.ComputeError:  # no value looks like a date-time
+        return pl.Series(values.name, [None] * len(values), TS_TYPE), ()
     if parsed.dtype.time_zone is None:  # type: ignore[attr-defined]
         return parsed.dt.replace_time_zone("UTC"), ("timestamps without a time zone were taken as UTC",)
     return parsed.dt.convert_time_zone("UTC"), ()
@@ -537,17 +552,17 @@ def _dedupe(df: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, tuple[str, 
 
 
 def _choose_timeframe(df: pl.DataFrame, layout: Layout, option: str | None, stem: str) -> tuple[str, str | None]:
-    """(timeframe, how it was inferred or None): option, events, filename, median step, else snapshot."""
-    if option is not None:
-        return option, None
+    """(timeframe, how it was inferred or None). Events have none; an option wins; bars trust the
+    filename before the rows' step, other series the step first (freqtrade names 8 h funding '-1h-')."""
     if layout.dataset is LIQUIDATIONS:
         return EVENT, None
-    named = timeframe_from_name(stem)
-    if named:
-        return named, "filename"
-    stepped = timeframe_from_steps(df)
-    if stepped:
-        return stepped, "the median step between rows"
+    if option is not None:
+        return option, None
+    named = (timeframe_from_name(stem), "the filename")
+    stepped = (timeframe_from_steps(df), "the median step between rows")
+    for timeframe, source in (named, stepped) if layout.kind == "bars" else (stepped, named):
+        if timeframe:
+            return timeframe, source
     if layout.kind == "bars":
         raise ImportFormatError(f"cannot infer the timeframe of {stem!r} from its name or rows: pass timeframe=")
     return SNAPSHOT, "rows at irregular times"
@@ -582,7 +597,8 @@ def read_import(
 
     `kind` (bars, liquidations, open_interest, funding, depth) restricts the layouts tried; None
     detects it. exchange, symbol and timeframe default to what the filename, the layout or the rows
-    say; explicit values always win. Raises ImportFormatError with a one-line reason.
+    say; explicit values always win (liquidation events have no timeframe: always 'event').
+    Raises ImportFormatError with a one-line reason.
     """
     path = Path(path)
     _check_options(kind, timeframe)

@@ -15,16 +15,20 @@ from lib.schema import DEPTH_BANDS, TS, TS_TYPE, depth_column
 
 BPS = 1e4  # basis points per unit
 PCT = 100.0  # percent per unit
+# A level exactly on a band's edge counts as inside it, whatever the float rounding of its distance.
+EDGE_TOLERANCE_PCT = 1e-9
 
 Level = Sequence[float]  # [price, amount, ...]: ccxt levels may carry a count or an order id after the amount
 
 
-def depth_from_order_book(book: Mapping[str, Sequence[Level]], ts: datetime, contract_size: float = 1.0) -> pl.DataFrame:
+def depth_from_order_book(
+    book: Mapping[str, Sequence[Level]], ts: datetime, contract_size: float = 1.0
+) -> pl.DataFrame:
     """One row: ts, mid, spread_bps and, per band b in DEPTH_BANDS, bid/ask USD within b % of mid.
 
     mid = (best bid + best ask) / 2; spread_bps = (best ask - best bid) / mid * 1e4.
-    bid USD within b % = sum of price * amount * contract_size over bids with price >= mid * (1 - b/100);
-    asks likewise with price <= mid * (1 + b/100). `contract_size` turns contracts into base units
+    bid USD within b % = sum of price * amount * contract_size over bids with |price - mid| / mid <= b/100;
+    asks likewise. `contract_size` turns contracts into base units
     (1 on spot and Binance/Bybit linear perps; 0.01 BTC on OKX BTC-USDT-SWAP).
 
     A band is null when that side of the snapshot stops before the band's edge: the book was cut by
@@ -41,14 +45,15 @@ def depth_from_order_book(book: Mapping[str, Sequence[Level]], ts: datetime, con
     mid = (best_bid + best_ask) / 2
     row: dict[str, object] = {TS: ts, "mid": mid, "spread_bps": (best_ask - best_bid) / mid * BPS}
     for band in DEPTH_BANDS:
-        low, high = mid * (1 - band / PCT), mid * (1 + band / PCT)
-        row[depth_column("bid", band)] = _band_usd(bids, low, high, reached=min(p for p, _ in bids) <= low, size=contract_size)
-        row[depth_column("ask", band)] = _band_usd(asks, low, high, reached=max(p for p, _ in asks) >= high, size=contract_size)
+        for side, levels in (("bid", bids), ("ask", asks)):
+            row[depth_column(side, band)] = _band_usd(levels, mid, band, contract_size)
     return pl.DataFrame([row], schema={TS: TS_TYPE, **{name: pl.Float64() for name in row if name != TS}})
 
 
-def _band_usd(levels: list[tuple[float, float]], low: float, high: float, reached: bool, size: float) -> float | None:
-    """USD (price * amount * size) of the levels priced within [low, high]; None if the book stops short."""
-    if not reached:
+def _band_usd(levels: list[tuple[float, float]], mid: float, band_pct: float, contract_size: float) -> float | None:
+    """USD (price * amount * contract_size) of the levels within `band_pct` % of mid; None when the
+    farthest level is nearer than that (the snapshot stops before the band's edge)."""
+    distance = [(abs(price - mid) / mid * PCT, price * amount * contract_size) for price, amount in levels]
+    if max(pct for pct, _ in distance) < band_pct - EDGE_TOLERANCE_PCT:
         return None
-    return sum(price * amount * size for price, amount in levels if low <= price <= high)
+    return sum(usd for pct, usd in distance if pct <= band_pct + EDGE_TOLERANCE_PCT)

@@ -61,8 +61,9 @@ def clamp_since(timeframe: str, since: datetime | None, until: datetime | None, 
     earliest = now - lookback + LOOKBACK_MARGIN
     if until is not None and until <= earliest:
         raise EmptyResponse(
-            f"Yahoo serves {timeframe} bars for the last {lookback.days} days only (from {earliest:%Y-%m-%d %H:%M} UTC); "
-            f"the range ends {until:%Y-%m-%d %H:%M}. Use 1d bars, or an exchange source for older intraday data."
+            f"Yahoo serves {timeframe} bars for the last {lookback.days} days only "
+            f"(from {earliest:%Y-%m-%d %H:%M} UTC); the range ends {until:%Y-%m-%d %H:%M}. "
+            "Use 1d bars, or an exchange source for older intraday data."
         )
     if since is not None and since < earliest:
         log.warning("Yahoo serves %s bars for the last %d days only: fetching from %s instead of %s",
@@ -117,7 +118,11 @@ def normalize(frame: pd.DataFrame, symbol: str, timeframe: str) -> pl.DataFrame:
     prices = {"Open": "open", "High": "high", "Low": "low", "Close": "close"}
     bars = (
         pl.from_pandas(frame.reset_index(names=TS))
-        .select(TS, *(pl.col(col).alias(name) for col, name in prices.items()), quote_volume=pl.col("Volume").cast(pl.Float64))
+        .select(
+            TS,
+            *(pl.col(col).alias(name) for col, name in prices.items()),
+            quote_volume=pl.col("Volume").cast(pl.Float64),
+        )
         .drop_nulls(list(prices.values()))
         .with_columns(
             volume=pl.col("quote_volume") / pl.col("close"),

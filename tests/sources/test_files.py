@@ -205,17 +205,25 @@ def test_timestamp_formats_become_utc(tmp_path, first, second, expected, note):
 
 
 def test_duplicated_timestamps_keep_the_last_row(tmp_path):
-    text = "timestamp,open,high,low,close,volume\n0,1,2,1,2,10\n3600000,2,3,2,3,20\n3600000,2,3,2,9,99\n7200000,9,9,9,9,30\n"
+    text = "timestamp,open,high,low,close,volume\n1,1,2,1,2,10\n3601,2,3,2,3,20\n3601,2,3,2,9,99\n7201,9,9,9,9,30\n"
     imported = read_import(write(tmp_path, "okx_BTCUSDT_1h.csv", text))
     assert imported.frame["close"].to_list() == [2.0, 9.0, 9.0]
     assert "1 duplicated rows dropped (kept the last of each)" in imported.notes
 
 
 def test_timeframe_from_the_median_step(tmp_path):
-    text = "timestamp,open,high,low,close\n0,1,1,1,1\n14400000,1,1,1,1\n43200000,1,1,1,1\n57600000,1,1,1,1\n"
+    hours = (0, 4, 12, 16)  # steps of 4, 8 and 4 hours: the median is 4 h
+    text = "timestamp,open,high,low,close\n" + "".join(f"{1704067200 + h * 3600},1,1,1,1\n" for h in hours)
     imported = read_import(write(tmp_path, "bybit_ETHUSDT_mark.csv", text))
     assert (imported.layout, imported.frame["timeframe"][0]) == ("price_candles", "4h")
     assert "timeframe 4h inferred from the median step between rows" in imported.notes
+
+
+def test_funding_trusts_its_rows_over_a_freqtrade_filename(tmp_path):
+    text = "funding_time,funding_rate\n1704067200000,0.0001\n1704096000000,0.0002\n1704124800000,0.0001\n"
+    imported = read_import(write(tmp_path, "BTC_USDT_USDT-1h-funding_rate.csv", text), exchange="binanceusdm")
+    assert imported.frame["timeframe"].unique().to_list() == ["8h"]
+    assert "timeframe 8h inferred from the median step between rows" in imported.notes
 
 
 @pytest.mark.parametrize(
@@ -231,7 +239,7 @@ def test_timeframe_from_the_median_step(tmp_path):
 )  # fmt: skip
 def test_liquidation_events(tmp_path, header, rows, layout, sides, sampled):
     path = write(tmp_path, "binanceusdm_BTCUSDT_liquidations.csv", "\n".join([header, *rows]) + "\n")
-    imported = read_import(path, kind="liquidations")
+    imported = read_import(path, kind="liquidations", timeframe="1h")  # events have no timeframe
     frame = imported.frame
     assert (imported.layout, imported.dataset.name, frame["timeframe"][0]) == (layout, "liquidations", "event")
     assert frame["side"].to_list() == sides
@@ -270,14 +278,14 @@ ERRORS = [
     ("binance_BTC_ETH_1h.csv", OHLCV_CSV, {}, "filename 'binance_BTC_ETH_1h' names several symbols (BTC, ETH): pass symbol="),
     ("prices.csv", OHLCV_CSV, {"exchange": "binance"}, "cannot infer the symbol from filename 'prices': pass symbol= (e.g. BTC)"),
     ("BTCUSDT-1h-2024-01.csv", OHLCV_CSV, {}, "cannot infer the exchange from filename 'BTCUSDT-1h-2024-01': pass exchange="),
-    ("binance_BTCUSDT.csv", "timestamp,open,high,low,close,volume\n0,1,2,1,2,10\n420000,1,2,1,2,10\n1200000,1,2,1,2,10\n", {}, "cannot infer the timeframe of 'binance_BTCUSDT' from its name or rows: pass timeframe="),
+    ("binance_BTCUSDT.csv", "timestamp,open,high,low,close,volume\n0,1,2,1,2,10\n420,1,2,1,2,10\n1200,1,2,1,2,10\n", {}, "cannot infer the timeframe of 'binance_BTCUSDT' from its name or rows: pass timeframe="),
     ("binance_BTCUSDT_1h.csv", OHLCV_CSV, {"kind": "funding"}, "columns (timestamp, open, high, low, close, volume) don't fit kind 'funding'"),
     ("binance_BTCUSDT_1h.csv", OHLCV_CSV, {"kind": "trades"}, "unknown kind 'trades'; known: bars, liquidations"),
     ("binance_BTCUSDT_1h.csv", OHLCV_CSV.replace(",2,3,2,3,", ",2,3,2,abc,"), {}, "column 'close' is not numeric: 'abc' in data row 2"),
     ("binance_BTCUSDT_1h.csv", OHLCV_CSV.replace("1704070800000", "yesterday"), {}, "unparseable timestamp 'yesterday' in column 'timestamp', data row 2"),
     ("bybit_BTCUSDT_liq.csv", "timestamp,side,price,qty\n1704067200000,BUY,42000,0.5\n", {}, "side has buy/sell values, which are ambiguous"),
     ("bybit_BTCUSDT_liq.csv", "timestamp,side,price,qty\n1704067200000,up,42000,0.5\n", {}, "side must be one of long, short; found up"),
-    ("coinglass_depth_1d.csv", "date,symbol,range_pct,bids_usd,asks_usd\n2024-01-01,BTC,5,1,1\n", {}, "range_pct value(s) 5.0 are not depth bands (0.5, 1, 2 %)"),
+    ("coinglass_depth_1d.csv", "date,symbol,range_pct,bids_usd,asks_usd\n2024-01-01,BTC,5,1,1\n", {}, "range_pct value(s) 5 are not depth bands (0.5, 1, 2 %)"),
 ]  # fmt: skip
 
 

@@ -91,7 +91,8 @@ def test_daily_bars_are_the_recorded_rows(yahoo: YahooReplay, recorded: dict[str
     assert bars.row(0, named=True) | {"volume": None} == {
         "exchange": "yfinance", "symbol": "BTC", "timeframe": "1d", TS: JAN_1,
         "open": 7194.89208984375, "high": 7254.33056640625, "low": 7174.9443359375, "close": 7200.17431640625,
-        "volume": None, "quote_volume": 18565664997.0, "trades": None, "taker_buy_volume": None, "volume_reliable": True,
+        "volume": None, "quote_volume": 18565664997.0, "trades": None, "taker_buy_volume": None,
+        "volume_reliable": True,
     }  # fmt: skip
     assert_frame_equal(bars, expected_bars(recorded["response"]["bodyJson"], rows=3))
     assert bars["volume"][0] == pytest.approx(18565664997 / 7200.17431640625)
@@ -133,7 +134,8 @@ def without_rows(body: dict[str, Any]) -> dict[str, Any]:
 
 
 # Yahoo's error object for a range it has no data for (hand-made in the shape yfinance parses).
-NO_DATA_ERROR = {"chart": {"result": None, "error": {"code": "Bad Request", "description": "Data doesn't exist for startDate = 1577836800, endDate = 1578096000"}}}  # fmt: skip
+NO_DATA = {"code": "Bad Request", "description": "Data doesn't exist for startDate = 1577836800, endDate = 1578096000"}
+NO_DATA_ERROR = {"chart": {"result": None, "error": NO_DATA}}
 
 
 def test_an_answer_without_rows_raises_empty_response(yahoo: YahooReplay, recorded: dict[str, Any]) -> None:

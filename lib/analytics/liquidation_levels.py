@@ -1,0 +1,533 @@
+"""Estimated liquidation levels: where leveraged positions would be liquidated. ESTIMATED, not measured.
+
+An open version of CoinGlass's liquidation heatmap ("model 1"; PRODUCT-RESEARCH.md §1.1, §1.6). Every
+input is a parameter or a named constant below, and `assumptions` lists them for display and export.
+
+The model, bar by bar (bars of one symbol, sorted by time; ``t`` is a bar):
+
+1. New positions: ``opened_t = max(ΔOI_t, 0)`` USD, entering at the bar's typical price
+   ``(high + low + close) / 3`` (or its close). The long share ``s_t`` comes from a split rule
+   (`SPLIT_RULES`): taker-buy volume / volume; `direction_share` on up bars and ``1 − direction_share``
+   on down bars; or 1/2. Each new contract has a buyer and a seller: the rule says which side holds the
+   leveraged position. Per leverage tier ``L`` with weight ``w_L``:
+   ``long_{t,L} = opened_t × s_t × w_L`` and ``short_{t,L} = opened_t × (1 − s_t) × w_L``.
+2. Liquidation prices (isolated margin, no fees, no funding):
+   ``long = entry × (1 − 1/L + mmr_L)``, ``short = entry × (1 + 1/L − mmr_L)``.
+3. Consumption: levels sit in price buckets of ``b`` USD, at the bucket centre. A long bucket is
+   emptied by a later bar whose low reaches its centre, a short bucket by a later bar whose high does.
+4. Closures: when OI falls by the fraction ``c_t = max(−ΔOI_t, 0) / OI_{t−1}``, every open level
+   shrinks by ``(1 − c_t)`` (pro rata: nobody knows who closed).
+5. Decay (optional): open levels also shrink by ``0.5 ** (Δt / half_life)`` per bar, for closures that
+   netted OI changes hide.
+
+``density[t, k]`` is the USD of open levels in bucket ``k`` after bar ``t``: what the heatmap draws.
+
+Open interest: per-bar OI gives ``ΔOI_t`` directly. Coarser OI (e.g. daily) is spread over its
+period's bars by volume, ``ΔOI_t = (OI_d − OI_{d−1}) × volume_t / Σ_{t in d} volume`` (equal shares
+where there is no volume). Without OI, ``opened_t = volume_share × volume_t × close_t`` (a proxy: the
+USD scale is then arbitrary) and levels leave only by consumption and decay. Positions opened before
+the first bar are unknown: start the window early enough (a warm-up).
+
+Also here: the current map (price × leverage), cascade fragility, and the scorecard, which checks the
+estimate against what happened afterwards (nobody else does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from lib.analytics.liquidations import (
+    LONG,
+    SHORT,
+    SIDES,
+    TARGET_BUCKETS,
+    Grid,
+    bucket_index,
+    nice_bucket_usd,
+    require_one_symbol,
+)
+from lib.schema import TS
+
+LEVERAGE_MIX = pl.DataFrame({"leverage": [5.0, 10.0, 25.0, 50.0, 100.0], "weight": [0.35, 0.30, 0.20, 0.10, 0.05]})
+# Maintenance-margin rate per tier, shaped like exchange brackets (bigger positions need lower
+# leverage and pay a higher rate); illustrative, not any venue's table: pass the venue's own.
+MMR_TABLE = pl.DataFrame({"leverage": [5.0, 10.0, 25.0, 50.0, 100.0], "mmr": [0.010, 0.005, 0.005, 0.004, 0.004]})
+
+SPLIT_RULES: dict[str, str] = {
+    "taker": "long share = taker-buy volume / volume (50/50 where missing)",
+    "direction": "long share = direction_share on up bars, 1 - direction_share on down bars, 1/2 on flat bars",
+    "even": "half long, half short",
+}
+ENTRY_RULES: dict[str, str] = {"typical": "(high + low + close) / 3", "close": "close"}
+DIRECTION_LONG_SHARE = 0.7
+VOLUME_OPEN_SHARE = 0.05  # without OI: the part of a bar's traded notional taken as newly opened
+LIQUIDATION_FORMULAS = {LONG: "entry × (1 − 1/L + mmr)", SHORT: "entry × (1 + 1/L − mmr)"}
+CONSUMPTION_RULE = "a level is consumed when a later bar's low (longs) or high (shorts) reaches its bucket centre"
+CLOSURE_RULE = "an open-interest fall of c % removes c % of every open level (pro rata)"
+
+FRAGILITY_BANDS: tuple[float, ...] = (0.02, 0.05, 0.10)
+SCORE_HORIZONS: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+SCORE_EVERY = "1d"
+BASELINE_BAND = 0.02  # the naive forecast: liquidations happen within ±2 % of the last close
+
+
+@dataclass(frozen=True)
+class LevelEstimate:
+    """The estimate: open level USD per time × price bucket, and the levels left after the last bar.
+
+    `density` rows are bars (state after each bar closes); `open_long_usd` / `open_short_usd` are
+    (tier × bucket) on `density.price`, tiers in `leverage` order; `close` the bars' closes.
+    """
+
+    density: Grid
+    leverage: np.ndarray
+    open_long_usd: np.ndarray
+    open_short_usd: np.ndarray
+    close: np.ndarray
+    notes: tuple[str, ...]
+    assumptions: dict[str, Any]
+
+    @property
+    def last_price(self) -> float:
+        return float(self.close[-1])
+
+    @property
+    def last_ts(self) -> datetime:
+        return self.density.ts[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def tier_table(leverage_mix: pl.DataFrame = LEVERAGE_MIX, mmr: pl.DataFrame = MMR_TABLE) -> pl.DataFrame:
+    """leverage, weight, mmr per tier, sorted by leverage; raises ValueError when weights do not sum to
+    1, a tier has no mmr, or ``mmr >= 1/L`` (the position would be liquidated on entry)."""
+    tiers = leverage_mix.select("leverage", "weight").join(mmr.select("leverage", "mmr"), on="leverage", how="left")
+    tiers = tiers.sort("leverage")
+    if tiers["mmr"].null_count():
+        missing = tiers.filter(pl.col("mmr").is_null())["leverage"].to_list()
+        raise ValueError(f"no maintenance-margin rate for leverage {missing}")
+    if abs(tiers["weight"].sum() - 1) > 1e-6:
+        raise ValueError(f"leverage weights must sum to 1, got {tiers['weight'].sum():.6g}")
+    if tiers.filter((pl.col("leverage") < 1) | (pl.col("mmr") < 0) | (pl.col("mmr") >= 1 / pl.col("leverage"))).height:
+        raise ValueError("each tier needs leverage >= 1 and 0 <= mmr < 1/leverage")
+    return tiers
+
+
+def liquidation_prices(entry: np.ndarray, tiers: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(long, short) liquidation prices, shape (entries, tiers): ``entry × (1 ∓ 1/L ± mmr)``."""
+    inverse = 1 / tiers["leverage"].to_numpy()
+    mmr = tiers["mmr"].to_numpy()
+    entry = np.asarray(entry, dtype=np.float64)[:, None]
+    return entry * (1 - inverse + mmr), entry * (1 + inverse - mmr)
+
+
+def entry_price(rule: str = "typical") -> pl.Expr:
+    """The price new positions of a bar enter at (`ENTRY_RULES`)."""
+    if rule == "typical":
+        return (pl.col("high") + pl.col("low") + pl.col("close")) / 3
+    if rule == "close":
+        return pl.col("close")
+    raise ValueError(f"entry must be one of {', '.join(ENTRY_RULES)}, got {rule!r}")
+
+
+def long_share(split: str = "taker", direction_share: float = DIRECTION_LONG_SHARE) -> pl.Expr:
+    """The fraction of a bar's new open interest held as leveraged longs (`SPLIT_RULES`)."""
+    if split == "taker":
+        share = pl.col("taker_buy_volume") / pl.col("volume")
+        return pl.when(share.is_finite()).then(share.clip(0, 1)).otherwise(0.5)
+    if split == "direction":
+        move = (pl.col("close") - pl.col("open")).sign()
+        return 0.5 + (direction_share - 0.5) * move
+    if split == "even":
+        return pl.lit(0.5)
+    raise ValueError(f"split must be one of {', '.join(SPLIT_RULES)}, got {split!r}")
+
+
+def open_interest_flows(
+    bars: pl.DataFrame, open_interest: pl.DataFrame | None = None, *, volume_share: float = VOLUME_OPEN_SHARE
+) -> tuple[pl.DataFrame, str]:
+    """Per bar (sorted by ts): ts, ``oi_usd`` after the bar, ``opened_usd = max(ΔOI, 0)`` and
+    ``closed_fraction = max(−ΔOI, 0) / OI_before``; plus a note saying where OI came from.
+
+    OI (`open_interest`: ts, open_interest_usd) at the bars' resolution or finer is taken as of each
+    bar's open (as-of join); coarser OI is spread over each period's bars by volume (module
+    docstring). Bars before the first OI value, or in a period with no previous value, open nothing.
+    """
+    bars = bars.sort(TS)
+    volume = pl.col("volume").fill_null(0).fill_nan(0)
+    if open_interest is None or open_interest.select(pl.col("open_interest_usd").drop_nulls()).is_empty():
+        opened = (volume_share * volume * pl.col("close")).alias("opened_usd")
+        flows = bars.select(TS, pl.lit(None, pl.Float64).alias("oi_usd"), opened, pl.lit(0.0).alias("closed_fraction"))
+        return flows, (f"no open interest: {volume_share:.0%} of each bar's traded notional taken as newly "
+                       "opened (a proxy, the USD scale is arbitrary); levels leave only by consumption and decay")
+    oi = open_interest.select(TS, pl.col("open_interest_usd").alias("oi")).drop_nulls().unique(TS).sort(TS)
+    oi_step, bar_step = _step(oi[TS]), _step(bars[TS])
+    if oi_step is not None and bar_step is not None and oi_step > bar_step:
+        path = _spread_by_volume(bars.select(TS, volume.alias("volume")), oi, oi_step)
+        note = f"open interest every {_duration_text(oi_step)}: each period's change spread over its bars by volume"
+    else:
+        path = bars.select(TS).join_asof(oi, on=TS, strategy="backward").select(
+            TS, pl.col("oi").alias("oi_after"), pl.col("oi").shift(1).alias("oi_before")
+        )
+        note = "open interest per bar, as of each bar's open"
+    delta = pl.col("oi_after") - pl.col("oi_before")
+    closed = ((-delta).clip(lower_bound=0) / pl.col("oi_before")).clip(0, 1)
+    flows = path.select(
+        TS,
+        pl.col("oi_after").alias("oi_usd"),
+        delta.clip(lower_bound=0).fill_null(0).alias("opened_usd"),
+        closed.fill_null(0).fill_nan(0).alias("closed_fraction"),
+    )
+    return flows, note
+
+
+def _spread_by_volume(bars: pl.DataFrame, oi: pl.DataFrame, step: timedelta) -> pl.DataFrame:
+    """OI before and after each bar, each period's change spread over its bars by volume."""
+    period = pl.col(TS).dt.truncate(f"{int(step.total_seconds())}s").alias("_period")
+    total = pl.col("volume").sum().over("_period")
+    weight = pl.when(total > 0).then(pl.col("volume") / total).otherwise(1 / pl.len().over("_period"))
+    change = weight * (pl.col("_now") - pl.col("_prev"))
+    return (
+        bars.with_columns(period)
+        .join(oi.select(pl.col(TS).alias("_period"), pl.col("oi").alias("_now")), on="_period", how="left")
+        .join(oi.select((pl.col(TS) + step).alias("_period"), pl.col("oi").alias("_prev")), on="_period", how="left")
+        .with_columns(change.alias("_change"))
+        .with_columns((pl.col("_prev") + pl.col("_change").cum_sum().over("_period", order_by=TS)).alias("oi_after"))
+        .select(TS, "oi_after", (pl.col("oi_after") - pl.col("_change")).alias("oi_before"))
+    )
+
+
+def assumptions(
+    *,
+    tiers: pl.DataFrame,
+    bucket_usd: float,
+    split: str,
+    entry: str,
+    half_life: timedelta | None,
+    direction_share: float,
+    volume_share: float,
+    open_interest: str,
+) -> dict[str, Any]:
+    """Every input of the estimate as plain JSON-ready values, for the assumptions panel and exports."""
+    return {
+        "kind": "estimated (a model of where positions would be liquidated), not measured",
+        "liquidation_price": dict(LIQUIDATION_FORMULAS),
+        "tiers": tiers.select("leverage", "weight", "mmr").to_dicts(),
+        "entry": f"{entry}: {ENTRY_RULES[entry]}",
+        "split": f"{split}: {SPLIT_RULES[split]}",
+        "direction_share": direction_share,
+        "open_interest": open_interest,
+        "volume_share_without_oi": volume_share,
+        "closures": CLOSURE_RULE,
+        "consumption": CONSUMPTION_RULE,
+        "half_life_hours": None if half_life is None else half_life.total_seconds() / 3600,
+        "bucket_usd": bucket_usd,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+def estimate_levels(
+    bars: pl.DataFrame,
+    open_interest: pl.DataFrame | None = None,
+    *,
+    bucket_usd: float | None = None,
+    leverage_mix: pl.DataFrame = LEVERAGE_MIX,
+    mmr: pl.DataFrame = MMR_TABLE,
+    split: str = "taker",
+    entry: str = "typical",
+    half_life: timedelta | None = None,
+    direction_share: float = DIRECTION_LONG_SHARE,
+    volume_share: float = VOLUME_OPEN_SHARE,
+) -> LevelEstimate:
+    """Run the model of the module docstring over `bars` (canonical bars, one symbol) and
+    `open_interest` (canonical open_interest, any resolution, or None for the volume proxy).
+    `bucket_usd` defaults to a round size giving about `TARGET_BUCKETS` buckets over the levels."""
+    require_one_symbol(bars)
+    tiers = tier_table(leverage_mix, mmr)
+    bars = bars.sort(TS)
+    if "taker_buy_volume" not in bars.columns:
+        bars = bars.with_columns(pl.lit(None, pl.Float64).alias("taker_buy_volume"))
+    flows, oi_note = open_interest_flows(bars, open_interest, volume_share=volume_share)
+    hours = pl.col(TS).diff().dt.total_microseconds().fill_null(0) / 3.6e9
+    frame = bars.select(
+        TS, "low", "high", "close", entry_price(entry).alias("entry"),
+        long_share(split, direction_share).alias("long_share"), hours.alias("hours"),
+    ).hstack(flows.select("opened_usd", "closed_fraction"))
+    long_price, short_price = liquidation_prices(frame["entry"].to_numpy(), tiers)
+    if bucket_usd is None:
+        bucket_usd = nice_bucket_usd(float(long_price.min()), float(short_price.max()), TARGET_BUCKETS)
+    notes = [oi_note, *_split_notes(bars, split)]
+    facts = assumptions(tiers=tiers, bucket_usd=bucket_usd, split=split, entry=entry, half_life=half_life,
+                        direction_share=direction_share, volume_share=volume_share, open_interest=oi_note)
+    long_k, short_k = bucket_index(long_price, bucket_usd), bucket_index(short_price, bucket_usd)
+    first = int(min(long_k.min(), short_k.min()))
+    width = int(max(long_k.max(), short_k.max())) - first + 1
+    low, high = frame["low"].to_numpy(), frame["high"].to_numpy()
+    decay = 1.0 if half_life is None else 0.5 ** (frame["hours"].to_numpy() / (half_life.total_seconds() / 3600))
+    opened, share = frame["opened_usd"].to_numpy(), frame["long_share"].to_numpy()
+    weight = tiers["weight"].to_numpy()
+    density, state = _run_levels(
+        new_long=opened[:, None] * share[:, None] * weight,
+        new_short=opened[:, None] * (1 - share[:, None]) * weight,
+        long_col=long_k - first,
+        short_col=short_k - first,
+        long_cut=np.clip(np.ceil(low / bucket_usd - 0.5).astype(np.int64) - first, 0, width),
+        short_cut=np.clip(np.floor(high / bucket_usd - 0.5).astype(np.int64) - first + 1, 0, width),
+        factor=(1 - frame["closed_fraction"].to_numpy()) * decay,
+        width=width,
+    )
+    grid = Grid(frame[TS], (first + np.arange(width)) * bucket_usd, bucket_usd, density[0], density[1],
+                method=describe(facts))
+    return LevelEstimate(grid, tiers["leverage"].to_numpy(), state[0], state[1], frame["close"].to_numpy(),
+                         tuple(notes), facts)
+
+
+def _run_levels(
+    *,
+    new_long: np.ndarray,
+    new_short: np.ndarray,
+    long_col: np.ndarray,
+    short_col: np.ndarray,
+    long_cut: np.ndarray,
+    short_cut: np.ndarray,
+    factor: np.ndarray,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bar loop: shrink (closures, decay), consume, add the bar's new levels, record.
+
+    Returns the density (side, bar, bucket) and the final state (side, tier, bucket). One pass of a
+    few numpy operations on a (2, tiers, buckets) array per bar: ~2 years of hourly bars in well
+    under a second.
+    """
+    bars, tiers = new_long.shape
+    state = np.zeros((2, tiers, width))
+    density = np.empty((2, bars, width))
+    tier = np.arange(tiers)
+    factor = np.broadcast_to(factor, (bars,))
+    for t in range(bars):
+        if factor[t] != 1.0:
+            state *= factor[t]
+        state[0, :, long_cut[t]:] = 0.0
+        state[1, :, : short_cut[t]] = 0.0
+        state[0, tier, long_col[t]] += new_long[t]
+        state[1, tier, short_col[t]] += new_short[t]
+        state.sum(axis=1, out=density[:, t])
+    return density, state
+
+
+def describe(facts: dict[str, Any]) -> str:
+    """One line of the main assumptions, for a chart's subtitle."""
+    tiers = ", ".join(f"{t['leverage']:g}× {t['weight']:.0%}" for t in facts["tiers"])
+    mmr = sorted({t["mmr"] for t in facts["tiers"]})
+    decay = "no decay" if facts["half_life_hours"] is None else f"half-life {facts['half_life_hours']:g} h"
+    return (f"Estimated, not measured · tiers {tiers} · MMR {mmr[0]:.2%}–{mmr[-1]:.2%} · "
+            f"split {facts['split'].split(':')[0]} · {decay} · {facts['open_interest']}")
+
+
+def _split_notes(bars: pl.DataFrame, split: str) -> list[str]:
+    if split != "taker":
+        return []
+    missing = bars.select((pl.col("taker_buy_volume") / pl.col("volume")).is_finite().not_().sum()).item()
+    return [f"taker-buy volume missing on {missing} of {bars.height} bars: split 50/50 there"] if missing else []
+
+
+# ---------------------------------------------------------------------------------------------
+# The current map and fragility
+
+
+def level_map(estimate: LevelEstimate) -> pl.DataFrame:
+    """Levels open after the last bar, per price bucket and tier: price (bucket lower edge),
+    leverage, long_usd, short_usd; only buckets holding something."""
+    tiers, width = estimate.open_long_usd.shape
+    frame = pl.DataFrame({
+        "price": np.tile(estimate.density.price, tiers),
+        "leverage": np.repeat(estimate.leverage, width),
+        "long_usd": estimate.open_long_usd.ravel(),
+        "short_usd": estimate.open_short_usd.ravel(),
+    })
+    return frame.filter((pl.col("long_usd") > 0) | (pl.col("short_usd") > 0)).sort("price", "leverage")
+
+
+def level_curves(estimate: LevelEstimate) -> pl.DataFrame:
+    """Per price bucket (lower edge): long_usd and short_usd over all tiers, and the cumulative
+    curves from the last price outwards: ``long_cumulative_usd(p)`` = long levels with centre in
+    [p, last price] (what a fall to p would liquidate, null above the price), and
+    ``short_cumulative_usd(p)`` = short levels in [last price, p] (null below it)."""
+    centre = estimate.density.centre
+    price = estimate.last_price
+    long_usd, short_usd = estimate.open_long_usd.sum(axis=0), estimate.open_short_usd.sum(axis=0)
+    below, above = centre <= price, centre >= price
+    long_cumulative = np.where(below, long_usd, 0.0)[::-1].cumsum()[::-1]
+    short_cumulative = np.where(above, short_usd, 0.0).cumsum()
+    return pl.DataFrame({
+        "price": estimate.density.price,
+        "long_usd": long_usd,
+        "short_usd": short_usd,
+        "long_cumulative_usd": np.where(below, long_cumulative, np.nan),
+        "short_cumulative_usd": np.where(above, short_cumulative, np.nan),
+    }).fill_nan(None)
+
+
+def fragility(
+    estimate: LevelEstimate,
+    *,
+    bands: tuple[float, ...] = FRAGILITY_BANDS,
+    bid_depth_usd: float | None = None,
+    ask_depth_usd: float | None = None,
+) -> pl.DataFrame:
+    """Cascade fragility: estimated long liquidations between the last price and each band below it
+    (−2 %, −5 %, −10 %), short liquidations up to each band above it. With 1 % depth, also
+    ``depth_multiple = liquidation_usd / depth_usd`` (bids for longs, which are sold into them;
+    asks for shorts): how many times the book near the price the cascade would eat."""
+    curves = level_curves(estimate)
+    centre = estimate.density.centre
+    price = estimate.last_price
+    rows = []
+    for side, sign, depth in ((LONG, -1, bid_depth_usd), (SHORT, 1, ask_depth_usd)):
+        usd = curves[f"{side}_usd"].to_numpy()
+        for band in bands:
+            bound = price * (1 + sign * band)
+            inside = (centre >= min(price, bound)) & (centre <= max(price, bound))
+            total = float(usd[inside].sum())
+            rows.append({"side": side, "band": sign * band, "price_bound": bound, "liquidation_usd": total,
+                         "depth_usd": depth, "depth_multiple": None if not depth else total / depth})
+    return pl.DataFrame(rows, schema={"side": pl.String, "band": pl.Float64, "price_bound": pl.Float64,
+                                      "liquidation_usd": pl.Float64, "depth_usd": pl.Float64,
+                                      "depth_multiple": pl.Float64})
+
+
+# ---------------------------------------------------------------------------------------------
+# Scorecard: was the estimate right?
+
+
+def cluster_hits(
+    estimate: LevelEstimate,
+    bars: pl.DataFrame,
+    *,
+    every: str = SCORE_EVERY,
+    horizons: dict[str, timedelta] = SCORE_HORIZONS,
+) -> pl.DataFrame:
+    """At the last bar of each `every` period: the largest estimated long cluster below the close and
+    short cluster above it (bucket centre and USD), and for each horizon whether price reached it
+    within that time after the bar (``{side}_hit_{name}``: a later low <= the long cluster, a later
+    high >= the short cluster). Null when there is no cluster or the horizon runs past the data."""
+    grid = estimate.density
+    snapshots = (
+        pl.DataFrame({TS: grid.ts}).with_row_index("_row")
+        .group_by(pl.col(TS).dt.truncate(every).alias("_period")).agg(pl.col("_row").max(), pl.col(TS).max())
+        .sort(TS)
+    )
+    rows = snapshots["_row"].to_numpy()
+    close = estimate.close[rows]
+    out = snapshots.select(TS).with_columns(pl.Series("close", close))
+    for side, matrix, mask in (
+        (LONG, grid.long_usd[rows], grid.centre[None, :] < close[:, None]),
+        (SHORT, grid.short_usd[rows], grid.centre[None, :] > close[:, None]),
+    ):
+        masked = np.where(mask, matrix, 0.0)
+        best = masked.argmax(axis=1) if masked.size else np.zeros(len(rows), dtype=np.int64)
+        usd = masked[np.arange(len(rows)), best] if masked.size else np.zeros(len(rows))
+        price = np.where(usd > 0, grid.centre[best] if grid.centre.size else np.nan, np.nan)
+        out = out.with_columns(pl.Series(f"{side}_cluster_price", price).fill_nan(None), pl.Series(f"{side}_cluster_usd", usd))
+    sorted_bars = bars.sort(TS)
+    last = sorted_bars[TS].max()
+    for name, horizon in horizons.items():
+        future = sorted_bars.rolling(TS, period=horizon, offset=timedelta(0)).agg(
+            pl.col("low").min().alias("_low"), pl.col("high").max().alias("_high")
+        )
+        complete = pl.col(TS) + horizon <= last
+        out = out.join(future, on=TS, how="left").with_columns(
+            pl.when(complete).then(pl.col("_low") <= pl.col("long_cluster_price")).alias(f"long_hit_{name}"),
+            pl.when(complete).then(pl.col("_high") >= pl.col("short_cluster_price")).alias(f"short_hit_{name}"),
+        ).drop("_low", "_high")
+    return out
+
+
+def hit_rates(hits: pl.DataFrame) -> pl.DataFrame:
+    """Per side and horizon of a `cluster_hits` frame: snapshots scored, hits, and the hit rate."""
+    rows = []
+    for column in (c for c in hits.columns if "_hit_" in c):
+        side, horizon = column.split("_hit_")
+        scored = hits[column].drop_nulls()
+        rate = float(scored.mean()) if scored.len() else None
+        rows.append({"side": side, "horizon": horizon, "snapshots": scored.len(), "hits": int(scored.sum()), "rate": rate})
+    return pl.DataFrame(rows, schema={"side": pl.String, "horizon": pl.String, "snapshots": pl.Int64,
+                                      "hits": pl.Int64, "rate": pl.Float64})
+
+
+def capture(
+    estimate: LevelEstimate,
+    realised: Grid,
+    *,
+    band: float = BASELINE_BAND,
+    every: str = SCORE_EVERY,
+) -> pl.DataFrame:
+    """Where realised liquidations fell, against where the model had put levels one bar before.
+
+    For each realised bar ``t`` that follows an estimated bar, and each side: ``N_t`` = the buckets
+    whose centre lies within ±`band` of the previous close (the baseline: "near the price"); the
+    model zone = the ``N_t`` buckets holding the most estimated levels of that side after bar
+    ``t − 1`` (non-empty ones only). ``model_usd`` / ``baseline_usd`` = realised USD of that side
+    inside each zone; the two zones have the same size, so the comparison is fair. Summed over
+    sides, per `every` period: ts, realised_usd, model_usd, baseline_usd.
+    """
+    grid = estimate.density
+    if not np.isclose(realised.bucket_usd, grid.bucket_usd):
+        raise ValueError(f"bucket sizes differ: realised {realised.bucket_usd:g}, estimate {grid.bucket_usd:g}")
+    axis = grid.ts.to_physical().to_numpy()
+    wanted = realised.ts.cast(grid.ts.dtype).to_physical().to_numpy()
+    row = np.clip(np.searchsorted(axis, wanted), 0, max(len(axis) - 1, 0))
+    keep = (row >= 1) & (axis[row] == wanted) if len(axis) else np.zeros(len(wanted), dtype=bool)
+    rows, before = np.nonzero(keep)[0], row[keep] - 1
+    column = np.rint((realised.price - grid.price[0]) / grid.bucket_usd).astype(np.int64) if grid.price.size else realised.price
+    on_grid = (column >= 0) & (column < grid.price.size)
+    previous = estimate.close[before]
+    near = np.abs(grid.centre[None, :] - previous[:, None]) <= band * previous[:, None]
+    size = near.sum(axis=1)
+    totals = {"realised_usd": 0.0, "model_usd": 0.0, "baseline_usd": 0.0}
+    for side in SIDES:
+        happened = realised.side(side)[rows]
+        aligned = np.zeros((rows.size, grid.price.size))
+        aligned[:, column[on_grid]] = happened[:, on_grid]
+        predicted = grid.side(side)[before]
+        rank = np.argsort(np.argsort(-predicted, axis=1, kind="stable"), axis=1)
+        zone = (rank < size[:, None]) & (predicted > 0)
+        totals = {
+            "realised_usd": totals["realised_usd"] + happened.sum(axis=1),
+            "model_usd": totals["model_usd"] + (aligned * zone).sum(axis=1),
+            "baseline_usd": totals["baseline_usd"] + (aligned * near).sum(axis=1),
+        }
+    per_bar = pl.DataFrame({TS: realised.ts.gather(rows), **totals})
+    return per_bar.group_by(pl.col(TS).dt.truncate(every)).agg(pl.all().sum()).sort(TS)
+
+
+def capture_summary(captured: pl.DataFrame) -> dict[str, float | None]:
+    """The scorecard's numbers: realised USD scored, the shares caught by the model zone and by the
+    baseline band, and ``lift = model_share / baseline_share`` (above 1: the model beats "near the
+    price")."""
+    realised, model, baseline = (float(captured[c].sum()) for c in ("realised_usd", "model_usd", "baseline_usd"))
+    model_share = model / realised if realised else None
+    baseline_share = baseline / realised if realised else None
+    lift = model_share / baseline_share if model_share is not None and baseline_share else None
+    return {"realised_usd": realised, "model_usd": model, "baseline_usd": baseline,
+            "model_share": model_share, "baseline_share": baseline_share, "lift": lift}
+
+
+def _step(ts: pl.Series) -> timedelta | None:
+    """The typical spacing of a time column (median difference)."""
+    return ts.diff().drop_nulls().median() if ts.len() > 1 else None
+
+
+def _duration_text(step: timedelta) -> str:
+    hours = step.total_seconds() / 3600
+    return f"{hours / 24:g} d" if hours >= 24 else f"{hours:g} h"

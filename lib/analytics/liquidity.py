@@ -1,0 +1,552 @@
+"""Weekend against weekday liquidity: per-bar measures, calendar keys and aggregates, in pure polars.
+
+Pipeline (each step a pure function; inputs are never mutated)::
+
+    bars ─with_measures─▶ per-bar measures ─with_calendar─▶ + weekend, weekday, hour, date, week, …
+         ─aggregate(by=HOUR_OF_WEEK | DAY_OF_WEEK | (WEEKEND,) | (REGIME, WEEKEND) | (YEAR, …))
+         ─daily─▶ one row per symbol, local date and weekend flag: the input of `liquidity_stats`
+
+`depth_measures` turns the canonical `depth` dataset into the same kind of per-row measures, so the
+calendar, the aggregates and the statistics work on it unchanged.
+
+Measures (`MEASURES`: the name is the column; every value a fraction, a count, base units or USD):
+
+- volume, quote_volume, trades: per bar, as the source reports them;
+- volume_share: the bar's share of its UTC week's (Monday 00:00) base volume, Kaiko's metric; null
+  in weeks with less than `MIN_WEEK_COVERAGE` of their bars (the first and last, outages);
+- amihud: Amihud (2002) illiquidity ``|r_t| / quote_volume_t``, scaled by `AMIHUD_SCALE` (the
+  absolute return per USD 1 M traded);
+- edge_spread, cs_spread, ar_spread, roll_spread: effective-spread estimators from OHLC (fractions
+  of price, 0.001 = 10 bps), see each function;
+- realized_vol, parkinson_vol, garman_klass_vol: per-bar volatility (fraction per bar);
+- taker_buy_share: taker-buy base volume / base volume, where the bars have it.
+
+Bars with ``volume_reliable == False`` (e.g. a source whose volume is known to be unusable) get null
+in every volume-based measure (volume, quote_volume, trades, volume_share, amihud,
+taker_buy_share): they are left out of those aggregates, not counted as zero, and the ``n`` column
+of `aggregate` shows how many bars each value rests on. A null flag counts as reliable.
+
+Returns ``r_t = ln(close_t / close_{t-1})`` and every two-bar estimator are null when the previous
+bar is missing (a data gap longer than one bar, or the first bar of a symbol): a move across an
+outage is not one bar's move.
+
+A bar belongs to the weekend or weekday, day and hour by its open time (``ts``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+import polars as pl
+from bidask import edge_rolling
+
+from lib.analytics.sessions import WEEKENDS, is_weekend
+from lib.schema import SYMBOL, TIMEFRAME, TIMEFRAMES, TS, depth_column
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+# Measure columns added by `with_measures` and `depth_measures`.
+VOLUME, QUOTE_VOLUME, TRADES, VOLUME_SHARE = "volume", "quote_volume", "trades", "volume_share"
+AMIHUD = "amihud"
+EDGE_SPREAD, CS_SPREAD, AR_SPREAD, ROLL_SPREAD = "edge_spread", "cs_spread", "ar_spread", "roll_spread"
+REALIZED_VOL, PARKINSON_VOL, GARMAN_KLASS_VOL = "realized_vol", "parkinson_vol", "garman_klass_vol"
+TAKER_BUY_SHARE = "taker_buy_share"
+DEPTH_USD, BID_DEPTH_USD, ASK_DEPTH_USD, QUOTED_SPREAD = "depth_usd", "bid_depth_usd", "ask_depth_usd", "quoted_spread"
+RETURN = "log_return"
+
+# Calendar columns added by `with_calendar`.
+WEEKEND, WEEKDAY, HOUR, DATE, WEEK, YEAR, REGIME = "weekend", "weekday", "hour", "date", "week", "year", "regime"
+DAY_OF_WEEK: tuple[str, ...] = (WEEKDAY,)
+HOUR_OF_WEEK: tuple[str, ...] = (WEEKDAY, HOUR)
+WEEKEND_SPLIT: tuple[str, ...] = (WEEKEND,)
+REGIMES: tuple[str, ...] = ("before", "after")
+REGIME_TYPE = pl.Enum(REGIMES)
+
+# Columns of `aggregate` (long format: one row per group and measure) and `daily`.
+MEASURE, MEAN, MEDIAN, N, N_BARS = "measure", "mean", "median", "n", "n_bars"
+
+# Assumptions, each a default the caller can override.
+SPREAD_WINDOW_BARS = 24  # EDGE and Roll estimate over the trailing 24 bars: one day of hourly bars
+MIN_WEEK_COVERAGE = 0.9  # volume_share needs 90 % of the week's bars present
+AMIHUD_SCALE = 1_000_000  # Amihud per USD 1 M traded, so hourly BTC values are ~1e-6, not ~1e-12
+ETF_LAUNCH = date(2024, 1, 11)  # first trading day of the US spot bitcoin ETFs: the default regime split
+DEPTH_BAND_PCT = 1.0  # Kaiko's headline depth: USD resting within ±1 % of mid
+BPS = 10_000
+BASELINE_WEEKS = 4  # an event is compared with the same hours of the 4 weeks before it
+ROLLING_RATIO_WINDOW = "28d"  # four weekends against twenty weekdays
+
+LN2 = math.log(2)
+CS_DENOMINATOR = 3 - 2 * math.sqrt(2)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a measure column means: a label, its unit (`UNITS`), and how bars pool into a group.
+
+    ``pooling`` is "mean" (the mean of the per-bar values) or "rms" for volatilities: the root of the
+    mean per-bar variance, ``sqrt(mean(x²))``, so a group's volatility is not biased down by Jensen.
+    """
+
+    label: str
+    unit: str
+    pooling: str = "mean"
+    volume_based: bool = False
+
+
+UNITS = ("base", "usd", "count", "fraction", "amihud")
+
+MEASURES: dict[str, Measure] = {
+    VOLUME: Measure("Base volume per bar", "base", volume_based=True),
+    QUOTE_VOLUME: Measure("Quote volume per bar", "usd", volume_based=True),
+    TRADES: Measure("Trades per bar", "count", volume_based=True),
+    VOLUME_SHARE: Measure("Share of the week's volume per bar", "fraction", volume_based=True),
+    AMIHUD: Measure("Amihud illiquidity (|r| per USD 1 M)", "amihud", volume_based=True),
+    EDGE_SPREAD: Measure("EDGE spread estimate", "fraction"),
+    CS_SPREAD: Measure("Corwin-Schultz spread estimate", "fraction"),
+    AR_SPREAD: Measure("Abdi-Ranaldo spread estimate", "fraction"),
+    ROLL_SPREAD: Measure("Roll spread estimate", "fraction"),
+    REALIZED_VOL: Measure("Realised volatility per bar", "fraction", "rms"),
+    PARKINSON_VOL: Measure("Parkinson volatility per bar", "fraction", "rms"),
+    GARMAN_KLASS_VOL: Measure("Garman-Klass volatility per bar", "fraction", "rms"),
+    TAKER_BUY_SHARE: Measure("Taker-buy share of volume", "fraction", volume_based=True),
+    DEPTH_USD: Measure("Order-book depth, bid + ask", "usd"),
+    BID_DEPTH_USD: Measure("Bid depth", "usd"),
+    ASK_DEPTH_USD: Measure("Ask depth", "usd"),
+    QUOTED_SPREAD: Measure("Quoted spread", "fraction"),
+}
+BAR_MEASURES: tuple[str, ...] = (
+    VOLUME,
+    QUOTE_VOLUME,
+    TRADES,
+    VOLUME_SHARE,
+    AMIHUD,
+    EDGE_SPREAD,
+    CS_SPREAD,
+    AR_SPREAD,
+    ROLL_SPREAD,
+    REALIZED_VOL,
+    PARKINSON_VOL,
+    GARMAN_KLASS_VOL,
+    TAKER_BUY_SHARE,
+)
+DEPTH_MEASURES: tuple[str, ...] = (DEPTH_USD, BID_DEPTH_USD, ASK_DEPTH_USD, QUOTED_SPREAD)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stress episode, [start, end) in UTC, for `event_comparison`."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+
+SATURDAY_CASCADE = Event("Sat 31 Jan 2026 cascade", datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
+WEEKDAY_CASCADE = Event("Thu-Fri 5-6 Feb 2026 cascade", datetime(2026, 2, 5, tzinfo=UTC), datetime(2026, 2, 7, tzinfo=UTC))
+CASCADES: tuple[Event, ...] = (SATURDAY_CASCADE, WEEKDAY_CASCADE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimators: expressions over the current bar and the previous one (null where it is missing)
+
+
+def log_return(close: pl.Expr, prev_close: pl.Expr) -> pl.Expr:
+    """``r_t = ln(close_t / close_{t-1})``."""
+    return (close / prev_close).log()
+
+
+def amihud(ret: pl.Expr, quote_volume: pl.Expr, scale: float = AMIHUD_SCALE) -> pl.Expr:
+    """Amihud illiquidity ``|r_t| / quote_volume_t × scale``; null when nothing traded.
+
+    Amihud (2002), "Illiquidity and stock returns", J. Financial Markets 5(1), 31-56 (there per day,
+    here per bar).
+    """
+    return pl.when(quote_volume > 0).then(ret.abs() / quote_volume * scale)
+
+
+def corwin_schultz(high: pl.Expr, low: pl.Expr, prev_high: pl.Expr, prev_low: pl.Expr) -> pl.Expr:
+    """Corwin-Schultz high-low spread from two consecutive bars, negative estimates set to 0.
+
+    ``β = ln(H_{t-1}/L_{t-1})² + ln(H_t/L_t)²``, ``γ = ln(max(H_{t-1}, H_t) / min(L_{t-1}, L_t))²``,
+    ``α = (√(2β) − √β) / (3 − 2√2) − √(γ / (3 − 2√2))``, ``S = 2 (e^α − 1) / (1 + e^α)``.
+    Corwin & Schultz (2012), "A simple way to estimate bid-ask spreads from daily high and low
+    prices", J. Finance 67(2), 719-760, eq. 14 and 18. The overnight adjustment is skipped: crypto
+    has no close.
+    """
+    beta = (prev_high / prev_low).log() ** 2 + (high / low).log() ** 2
+    gamma = (pl.max_horizontal(high, prev_high) / pl.min_horizontal(low, prev_low)).log() ** 2
+    alpha = ((2 * beta).sqrt() - beta.sqrt()) / CS_DENOMINATOR - (gamma / CS_DENOMINATOR).sqrt()
+    spread = 2 * (alpha.exp() - 1) / (1 + alpha.exp())
+    return spread.clip(lower_bound=0)
+
+
+def abdi_ranaldo(prev_close: pl.Expr, prev_high: pl.Expr, prev_low: pl.Expr, high: pl.Expr, low: pl.Expr) -> pl.Expr:
+    """Abdi-Ranaldo spread from two consecutive bars, ``√max(4 (c_{t-1} − η_{t-1})(c_{t-1} − η_t), 0)``.
+
+    ``c`` is the log close and ``η = (ln H + ln L) / 2`` the log mid-range. Abdi & Ranaldo (2017),
+    "A simple estimation of bid-ask spreads from daily close, high, and low prices", RFS 30(12),
+    4437-4480: the two-day estimator with negative values set to 0, averaged over a group.
+    """
+    c = prev_close.log()
+    eta_prev = (prev_high.log() + prev_low.log()) / 2
+    eta = (high.log() + low.log()) / 2
+    return (4 * (c - eta_prev) * (c - eta)).clip(lower_bound=0).sqrt()
+
+
+def roll(ret: pl.Expr, window: int = SPREAD_WINDOW_BARS) -> pl.Expr:
+    """Roll spread ``2 √(−cov(r_t, r_{t-1}))`` over the trailing `window` bars, from log returns (so a
+    fraction of price); null where the autocovariance is not negative (Roll's model does not hold)
+    or a return in the window is missing. Roll (1984), "A simple implicit measure of the effective
+    bid-ask spread in an efficient market", J. Finance 39(4), 1127-1139.
+    """
+    cov = pl.rolling_cov(ret, ret.shift(1), window_size=window, min_samples=window)
+    return pl.when(cov < 0).then(2 * (-cov).sqrt())
+
+
+def parkinson(high: pl.Expr, low: pl.Expr) -> pl.Expr:
+    """Parkinson volatility per bar ``√(ln(H/L)² / (4 ln 2))``. Parkinson (1980), "The extreme value
+    method for estimating the variance of the rate of return", J. Business 53(1), 61-65."""
+    return ((high / low).log() ** 2 / (4 * LN2)).sqrt()
+
+
+def garman_klass(open_: pl.Expr, high: pl.Expr, low: pl.Expr, close: pl.Expr) -> pl.Expr:
+    """Garman-Klass volatility per bar ``√(½ ln(H/L)² − (2 ln 2 − 1) ln(C/O)²)`` (never negative, as
+    ``|ln(C/O)| <= ln(H/L)``). Garman & Klass (1980), "On the estimation of security price
+    volatilities from historical data", J. Business 53(1), 67-78, estimator σ̂²₅."""
+    return (0.5 * (high / low).log() ** 2 - (2 * LN2 - 1) * (close / open_).log() ** 2).sqrt()
+
+
+def edge(open_: pl.Expr, high: pl.Expr, low: pl.Expr, close: pl.Expr, window: int = SPREAD_WINDOW_BARS) -> pl.Expr:
+    """EDGE spread over the trailing `window` bars (null until the window is full or when the
+    estimator is undefined), computed by the `bidask` package's `edge_rolling`. Apply per symbol
+    (``.over(symbol)``) on rows sorted by time. Ardia, Guidotti & Kroencke (2024), "Efficient
+    estimation of bid-ask spreads from open, high, low, and close prices", J. Financial Economics
+    161, 103916. The window straddles the weekend boundary for its first bars, which dilutes (never
+    exaggerates) a weekend contrast.
+    """
+
+    def estimate(prices: pl.Series) -> pl.Series:
+        ohlc = pd.DataFrame({name: prices.struct.field(name).to_numpy() for name in ("open", "high", "low", "close")})
+        return pl.Series(edge_rolling(ohlc, window=window).to_numpy(), dtype=pl.Float64)
+
+    ohlc = pl.struct(open_.alias("open"), high.alias("high"), low.alias("low"), close.alias("close"))
+    return ohlc.map_batches(estimate, return_dtype=pl.Float64).fill_nan(None)
+
+
+def taker_buy_share(taker_buy_volume: pl.Expr, volume: pl.Expr) -> pl.Expr:
+    """Taker-buy base volume / base volume; null without volume or without taker data."""
+    return pl.when(volume > 0).then(taker_buy_volume / volume)
+
+
+def share_of_week(volume: pl.Expr, week: pl.Expr, expected_bars: pl.Expr, coverage: float = MIN_WEEK_COVERAGE) -> pl.Expr:
+    """``volume / Σ volume of its week`` per symbol; null in weeks with fewer than `coverage` ×
+    `expected_bars` bars with volume."""
+    keys = [pl.col(SYMBOL), week]
+    complete = volume.count().over(keys) >= coverage * expected_bars
+    return pl.when(complete).then(volume / volume.sum().over(keys))
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+
+def with_measures(
+    bars: Frame,
+    *,
+    spread_window: int = SPREAD_WINDOW_BARS,
+    week_coverage: float = MIN_WEEK_COVERAGE,
+    amihud_scale: float = AMIHUD_SCALE,
+    estimate_quote_volume: bool = False,
+) -> Frame:
+    """Canonical `bars` sorted by (symbol, ts), with `log_return` and every `BAR_MEASURES` column.
+
+    `estimate_quote_volume`: fill a null quote_volume with ``volume × (H + L + C) / 3`` (the bar's
+    typical price), for sources that report base volume only; off by default.
+    """
+    duration = pl.col(TIMEFRAME).replace_strict(TIMEFRAMES, return_dtype=pl.Duration("us"))
+    contiguous = (pl.col(SYMBOL) == pl.col(SYMBOL).shift(1)) & (pl.col(TS) - pl.col(TS).shift(1) <= duration)
+    prev = {name: pl.when(contiguous).then(pl.col(name).shift(1)) for name in ("high", "low", "close")}
+    reliable = pl.col("volume_reliable").fill_null(True)
+    quote_volume = pl.col(QUOTE_VOLUME)
+    if estimate_quote_volume:
+        quote_volume = pl.coalesce(quote_volume, pl.col(VOLUME) * (pl.col("high") + pl.col("low") + pl.col("close")) / 3)
+    o, h, l, c = (pl.col(name) for name in ("open", "high", "low", "close"))
+    result = (
+        bars.lazy()
+        .sort(SYMBOL, TS)
+        .with_columns(
+            log_return(c, prev["close"]).alias(RETURN),
+            *(pl.when(reliable).then(x).alias(name) for name, x in (
+                (VOLUME, pl.col(VOLUME)),
+                (QUOTE_VOLUME, quote_volume),
+                (TRADES, pl.col(TRADES)),
+            )),
+            corwin_schultz(h, l, prev["high"], prev["low"]).alias(CS_SPREAD),
+            abdi_ranaldo(prev["close"], prev["high"], prev["low"], h, l).alias(AR_SPREAD),
+            edge(o, h, l, c, spread_window).over(SYMBOL).alias(EDGE_SPREAD),
+            parkinson(h, l).alias(PARKINSON_VOL),
+            garman_klass(o, h, l, c).alias(GARMAN_KLASS_VOL),
+            pl.col(TS).dt.truncate("1w").alias("_week"),
+            (pl.duration(weeks=1) / duration).alias("_bars_per_week"),
+        )
+        .with_columns(
+            share_of_week(pl.col(VOLUME), pl.col("_week"), pl.col("_bars_per_week"), week_coverage).alias(VOLUME_SHARE),
+            amihud(pl.col(RETURN), pl.col(QUOTE_VOLUME), amihud_scale).alias(AMIHUD),
+            roll(pl.col(RETURN), spread_window).over(SYMBOL).alias(ROLL_SPREAD),
+            pl.col(RETURN).abs().alias(REALIZED_VOL),
+            taker_buy_share(pl.col("taker_buy_volume"), pl.col(VOLUME)).alias(TAKER_BUY_SHARE),
+        )
+        .drop("_week", "_bars_per_week")
+    )
+    return _like(result, bars)
+
+
+def depth_measures(depth: Frame, *, band_pct: float = DEPTH_BAND_PCT) -> Frame:
+    """Canonical `depth` rows with `DEPTH_MEASURES`: USD within ±`band_pct` % of mid on each side
+    and both together, and the quoted spread as a fraction (``spread_bps / 10 000``)."""
+    bid, ask = pl.col(depth_column("bid", band_pct)), pl.col(depth_column("ask", band_pct))
+    result = depth.lazy().sort(SYMBOL, TS).with_columns(
+        (bid + ask).alias(DEPTH_USD),
+        bid.alias(BID_DEPTH_USD),
+        ask.alias(ASK_DEPTH_USD),
+        (pl.col("spread_bps") / BPS).alias(QUOTED_SPREAD),
+    )
+    return _like(result, depth)
+
+
+def weekend_mask(ts: pl.Expr, definition: str = "utc") -> pl.Expr:
+    """Weekend under `definition`: "utc" or "cme" (see `lib.analytics.sessions`), or an IANA time
+    zone such as "Asia/Singapore" for the calendar weekend there (Saturday 00:00 to Monday 00:00
+    local time, following its daylight saving)."""
+    if definition in WEEKENDS:
+        return is_weekend(ts, definition)
+    _check_zone(definition)
+    return ts.dt.convert_time_zone(definition).dt.weekday() >= 6
+
+
+def with_calendar(
+    frame: Frame,
+    *,
+    weekend: str = "utc",
+    tz: str = "UTC",
+    regime_split: date = ETF_LAUNCH,
+) -> Frame:
+    """`frame` with its calendar keys, all from the row's open time ``ts``:
+
+    weekend (bool, under `weekend`, see `weekend_mask`); weekday (1 = Monday … 7 = Sunday), hour
+    (0-23), date and week (the Monday of its week) in time zone `tz`; year (in `tz`); regime
+    ("before" or "after" 00:00 UTC on `regime_split`).
+    """
+    _check_zone(tz)
+    local = pl.col(TS).dt.convert_time_zone(tz)
+    split = datetime.combine(regime_split, datetime.min.time(), tzinfo=UTC)
+    result = frame.lazy().with_columns(
+        weekend_mask(pl.col(TS), weekend).alias(WEEKEND),
+        local.dt.weekday().alias(WEEKDAY),
+        local.dt.hour().alias(HOUR),
+        local.dt.date().alias(DATE),
+        local.dt.truncate("1w").dt.date().alias(WEEK),
+        local.dt.year().alias(YEAR),
+        pl.when(pl.col(TS) < split).then(pl.lit(REGIMES[0])).otherwise(pl.lit(REGIMES[1])).cast(REGIME_TYPE).alias(REGIME),
+    )
+    return _like(result, frame)
+
+
+def pooled(name: str, where: pl.Expr | None = None) -> pl.Expr:
+    """A group's value of measure `name` (over the rows `where` is true): the mean, or for
+    volatilities the root mean square."""
+    x = pl.col(name) if where is None else pl.col(name).filter(where)
+    return (x**2).mean().sqrt() if MEASURES[name].pooling == "rms" else x.mean()
+
+
+def aggregate(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str], measures: Sequence[str] = BAR_MEASURES) -> pl.DataFrame:
+    """Long table, one row per (symbol, `by`…, measure): mean (pooled, see `pooled`), median and n
+    (bars with a value), sorted by symbol, `by`, then the order of `measures`.
+
+    `frame` is a `with_calendar` frame of measures; `by` e.g. `HOUR_OF_WEEK`, `DAY_OF_WEEK`,
+    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``.
+    """
+    keys = [SYMBOL, *by]
+    stats = [
+        pl.struct(pooled(m).alias(MEAN), pl.col(m).median().alias(MEDIAN), pl.col(m).count().alias(N)).alias(m)
+        for m in measures
+    ]
+    return _long(frame.lazy().group_by(keys).agg(stats).collect(), keys, measures).sort(*keys, MEASURE)
+
+
+def daily(frame: pl.DataFrame | pl.LazyFrame, measures: Sequence[str] = BAR_MEASURES) -> pl.DataFrame:
+    """One row per symbol, local date and weekend flag (a date split by the weekend boundary, as
+    under "cme" on Fridays and Sundays, gives two rows), sorted by time: weekday, week, year,
+    regime, n_bars and each measure pooled over the row's bars (see `pooled`).
+
+    The unit of observation for the statistics: hours within a day are strongly autocorrelated,
+    days much less so.
+    """
+    keys = [SYMBOL, DATE, WEEKEND]
+    return (
+        frame.lazy()
+        .group_by(keys)
+        .agg(
+            pl.col(WEEKDAY, WEEK, YEAR, REGIME).first(),
+            pl.col(TS).min().alias("_first_ts"),
+            pl.len().alias(N_BARS),
+            *(pooled(m).alias(m) for m in measures),
+        )
+        .sort(SYMBOL, "_first_ts")
+        .drop("_first_ts")
+        .collect()
+    )
+
+
+def rolling_weekend_ratio(days: pl.DataFrame, measure: str, *, window: str = ROLLING_RATIO_WINDOW) -> pl.DataFrame:
+    """Per symbol and date of a `daily` frame: the mean of `measure` over the weekend rows in the
+    trailing `window` (ending on that date) divided by the mean over its weekday rows; null while
+    either side has no value. Columns: symbol, date, ratio."""
+
+    def trailing_mean(side: str) -> pl.Expr:
+        total = pl.col(side).fill_null(0).rolling_sum_by(DATE, window_size=window)
+        count = pl.col(side).is_not_null().cast(pl.Float64).rolling_sum_by(DATE, window_size=window)
+        return pl.when(count > 0).then(total / count)
+
+    return (
+        days.group_by(SYMBOL, DATE)
+        .agg(
+            pl.col(measure).filter(pl.col(WEEKEND)).mean().alias("_weekend"),
+            pl.col(measure).filter(~pl.col(WEEKEND)).mean().alias("_weekday"),
+        )
+        .sort(SYMBOL, DATE)
+        .select(SYMBOL, DATE, (trailing_mean("_weekend") / trailing_mean("_weekday")).over(SYMBOL).alias("ratio"))
+    )
+
+
+def share_of_volume(
+    frame: pl.DataFrame | pl.LazyFrame,
+    by: Sequence[str],
+    *,
+    within: Sequence[str] = (YEAR,),
+    volume: str = QUOTE_VOLUME,
+) -> pl.DataFrame:
+    """Each `by` group's share of the `volume` traded in its (symbol, `within`…) total, e.g. the
+    weekend share of each year's volume (``by=(WEEKEND,)``) or the share-of-week by day and year
+    (``by=(WEEKDAY,)``), Kaiko's headline figures. Columns: symbol, `within`, `by`, share."""
+    keys = [SYMBOL, *within]
+    return (
+        frame.lazy()
+        .group_by(*keys, *by)
+        .agg(pl.col(volume).sum())
+        .with_columns((pl.col(volume) / pl.col(volume).sum().over(keys)).alias("share"))
+        .drop(volume)
+        .sort(*keys, *by)
+        .collect()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def weekend_moves(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """One row per symbol and weekend of a `with_calendar` bars frame (a run of weekend bars):
+
+    start, end (open time of the first and the bar after the last weekend bar), friday_close (the
+    close of the last bar before it), monday_open (the open of the first bar after it), move
+    (``monday_open / friday_close − 1``), low and max_drawdown (``min low / friday_close − 1``),
+    quote_volume (summed over the weekend). Weekends at the edges of the data have null ends.
+    """
+    run = (pl.col(WEEKEND) != pl.col(WEEKEND).shift(1)).fill_null(True).cum_sum().over(SYMBOL)
+    per_run = (
+        frame.lazy()
+        .sort(SYMBOL, TS)
+        .with_columns(run.alias("_run"))
+        .group_by(SYMBOL, "_run")
+        .agg(
+            pl.col(WEEKEND).first(),
+            pl.col(TS).first().alias("start"),
+            pl.col("open").first().alias("_open"),
+            pl.col("close").last().alias("_close"),
+            pl.col("low").min().alias("low"),
+            pl.col(QUOTE_VOLUME).sum(),
+        )
+        .sort(SYMBOL, "_run")
+        .with_columns(
+            pl.col("_close").shift(1).over(SYMBOL).alias("friday_close"),
+            pl.col("_open").shift(-1).over(SYMBOL).alias("monday_open"),
+            pl.col("start").shift(-1).over(SYMBOL).alias("end"),
+        )
+        .filter(pl.col(WEEKEND))
+    )
+    return per_run.select(
+        SYMBOL,
+        "start",
+        "end",
+        "friday_close",
+        "monday_open",
+        (pl.col("monday_open") / pl.col("friday_close") - 1).alias("move"),
+        "low",
+        (pl.col("low") / pl.col("friday_close") - 1).alias("max_drawdown"),
+        QUOTE_VOLUME,
+    ).collect()
+
+
+def event_comparison(
+    frame: pl.DataFrame | pl.LazyFrame,
+    events: Sequence[Event] = CASCADES,
+    measures: Sequence[str] = BAR_MEASURES,
+    *,
+    baseline_weeks: int = BASELINE_WEEKS,
+) -> pl.DataFrame:
+    """Liquidity during each event against the same hours of the `baseline_weeks` weeks before it
+    (a Saturday is compared with Saturdays, so weekly and intraday seasonality cancel).
+
+    Columns: event, symbol, measure, event_value, baseline_value (both pooled, see `pooled`), ratio
+    (event / baseline; null without a positive baseline). Pass a measured frame that starts at least
+    `baseline_weeks` weeks, plus the spread window, before the first event.
+    """
+    tables = []
+    for event in events:
+        shifts = [timedelta(weeks=k) for k in range(baseline_weeks + 1)]
+        in_event, *in_baselines = (_between(event.start - shift, event.end - shift) for shift in shifts)
+        in_baseline = pl.any_horizontal(in_baselines) if in_baselines else pl.lit(False)
+        stats = [
+            pl.struct(pooled(m, in_event).alias("event_value"), pooled(m, in_baseline).alias("baseline_value")).alias(m)
+            for m in measures
+        ]
+        wide = frame.lazy().filter(in_event | in_baseline).group_by(SYMBOL).agg(stats).collect()
+        tables.append(_long(wide, [SYMBOL], measures).with_columns(pl.lit(event.name).alias("event")))
+    ratio = pl.when(pl.col("baseline_value") > 0).then(pl.col("event_value") / pl.col("baseline_value"))
+    return pl.concat(tables).select("event", SYMBOL, MEASURE, "event_value", "baseline_value", ratio.alias("ratio"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _between(start: datetime, end: datetime) -> pl.Expr:
+    return pl.col(TS).is_between(start, end, closed="left")
+
+
+def _long(wide: pl.DataFrame, keys: Sequence[str], measures: Sequence[str]) -> pl.DataFrame:
+    """One struct column per measure → one row per measure (an ordered `measure` enum), unnested."""
+    return (
+        wide.unpivot(index=list(keys), on=list(measures), variable_name=MEASURE, value_name="_stats")
+        .unnest("_stats")
+        .with_columns(pl.col(MEASURE).cast(pl.Enum(list(measures))))
+    )
+
+
+def _check_zone(tz: str) -> None:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown weekend definition or time zone {tz!r}; use one of {sorted(WEEKENDS)} or an IANA zone") from None
+
+
+def _like(result: pl.LazyFrame, template: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """Collect when the caller passed an eager frame, so each function returns what it was given."""
+    return result.collect() if isinstance(template, pl.DataFrame) else result
