@@ -49,6 +49,7 @@ EVENTS_METHOD = "liquidation events at their reported prices"
 
 TARGET_BUCKETS = 200  # default grid height: fine enough to see clusters, light enough to draw
 NICE_STEPS: tuple[float, ...] = (1.0, 2.0, 2.5, 5.0, 10.0)
+MIN_SPAN_FRACTION = 0.01  # a flat price range is sized as if it spanned 1 % of the price
 MAX_BUCKETS = 5_000  # a guard against a bucket size far too small for the price range
 DEFAULT_TIMEFRAME = "1h"
 DEFAULT_BURSTS = 10
@@ -84,7 +85,7 @@ class Grid:
 
 def nice_bucket_usd(low: float, high: float, target: int = TARGET_BUCKETS) -> float:
     """A round bucket size (1, 2, 2.5 or 5 × 10^n USD) giving about `target` buckets over [low, high]."""
-    raw = max(high - low, abs(high) * 1e-6, 1e-9) / target
+    raw = max(high - low, abs(high) * MIN_SPAN_FRACTION, 1e-9) / target
     magnitude = 10.0 ** math.floor(math.log10(raw))
     return next(step * magnitude for step in NICE_STEPS if step * magnitude >= raw * (1 - 1e-9))
 

@@ -17,7 +17,7 @@ import yfinance as yf
 from yfinance.data import YfData
 from yfinance.exceptions import YFException, YFRateLimitError, YFTickerMissingError
 
-from lib.schema import BARS, EXCHANGE, SYMBOL, TIMEFRAME, TS, conform
+from lib.schema import BARS, EXCHANGE, SYMBOL, TIMEFRAME, TIMEFRAMES, TS, conform
 from lib.sources.base import EmptyResponse, RateLimited, SourceUnavailable
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,18 @@ def normalize(frame: pd.DataFrame, symbol: str, timeframe: str) -> pl.DataFrame:
     return conform(bars, BARS)
 
 
+def closed_within(bars: pl.DataFrame, since: datetime | None, until: datetime | None, now: datetime) -> pl.DataFrame:
+    """The rows of one timeframe's `bars` with since <= ts < until (either bound optional) whose bar
+    has closed by `now` (ts + timeframe <= now). Yahoo also sends the bar still in progress (today's
+    daily bar, with a partial volume); as in the ccxt source it is left out until it has closed."""
+    keep = pl.col(TS) + pl.col(TIMEFRAME).replace_strict(TIMEFRAMES, return_dtype=pl.Duration("us")) <= now
+    if since is not None:
+        keep &= pl.col(TS) >= since
+    if until is not None:
+        keep &= pl.col(TS) < until
+    return bars.filter(keep)
+
+
 class YahooSource:
     """Yahoo Finance through yfinance: bars only, daily back to each coin's first day, intraday within
     Yahoo's limits. One request per fetch, yielded as one chunk."""
@@ -148,21 +160,23 @@ class YahooSource:
     def fetch(
         self, dataset: str, symbol: str, timeframe: str, since: datetime | None, until: datetime | None
     ) -> Iterator[pl.DataFrame]:
-        """Yield the bars with since <= ts < until as one BARS frame (see clamp_since for intraday limits)."""
+        """Yield the closed bars with since <= ts < until as one BARS frame (see clamp_since for the
+        intraday limits and closed_within for the still-open bar)."""
         if dataset != BARS.name or timeframe not in INTERVALS:
             raise ValueError(f"yfinance offers bars at {', '.join(INTERVALS)}; asked for {dataset} at {timeframe}")
-        since, until = _utc(since), _utc(until)
-        start = clamp_since(timeframe, since, until, now=datetime.now(UTC))
-        bars = normalize(download(symbol, timeframe, start, until), symbol, timeframe)
-        inside = bars.filter(_within(start, until))
-        if inside.is_empty():
-            raise EmptyResponse(f"Yahoo Finance returned no {timeframe} bars for {ticker(symbol)} inside the range")
-        yield inside
+        since, until, now = _utc(since), _utc(until), datetime.now(UTC)
+        start = clamp_since(timeframe, since, until, now)
+        bars = closed_within(normalize(download(symbol, timeframe, start, until), symbol, timeframe), start, until, now)
+        if bars.is_empty():
+            raise EmptyResponse(f"Yahoo Finance returned no closed {timeframe} bars for {ticker(symbol)} in the range")
+        yield bars
 
 
 @contextmanager
 def _yfinance_raises() -> Iterator[None]:
-    """Make yfinance raise its errors: by default it logs them and returns an empty frame."""
+    """Make yfinance raise its errors: by default it logs them and returns an empty frame. The switch is
+    process-wide; it is restored afterwards, and a thread that reads it mid-switch only gets an
+    empty frame, which download() reports as EmptyResponse."""
     previous = yf.config.debug.hide_exceptions
     yf.config.debug.hide_exceptions = False
     try:
@@ -175,16 +189,6 @@ def _forget_answers() -> None:
     """Drop yfinance's in-process cache of answers for past ranges: it keeps error pages too, so a
     retry after a failure would get the same failure without asking Yahoo again."""
     YfData.cache_get.cache_clear()
-
-
-def _within(since: datetime | None, until: datetime | None) -> pl.Expr:
-    """since <= ts < until, either bound optional."""
-    expr = pl.lit(True)
-    if since is not None:
-        expr &= pl.col(TS) >= since
-    if until is not None:
-        expr &= pl.col(TS) < until
-    return expr
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -22,7 +22,14 @@ from yfinance.data import YfData
 from lib.schema import BARS, TS, conform
 from lib.sources import get_source
 from lib.sources.base import EmptyResponse, RateLimited, SourceUnavailable
-from lib.sources.yfinance import INTRADAY_LOOKBACK, LOOKBACK_MARGIN, YahooSource, clamp_since, normalize
+from lib.sources.yfinance import (
+    INTRADAY_LOOKBACK,
+    LOOKBACK_MARGIN,
+    YahooSource,
+    clamp_since,
+    closed_within,
+    normalize,
+)
 
 from .helpers_yahoo import YahooReplay
 
@@ -241,6 +248,28 @@ def test_normalize_converts_ts_to_utc_and_leaves_its_input_alone() -> None:
 
     assert bars[TS].to_list() == [datetime(2024, 1, 2, 0, 0, tzinfo=UTC)]
     pd.testing.assert_frame_equal(frame, before)
+
+
+THREE_DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
+
+
+@pytest.mark.parametrize(
+    ("case", "since", "until", "now", "expected_days"),
+    [
+        ("todays_bar_still_open", None, None, datetime(2024, 1, 3, 12, tzinfo=UTC), [1, 2]),
+        ("all_closed", None, None, datetime(2024, 1, 4, tzinfo=UTC), [1, 2, 3]),
+        ("since_inclusive_until_exclusive", datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC),
+         datetime(2024, 2, 1, tzinfo=UTC), [2]),
+    ],
+)  # fmt: skip
+def test_closed_within(
+    case: str, since: datetime | None, until: datetime | None, now: datetime, expected_days: list[int]
+) -> None:
+    bars = normalize(yahoo_frame(THREE_DAYS, close=[1.0, 2.0, 3.0], volume=[1, 1, 1]), "BTC", "1d")
+
+    kept = closed_within(bars, since, until, now)
+
+    assert kept[TS].to_list() == [datetime(2024, 1, day, tzinfo=UTC) for day in expected_days]
 
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

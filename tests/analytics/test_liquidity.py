@@ -1,0 +1,445 @@
+"""Liquidity measures, calendar keys and aggregates: hand-computed cases, metamorphic properties and
+the real Binance BTC hourly bars."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from bidask import edge as bidask_edge
+from polars.testing import assert_frame_equal
+
+from lib.analytics import liquidity as liq
+from lib.schema import BARS, DEPTH, conform
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday, 00:00 UTC
+
+
+def bars(rows: list[dict], *, symbol: str = "BTC", timeframe: str = "1h", start: datetime = T0) -> pl.DataFrame:
+    """Canonical bars from literal rows, one bar per `timeframe` from `start` unless a row has ts."""
+    step = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}[timeframe]
+    frame = pl.DataFrame(
+        [{"ts": start + i * step, "volume": 1.0, "quote_volume": 100.0, **row} for i, row in enumerate(rows)]
+    ).with_columns(pl.lit("test").alias("exchange"), pl.lit(symbol).alias("symbol"), pl.lit(timeframe).alias("timeframe"))
+    return conform(frame, BARS)
+
+
+def ohlc(close: list[float]) -> list[dict]:
+    """Bars with the given closes, each opening at the previous close, ±0.5 % wicks."""
+    opens = [close[0], *close[:-1]]
+    return [
+        {"open": o, "high": max(o, c) * 1.005, "low": min(o, c) * 0.995, "close": c}
+        for o, c in zip(opens, close, strict=True)
+    ]
+
+
+def random_walk(n: int, seed: int = 7, *, start: datetime = T0, symbol: str = "BTC") -> pl.DataFrame:
+    """Hourly bars on a seeded random walk with random wicks and volumes (weekends 40 % lighter)."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.002, n)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.002, n)))
+    ts = [start + timedelta(hours=i) for i in range(n)]
+    weekend = np.array([t.weekday() >= 5 for t in ts])
+    volume = rng.lognormal(3, 0.3, n) * np.where(weekend, 0.6, 1.0)
+    frame = pl.DataFrame(
+        {
+            "exchange": "test",
+            "symbol": symbol,
+            "timeframe": "1h",
+            "ts": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "quote_volume": volume * close,
+            "trades": (volume * 10).astype(np.int64),
+            "taker_buy_volume": volume * rng.uniform(0.4, 0.6, n),
+        }
+    )
+    return conform(frame, BARS)
+
+
+def value(frame: pl.DataFrame, column: str, row: int = -1) -> float | None:
+    return frame[column][row]
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimators against hand-computed values
+
+
+@pytest.mark.parametrize(
+    ("name", "prev", "bar", "expected"),
+    [
+        # Two identical bars: γ = β / 2, so α = ln(H/L) and S = 2 (H/L − 1) / (1 + H/L) = 0.2 / 2.1.
+        ("same_range", (110, 100), (110, 100), 2 / 21),
+        # Bars 101/99 then 102/100: α = −0.004122 < 0, so the estimate is set to 0.
+        ("negative_set_to_zero", (101, 99), (102, 100), 0.0),
+    ],
+)
+def test_corwin_schultz_hand_examples(name: str, prev: tuple, bar: tuple, expected: float) -> None:
+    frame = pl.DataFrame({"ph": [prev[0]], "pl": [prev[1]], "h": [bar[0]], "l": [bar[1]]}, schema_overrides={"ph": pl.Float64, "pl": pl.Float64, "h": pl.Float64, "l": pl.Float64})
+    got = frame.select(liq.corwin_schultz(pl.col("h"), pl.col("l"), pl.col("ph"), pl.col("pl"))).item()
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "prev_close", "prev", "bar", "expected"),
+    [
+        # Close at the high of a 121/100 bar, repeated: c − η = ln(121/110) = ln 1.1 both times, S = 2 ln 1.1.
+        ("close_at_high", 121.0, (121.0, 100.0), (121.0, 100.0), 2 * math.log(1.1)),
+        # Close at the high, next bar's mid-range above it: the product is negative, set to 0.
+        ("negative_set_to_zero", 121.0, (121.0, 100.0), (140.0, 120.0), 0.0),
+        # 4 (ln 100 − ln √(101·99)) (ln 100 − ln √(102·98)) = 4.001000e-08, S = 2.000250e-04.
+        ("near_zero", 100.0, (101.0, 99.0), (102.0, 98.0), 2.0002500510626412e-04),
+    ],
+)
+def test_abdi_ranaldo_hand_examples(name: str, prev_close: float, prev: tuple, bar: tuple, expected: float) -> None:
+    frame = pl.DataFrame({"pc": [prev_close], "ph": [prev[0]], "pl": [prev[1]], "h": [bar[0]], "l": [bar[1]]})
+    got = frame.select(liq.abdi_ranaldo(pl.col("pc"), pl.col("ph"), pl.col("pl"), pl.col("h"), pl.col("l"))).item()
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_roll_on_a_bid_ask_bounce() -> None:
+    # Returns alternate ±a: over a window of 4 pairs cov(r_t, r_{t-1}) = −4a²/3 (sample, ddof 1),
+    # so S = 2a √(4/3).
+    a = math.log(1.01)
+    returns = [None, a, -a, a, -a, a, -a]
+    got = pl.DataFrame({"r": returns}, schema={"r": pl.Float64}).select(liq.roll(pl.col("r"), window=4))["r"]
+    assert got.to_list()[:5] == [None] * 5
+    assert got.to_list()[5:] == pytest.approx([2 * a * math.sqrt(4 / 3)] * 2, rel=1e-12)
+
+
+def test_roll_is_null_when_the_autocovariance_is_positive() -> None:
+    trending = pl.DataFrame({"r": [None, 0.01, 0.02, 0.03, 0.04, 0.05]})
+    assert trending.select(liq.roll(pl.col("r"), window=3))["r"].null_count() == 6
+
+
+@pytest.mark.parametrize(
+    ("name", "bar", "parkinson", "garman_klass"),
+    [
+        # √(ln(1.05)² / (4 ln 2)); √(½ ln(1.05)² − (2 ln 2 − 1) ln(102/101)²)
+        ("up_bar", (101.0, 105.0, 100.0, 102.0), 0.029301479756137276, 0.033952074122537854),
+        # A flat bar has no range and no move.
+        ("flat", (100.0, 100.0, 100.0, 100.0), 0.0, 0.0),
+        # Open at the low, close at the high: GK = ln(H/L) √(½ − (2 ln 2 − 1)).
+        ("low_to_high", (100.0, 110.0, 100.0, 110.0), math.log(1.1) / math.sqrt(4 * math.log(2)), math.log(1.1) * math.sqrt(1.5 - 2 * math.log(2))),
+    ],
+)
+def test_range_volatility_hand_examples(name: str, bar: tuple, parkinson: float, garman_klass: float) -> None:
+    o, h, l, c = (pl.lit(x) for x in bar)
+    got = pl.select(liq.parkinson(h, l).alias("p"), liq.garman_klass(o, h, l, c).alias("gk")).row(0)
+    assert got == pytest.approx((parkinson, garman_klass), abs=1e-15)
+
+
+def test_amihud_by_hand() -> None:
+    # |ln(110/100)| / USD 2 M × 1 M = 0.0953102 / 2
+    frame = pl.DataFrame({"r": [math.log(1.1), 0.01], "qv": [2_000_000.0, 0.0]})
+    got = frame.select(liq.amihud(pl.col("r"), pl.col("qv")))["r"].to_list()
+    assert got == [pytest.approx(math.log(1.1) / 2), None]
+
+
+def test_edge_matches_bidask_over_the_full_window() -> None:
+    frame = random_walk(60)
+    o, h, l, c = (frame[name].to_numpy() for name in ("open", "high", "low", "close"))
+    got = frame.select(liq.edge(*(pl.col(x) for x in ("open", "high", "low", "close")), window=60))["open"]
+    assert got.null_count() == 59
+    assert got[-1] == pytest.approx(bidask_edge(o, h, l, c), rel=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# with_measures
+
+
+def test_with_measures_by_hand_on_three_bars() -> None:
+    frame = bars(
+        [
+            {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0, "volume": 2.0, "quote_volume": 200.0, "taker_buy_volume": 1.0},
+            {"open": 100.0, "high": 111.0, "low": 100.0, "close": 110.0, "volume": 4.0, "quote_volume": 440.0, "taker_buy_volume": 3.0},
+            {"open": 110.0, "high": 110.0, "low": 99.0, "close": 99.0, "volume": 1.0, "quote_volume": 99.0},
+        ]
+    )
+    out = liq.with_measures(frame, week_coverage=0)
+    assert out[liq.RETURN].to_list() == [None, pytest.approx(math.log(1.1)), pytest.approx(math.log(0.9))]
+    assert out[liq.AMIHUD].to_list() == [None, pytest.approx(math.log(1.1) / 440 * 1e6), pytest.approx(-math.log(0.9) / 99 * 1e6)]
+    assert out[liq.VOLUME_SHARE].to_list() == pytest.approx([2 / 7, 4 / 7, 1 / 7])
+    assert out[liq.TAKER_BUY_SHARE].to_list() == [0.5, 0.75, None]
+    assert out[liq.REALIZED_VOL].to_list() == [None, pytest.approx(math.log(1.1)), pytest.approx(-math.log(0.9))]
+    assert out[liq.CS_SPREAD][0] is None and out[liq.AR_SPREAD][0] is None
+    assert out[liq.EDGE_SPREAD].null_count() == 3  # fewer bars than the window
+
+
+def test_partial_weeks_get_no_volume_share() -> None:
+    out = liq.with_measures(bars(ohlc([100.0, 101.0, 102.0])))
+    assert out[liq.VOLUME_SHARE].null_count() == 3
+
+
+def test_a_gap_breaks_the_two_bar_measures() -> None:
+    rows = ohlc([100.0, 101.0, 102.0, 103.0])
+    rows[2]["ts"] = T0 + timedelta(hours=5)  # an outage: 2 bars missing
+    rows[3]["ts"] = T0 + timedelta(hours=6)
+    out = liq.with_measures(bars(rows))
+    for column in (liq.RETURN, liq.CS_SPREAD, liq.AR_SPREAD, liq.AMIHUD):
+        assert [x is None for x in out[column]] == [True, False, True, False], column
+
+
+def test_unreliable_volume_is_left_out_of_every_volume_measure_only() -> None:
+    frame = random_walk(24 * 14).with_columns(pl.col("ts").dt.hour().is_in([3, 4]).not_().alias("volume_reliable"))
+    out = liq.with_measures(frame)
+    unreliable = out.filter(~pl.col("volume_reliable"))
+    for name, measure in liq.MEASURES.items():
+        if name not in liq.BAR_MEASURES:
+            continue
+        assert (unreliable[name].null_count() == unreliable.height) is measure.volume_based, name
+
+
+def test_estimate_quote_volume_fills_only_missing_values() -> None:
+    frame = bars([{"open": 10.0, "high": 12.0, "low": 8.0, "close": 10.0, "volume": 3.0, "quote_volume": None}, {"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1.0, "quote_volume": 7.0}])
+    assert liq.with_measures(frame)[liq.QUOTE_VOLUME].to_list() == [None, 7.0]
+    assert liq.with_measures(frame, estimate_quote_volume=True)[liq.QUOTE_VOLUME].to_list() == [30.0, 7.0]
+
+
+def test_measures_are_per_symbol_and_the_input_is_untouched() -> None:
+    btc, eth = random_walk(100, seed=1), random_walk(100, seed=2, symbol="ETH")
+    both = pl.concat([eth, btc])
+    before = both.clone()
+    together = liq.with_measures(both)
+    assert_frame_equal(both, before)
+    alone = pl.concat([liq.with_measures(btc), liq.with_measures(eth)])
+    assert_frame_equal(together, alone)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calendar
+
+
+@pytest.mark.parametrize(
+    ("definition", "ts", "expected"),
+    [
+        ("utc", datetime(2024, 3, 8, 23, 59, tzinfo=UTC), False),
+        ("utc", datetime(2024, 3, 9, 0, 0, tzinfo=UTC), True),
+        ("utc", datetime(2024, 3, 11, 0, 0, tzinfo=UTC), False),
+        # CME: Friday 16:00 CT (22:00 UTC in winter) to Sunday 17:00 CT (22:00 UTC after the
+        # 10 March 2024 switch to daylight time).
+        ("cme", datetime(2024, 3, 8, 21, 59, tzinfo=UTC), False),
+        ("cme", datetime(2024, 3, 8, 22, 0, tzinfo=UTC), True),
+        ("cme", datetime(2024, 3, 10, 21, 59, tzinfo=UTC), True),
+        ("cme", datetime(2024, 3, 10, 22, 0, tzinfo=UTC), False),
+        # A user in New York: Saturday 00:00 EST is 05:00 UTC; Monday 00:00 EDT is 04:00 UTC.
+        ("America/New_York", datetime(2024, 3, 9, 4, 59, tzinfo=UTC), False),
+        ("America/New_York", datetime(2024, 3, 9, 5, 0, tzinfo=UTC), True),
+        ("America/New_York", datetime(2024, 3, 11, 3, 59, tzinfo=UTC), True),
+        ("America/New_York", datetime(2024, 3, 11, 4, 0, tzinfo=UTC), False),
+        ("Asia/Tokyo", datetime(2024, 3, 8, 15, 0, tzinfo=UTC), True),  # Saturday 00:00 JST
+    ],
+)
+def test_weekend_definitions_across_daylight_saving(definition: str, ts: datetime, expected: bool) -> None:
+    assert pl.select(liq.weekend_mask(pl.lit(ts), definition)).item() is expected
+
+
+def test_unknown_weekend_definition_raises() -> None:
+    with pytest.raises(ValueError, match="unknown weekend definition"):
+        liq.weekend_mask(pl.col("ts"), "Mars/Olympus")
+
+
+def test_calendar_keys_in_a_time_zone() -> None:
+    frame = bars(ohlc([1.0]), start=datetime(2024, 1, 10, 23, 30, tzinfo=UTC))
+    row = liq.with_calendar(frame, tz="Asia/Tokyo").row(0, named=True)
+    assert (row[liq.WEEKDAY], row[liq.HOUR], row[liq.DATE], row[liq.WEEK]) == (4, 8, date(2024, 1, 11), date(2024, 1, 8))
+    assert row[liq.REGIME] == "before"  # 23:30 UTC on 10 Jan, before the 11 Jan split
+
+
+@pytest.mark.parametrize("definition", ["utc", "cme", "Asia/Singapore"])
+def test_weekend_split_partitions_the_bars(definition: str) -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24 * 21)), weekend=definition)
+    split = liq.aggregate(frame, liq.WEEKEND_SPLIT, [liq.VOLUME])
+    assert split[liq.N].sum() == frame.height
+    assert split[liq.WEEKEND].to_list() == [False, True]
+    hours = {"utc": 48, "cme": 49, "Asia/Singapore": 48}[definition]  # CME: 16:00 CST → 17:00 CDT
+    assert split[liq.N][1] == 3 * 48 or definition == "cme" and split[liq.N][1] in (3 * hours, 3 * 48 + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregates
+
+
+def test_aggregate_pools_volatility_as_root_mean_square() -> None:
+    frame = pl.DataFrame({"symbol": ["X"] * 3, "g": [1, 1, 1], liq.REALIZED_VOL: [0.01, 0.02, None], liq.VOLUME: [1.0, 2.0, 6.0]})
+    out = liq.aggregate(frame, ["g"], [liq.VOLUME, liq.REALIZED_VOL])
+    assert out[liq.MEASURE].cast(pl.String).to_list() == [liq.VOLUME, liq.REALIZED_VOL]
+    assert out[liq.MEAN].to_list() == pytest.approx([3.0, math.sqrt((0.01**2 + 0.02**2) / 2)])
+    assert out[liq.MEDIAN].to_list() == pytest.approx([2.0, 0.015])
+    assert out[liq.N].to_list() == [3, 2]
+
+
+def test_hour_of_week_has_168_cells() -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24 * 14)))
+    cells = liq.aggregate(frame, liq.HOUR_OF_WEEK, [liq.QUOTE_VOLUME])
+    assert cells.height == 168
+    assert cells[liq.N].to_list() == [2] * 168
+
+
+def test_scaling_volume_scales_volume_measures_and_keeps_ratios() -> None:
+    k = 1000.0
+    base = random_walk(24 * 28)
+    scaled = base.with_columns(pl.col("volume", "quote_volume", "taker_buy_volume") * k)
+    a, b = (liq.aggregate(liq.with_calendar(liq.with_measures(f)), liq.WEEKEND_SPLIT) for f in (base, scaled))
+    factor = {liq.VOLUME: k, liq.QUOTE_VOLUME: k, liq.AMIHUD: 1 / k}
+    for (measure, mean_a), mean_b in zip(a.select(liq.MEASURE, liq.MEAN).iter_rows(), b[liq.MEAN], strict=True):
+        expected = factor.get(measure, 1.0) * mean_a if mean_a is not None and measure != liq.TRADES else mean_b
+        assert mean_b == pytest.approx(expected, rel=1e-9), measure
+    ratio = (
+        pl.concat([a.with_columns(pl.lit("a").alias("run")), b.with_columns(pl.lit("b").alias("run"))])
+        .pivot(liq.WEEKEND, index=["run", liq.MEASURE], values=liq.MEAN)
+        .with_columns((pl.col("true") / pl.col("false")).alias("ratio"))
+        .pivot("run", index=liq.MEASURE, values="ratio")
+        .drop_nulls()
+    )
+    assert ratio["a"].to_list() == pytest.approx(ratio["b"].to_list(), rel=1e-9)
+
+
+def test_shifting_by_one_week_leaves_day_of_week_aggregates_unchanged() -> None:
+    base = random_walk(24 * 28)
+    shifted = base.with_columns(pl.col("ts") + timedelta(weeks=1))
+    a, b = (liq.aggregate(liq.with_calendar(liq.with_measures(f)), liq.DAY_OF_WEEK) for f in (base, shifted))
+    assert_frame_equal(a, b)
+
+
+def test_daily_rows_split_a_date_at_the_weekend_boundary() -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24 * 7)), weekend="cme")
+    days = liq.daily(frame, [liq.VOLUME])
+    friday = days.filter(pl.col(liq.DATE) == date(2024, 3, 8))
+    assert friday[liq.WEEKEND].to_list() == [False, True]
+    assert friday[liq.N_BARS].to_list() == [22, 2]  # 16:00 CST = 22:00 UTC
+    assert days[liq.N_BARS].sum() == 24 * 7
+
+
+def test_rolling_weekend_ratio_by_hand() -> None:
+    days = pl.DataFrame(
+        {
+            "symbol": "X",
+            liq.DATE: [date(2024, 3, d) for d in range(4, 11)],
+            liq.WEEKEND: [False] * 5 + [True] * 2,
+            liq.VOLUME: [10.0, 10.0, 10.0, 10.0, 10.0, 6.0, 4.0],
+        }
+    )
+    out = liq.rolling_weekend_ratio(days, liq.VOLUME, window="7d")
+    assert out["ratio"].to_list() == [None] * 5 + [0.6, 0.5]
+
+
+def test_share_of_volume_sums_to_one_per_year() -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24 * 14)))
+    shares = liq.share_of_volume(frame, (liq.WEEKDAY,))
+    assert shares["share"].sum() == pytest.approx(1.0)
+    assert shares.height == 7
+
+
+def test_depth_measures() -> None:
+    depth = conform(
+        pl.DataFrame({"exchange": "x", "symbol": "BTC", "timeframe": "1d", "ts": [T0], "spread_bps": [1.5], "bid_usd_1pct": [3e6], "ask_usd_1pct": [2e6]}),
+        DEPTH,
+    )
+    row = liq.depth_measures(depth).row(0, named=True)
+    assert (row[liq.DEPTH_USD], row[liq.BID_DEPTH_USD], row[liq.ASK_DEPTH_USD], row[liq.QUOTED_SPREAD]) == (5e6, 3e6, 2e6, 1.5e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def test_weekend_moves_friday_close_to_monday_open() -> None:
+    # Thursday 00:00 to Tuesday 00:00, daily bars: Fri closes at 100, Sat low 80, Mon opens at 90.
+    rows = [
+        {"open": 100.0, "high": 100.0, "low": 100.0, "close": 100.0},
+        {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0},
+        {"open": 100.0, "high": 100.0, "low": 80.0, "close": 85.0},
+        {"open": 85.0, "high": 95.0, "low": 84.0, "close": 91.0},
+        {"open": 90.0, "high": 92.0, "low": 89.0, "close": 91.0},
+    ]
+    frame = liq.with_calendar(bars(rows, timeframe="1d", start=datetime(2024, 3, 7, tzinfo=UTC)))
+    move = liq.weekend_moves(frame).row(0, named=True)
+    assert (move["start"], move["end"]) == (datetime(2024, 3, 9, tzinfo=UTC), datetime(2024, 3, 11, tzinfo=UTC))
+    assert (move["friday_close"], move["monday_open"], move["low"]) == (100.0, 90.0, 80.0)
+    assert move["move"] == pytest.approx(-0.1)
+    assert move["max_drawdown"] == pytest.approx(-0.2)
+    assert move[liq.QUOTE_VOLUME] == 200.0
+
+
+def test_event_comparison_against_the_same_hours_of_earlier_weeks() -> None:
+    start = datetime(2026, 1, 3, tzinfo=UTC)  # four Saturdays before 31 Jan 2026
+    frame = liq.with_measures(random_walk(24 * 35, start=start))
+    frame = frame.with_columns(
+        pl.when(pl.col("ts").is_between(liq.SATURDAY_CASCADE.start, liq.SATURDAY_CASCADE.end, closed="left"))
+        .then(pl.col(liq.VOLUME) * 3)
+        .otherwise(pl.col(liq.VOLUME))
+    )
+    table = liq.event_comparison(frame, [liq.SATURDAY_CASCADE], [liq.VOLUME])
+    saturdays = [liq.SATURDAY_CASCADE.start - timedelta(weeks=k) for k in range(5)]
+    means = [frame.filter(pl.col("ts").is_between(s, s + timedelta(days=1), closed="left"))[liq.VOLUME].mean() for s in saturdays]
+    row = table.row(0, named=True)
+    assert (row["event"], row[liq.MEASURE]) == (liq.SATURDAY_CASCADE.name, liq.VOLUME)
+    assert row["event_value"] == pytest.approx(means[0])
+    assert row["baseline_value"] == pytest.approx(sum(means[1:]) / 4)  # 24 bars each, so the mean of means
+    assert row["ratio"] == pytest.approx(row["event_value"] / row["baseline_value"])
+
+
+def test_event_comparison_without_data_is_null() -> None:
+    table = liq.event_comparison(liq.with_measures(random_walk(48)), measures=[liq.VOLUME])
+    assert table.height == 2 and table["ratio"].null_count() == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Real data: Binance BTCUSDT spot 1h, 2024-2025
+
+
+@cache
+def binance_bars(path: Path) -> pl.DataFrame:
+    """The raw Binance kline file → canonical bars (a local helper: lib/sources is not under test)."""
+    raw = pl.read_parquet(path)
+    return conform(
+        raw.select(
+            pl.lit("binance").alias("exchange"),
+            pl.lit("BTC").alias("symbol"),
+            pl.lit("1h").alias("timeframe"),
+            pl.from_epoch("open_time", time_unit="ms").alias("ts"),
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "quote_volume",
+            pl.col("count").alias("trades"),
+            "taker_buy_volume",
+        ).filter(pl.col("ts").dt.year().is_between(2024, 2025)),
+        BARS,
+    )
+
+
+def test_real_btc_weekend_quote_volume_is_clearly_lower(shared_data: Path) -> None:
+    frame = liq.with_calendar(liq.with_measures(binance_bars(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet")))
+    split = liq.aggregate(frame, liq.WEEKEND_SPLIT, [liq.QUOTE_VOLUME])
+    ratio = split[liq.MEAN][1] / split[liq.MEAN][0]
+
+    raw = pd.read_parquet(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet")
+    ts = pd.to_datetime(raw["open_time"], unit="ms", utc=True)
+    raw = raw[(ts.dt.year >= 2024) & (ts.dt.year <= 2025)]
+    weekend = pd.to_datetime(raw["open_time"], unit="ms", utc=True).dt.weekday >= 5
+    expected = raw.loc[weekend, "quote_volume"].mean() / raw.loc[~weekend, "quote_volume"].mean()
+
+    assert ratio == pytest.approx(expected, rel=1e-12)
+    assert ratio < 0.8
+
+
+def test_real_btc_weekend_share_fell_after_the_etf(shared_data: Path) -> None:
+    frame = liq.with_calendar(liq.with_measures(binance_bars(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet")))
+    shares = liq.share_of_volume(frame, liq.WEEKEND_SPLIT).filter(pl.col(liq.WEEKEND))
+    # Kaiko: ≈ 13-16 % in 2024; a calendar weekend is 2/7 = 28.6 % of the hours.
+    assert shares["share"].to_list() == pytest.approx([0.157, 0.172], abs=0.005)
