@@ -2,10 +2,14 @@
 
 import streamlit as st
 
+from lib import ui
+
+ui.use_explicit_navigation()
 st.set_page_config(page_title="Cascade: crypto market stress", page_icon=":material/waterfall_chart:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data", default=True),
+    st.Page("pages/drawdowns.py", title="Drawdowns", icon=":material/trending_down:", url_path="drawdowns", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
 ]
 
 st.navigation(PAGES).run()

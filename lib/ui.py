@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
+import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
+from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
 from lib.refresh import write_demo_market
 from lib.schema import TS
@@ -51,8 +54,21 @@ def _demo_store(root: str) -> Store:
     return store
 
 
+def use_explicit_navigation() -> None:
+    """Route every run through app.py's st.navigation, never Streamlit's legacy pages/ discovery.
+
+    Streamlit turns the legacy mode off only once some run calls st.navigation; until then a
+    fresh server runs a pages/*.py file requested by URL on its own, without app.py. The first
+    such run switches the mode off and reruns, so app.py routes it.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def active_store() -> ActiveStore:
     """Real data whenever any bars are cached; otherwise the synthetic demo market."""
+    use_explicit_navigation()
     store = real_store()
     if any(entry["dataset"] == "bars" for entry in store.status()):
         return ActiveStore(store, is_demo=False)
@@ -127,7 +143,7 @@ def view_controls(active: ActiveStore) -> View | None:
     defaults with a note); afterwards the widgets drive, and the link follows them.
     Returns None when nothing is cached to choose from.
     """
-    choices = choices_from_status(active.store.status(), settings().assets)
+    choices = choices_from_status(active.store.status(), settings().assets, settings().default_exchange)
     if choices is None:
         st.info("No bars are cached yet: fetch or import some on the Data page.")
         return None
@@ -153,8 +169,7 @@ def view_controls(active: ActiveStore) -> View | None:
 
 @st.cache_data(ttl=600, max_entries=32, show_spinner=False)
 def _bars(root: str, version: str, view: View) -> pl.DataFrame:
-    lo = datetime.combine(view.start, time(), timezone.utc)
-    hi = datetime.combine(view.end + timedelta(days=1), time(), timezone.utc)
+    lo, hi = _day_bounds(view)
     return (
         Store(root).scan("bars", exchange=view.exchange, timeframe=view.timeframe)
         .filter(pl.col("symbol").is_in(view.assets), pl.col(TS) >= lo, pl.col(TS) < hi)
@@ -166,3 +181,62 @@ def _bars(root: str, version: str, view: View) -> pl.DataFrame:
 def bars(active: ActiveStore, view: View) -> pl.DataFrame:
     """The view's bars (all its assets), sorted by symbol and time. Cached per store version."""
     return _bars(str(active.store.root), active.store.version(), view)
+
+
+def _day_bounds(view: View) -> tuple[datetime, datetime]:
+    """The view's dates as [start 00:00, day after end 00:00) in UTC."""
+    return datetime.combine(view.start, time(), timezone.utc), datetime.combine(view.end + timedelta(days=1), time(), timezone.utc)
+
+
+@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
+def _liquidation_totals(root: str, version: str, view: View, timeframe: str) -> pl.DataFrame:
+    lo, hi = _day_bounds(view)
+    return (
+        Store(root).scan("liquidation_totals", timeframe=timeframe)
+        .filter(pl.col("symbol").is_in(view.assets), pl.col(TS) >= lo, pl.col(TS) < hi)
+        .sort("symbol", TS)
+        .collect()
+    )
+
+
+def liquidation_totals(active: ActiveStore, view: View, timeframe: str = "1h") -> pl.DataFrame:
+    """Liquidated USD per bar (long_usd, short_usd) for the view's assets, all exchanges."""
+    return _liquidation_totals(str(active.store.root), active.store.version(), view, timeframe)
+
+
+def export_name(kind: str, symbol: str, view: View) -> str:
+    """File name (without extension) of a chart's PNG: page, asset and range."""
+    return f"cascade_{kind}_{symbol}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
+
+
+def provenance(active: ActiveStore, view: View, frame: pl.DataFrame, dataset: str = "bars") -> None:
+    """One line under a page's charts: where the data comes from, what it covers, its gaps."""
+    entries = [
+        e for e in active.store.status()
+        if e["dataset"] == dataset and e["exchange"] == view.exchange and e["timeframe"] == view.timeframe
+        and e["symbol"] in view.assets
+    ]
+    lo, hi = _day_bounds(view)
+    gaps = sum(
+        1 for e in entries for g in e["gaps"] if datetime.fromisoformat(g["start"]) < hi and datetime.fromisoformat(g["end"]) > lo
+    )
+    covered = f"{frame[TS].min():%Y-%m-%d %H:%M} to {frame[TS].max():%Y-%m-%d %H:%M} UTC" if not frame.is_empty() else "nothing"
+    sources = sorted({e["source"] for e in entries})
+    fetched = min((e["fetched_at"] for e in entries), default=None)
+    text = (f"Source: {view.exchange} {dataset} {view.timeframe} ({', '.join(sources) or 'unknown'}), covering {covered}; "
+            f"{gaps} gap(s) in range, shown not filled; cached {ago(fetched)}.")
+    st.caption(("DEMO DATA (synthetic). " if active.is_demo else "") + text)
+
+
+def chart(fig: go.Figure, key: str, filename: str) -> None:
+    """Render a figure with our own theme (not Streamlit's) and a camera button that saves
+    `filename`.png at 2x scale."""
+    st.plotly_chart(fig, key=key, theme=None, config=chart_config(filename))
+
+
+ROW_PX = 35
+
+
+def table_height(frame: pl.DataFrame, max_rows: int = 25) -> int:
+    """Pixel height that shows every row of a short table without an inner scrollbar."""
+    return ROW_PX * (min(frame.height, max_rows) + 1) + 3

@@ -110,8 +110,11 @@ def view_params(view: View) -> dict[str, str]:
     }
 
 
-def choices_from_status(entries: list[dict], assets: tuple[str, ...] = ASSETS) -> Choices | None:
-    """What the cached bars allow (None when no bars are cached). Exchanges with the most rows first."""
+def choices_from_status(
+    entries: list[dict], assets: tuple[str, ...] = ASSETS, preferred_exchange: str | None = None
+) -> Choices | None:
+    """What the cached bars allow (None when no bars are cached). The preferred exchange first,
+    then those with the most rows."""
     bars = [e for e in entries if e["dataset"] == "bars"]
     if not bars:
         return None
@@ -123,7 +126,7 @@ def choices_from_status(entries: list[dict], assets: tuple[str, ...] = ASSETS) -
     preferred = [tf for tf in ("1h", "1d") if tf in timeframes]
     return Choices(
         assets=tuple(a for a in assets if any(e["symbol"] == a for e in bars)) or assets,
-        exchanges=tuple(sorted(rows, key=lambda ex: -rows[ex])),
+        exchanges=tuple(sorted(rows, key=lambda ex: (ex != preferred_exchange, -rows[ex]))),
         timeframes=tuple(preferred + [tf for tf in timeframes if tf not in preferred]),
         first_day=min(date.fromisoformat(e["first_ts"][:10]) for e in bars),
         last_day=max(date.fromisoformat(e["last_ts"][:10]) for e in bars),

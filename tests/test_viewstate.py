@@ -57,3 +57,4 @@ def test_choices_from_the_manifest() -> None:
         ("BTC", "ETH"), ("binance", "yfinance"), ("1h", "1d"), date(2014, 9, 17), date(2025, 12, 31)
     )
     assert choices_from_status(entries[2:]) is None
+    assert choices_from_status(entries, preferred_exchange="yfinance").exchanges == ("yfinance", "binance")

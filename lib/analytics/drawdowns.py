@@ -14,6 +14,13 @@ Definitions used throughout (bars sorted by time within each symbol; ``t`` is a 
 - durations are real elapsed hours between bar open times (crypto trades 24/7: no business days,
   no dates collapsed to days). Gaps in the data are not filled; a duration spans them.
 
+What is here: expressions (`drawdown`, `trailing_drawdown`, `ulcer_index`, `pain_index`,
+`conditional_drawdown_at_risk`, `cagr`, ...); frames (`with_drawdown` -> `episodes` ->
+`top_episodes`, `desk_metrics`); attribution of each decline to weekends, sessions and
+liquidation bursts (`attribution`, `decline_by_period`, `liquidation_bursts`); and the cross-asset
+view (`aligned_drawdowns`, `underwater_together`). Functions return the kind of frame they get
+(lazy in, lazy out); collect lazy results with ``engine=ENGINE``.
+
 The quantstats and pyfolio pitfalls this module avoids are listed in PRODUCT-RESEARCH.md §3.
 """
 
@@ -463,17 +470,23 @@ def decline_by_period(
 def _decline_bars(
     drawdowns: pl.DataFrame | pl.LazyFrame, table: pl.DataFrame | pl.LazyFrame, price: str, keys: list[str]
 ) -> pl.LazyFrame:
-    """The bars after each episode's peak up to its trough, with their log return and span in hours."""
+    """The bars after each episode's peak up to its trough, with their log return and span in hours.
+
+    An episode's first bar is its peak, so every decline bar finds its previous bar inside its own
+    episode: the returns are taken within the selected episodes only, not over the whole series.
+    """
     ts = pl.col(TS)
     episodes_ = table.lazy().select(*keys, EPISODE, PEAK_TS, TROUGH_TS, DEPTH)
+    within = [*keys, EPISODE]
     return (
         drawdowns.lazy()
+        .join(episodes_, on=within, how="inner")
+        .filter(ts <= pl.col(TROUGH_TS))
         .with_columns(
-            (pl.col(price) / pl.col(price).shift(1)).log().over(keys).alias("_log_return"),
-            hours_between(ts.shift(1), ts).over(keys).alias("_hours"),
+            (pl.col(price) / pl.col(price).shift(1)).log().over(within, order_by=TS).alias("_log_return"),
+            hours_between(ts.shift(1), ts).over(within, order_by=TS).alias("_hours"),
         )
-        .join(episodes_, on=[*keys, EPISODE], how="inner")
-        .filter((ts > pl.col(PEAK_TS)) & (ts <= pl.col(TROUGH_TS)))
+        .filter(ts > pl.col(PEAK_TS))
     )
 
 

@@ -358,7 +358,8 @@ def describe(facts: dict[str, Any]) -> str:
 def _split_notes(bars: pl.DataFrame, split: str) -> list[str]:
     if split != "taker":
         return []
-    missing = bars.select((pl.col("taker_buy_volume") / pl.col("volume")).is_finite().not_().sum()).item()
+    known = (pl.col("taker_buy_volume") / pl.col("volume")).is_finite().fill_null(False)
+    missing = bars.select(known.not_().sum()).item()
     return [f"taker-buy volume missing on {missing} of {bars.height} bars: split 50/50 there"] if missing else []
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -255,6 +256,22 @@ def resample_grid(grid: Grid, rows_per_cell: int, how: Literal["sum", "last"]) -
         return matrix[np.minimum(starts + rows_per_cell, len(grid.ts)) - 1]
 
     return Grid(grid.ts.gather(starts), grid.price, grid.bucket_usd, merged(grid.long_usd), merged(grid.short_usd),
+                grid.method, grid.unplaced_usd)
+
+
+def grid_since(grid: Grid, start: datetime | None) -> Grid:
+    """The rows at or after `start` (all of them when None): e.g. hide an estimate's warm-up."""
+    if start is None:
+        return grid
+    first = int(np.searchsorted(grid.ts.to_physical().to_numpy(), pl.Series([start]).cast(grid.ts.dtype).to_physical()[0]))
+    return Grid(grid.ts.slice(first), grid.price, grid.bucket_usd, grid.long_usd[first:], grid.short_usd[first:],
+                grid.method, grid.unplaced_usd)
+
+
+def grid_between(grid: Grid, low: float, high: float) -> Grid:
+    """The price buckets that overlap [low, high]; what falls outside is dropped (a view, not a total)."""
+    keep = (grid.price + grid.bucket_usd > low) & (grid.price <= high)
+    return Grid(grid.ts, grid.price[keep], grid.bucket_usd, grid.long_usd[:, keep], grid.short_usd[:, keep],
                 grid.method, grid.unplaced_usd)
 
 

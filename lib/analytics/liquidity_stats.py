@@ -45,7 +45,9 @@ from lib.schema import SYMBOL
 CONFIDENCE = 0.95
 N_RESAMPLES = 1000
 SEED = 20240111  # fixed, so a page shows the same interval on every rerun
-BOOTSTRAP_BLOCK = "week"  # resample whole weeks: a week holds its weekend and its weekdays
+# Resample whole weeks: a weekend stays with the weekdays of its own week, so a level the week shares
+# (a volume regime lasting weeks) cancels in the ratio instead of being counted as noise.
+BOOTSTRAP_BLOCK = "week"
 BLOCKS: dict[str, str] = {"day": DATE, "week": WEEK}
 FDR = 0.05  # Benjamini-Hochberg false discovery rate over the hour-of-week cells
 DAYS = (1, 2, 3, 4, 5, 6, 7)  # ISO weekdays, Monday first

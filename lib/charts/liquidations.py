@@ -1,0 +1,396 @@
+"""Liquidation figures, built from `lib.analytics.liquidations` and `lib.analytics.liquidation_levels`.
+
+- `realised_heatmap_figure`: measured liquidation USD by time × price, price on top, long and short
+  liquidation bars underneath on the same time axis; the placement rule in the subtitle;
+- `estimated_heatmap_figure`: the estimated open levels by time × price (like CoinGlass model 1),
+  price on top, the levels each bar traded through underneath; the assumptions in the subtitle;
+- `liquidation_map_figure`: the levels open now, price × leverage tier, with the cumulative long and
+  short curves and the current price;
+- `scorecard_figure`: realised liquidations caught by the model's zone and by a naive band.
+
+Colour is ABSOLUTE USD by default, from 0 to `usd_range` (pass the same range for BTC, ETH and SOL
+to compare them) or to the chart's own maximum; ``scale="relative"`` shows shares of the chart's
+maximum instead, as CoinGlass and Kingfisher do, and says so on the colour bar.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+from plotly.subplots import make_subplots
+
+from lib.analytics.liquidation_levels import BASELINE_BAND, LevelEstimate, level_curves, level_map
+from lib.analytics.liquidations import (
+    LONG,
+    SHORT,
+    Grid,
+    Side,
+    grid_between,
+    grid_since,
+    nice_bucket_usd,
+    resample_grid,
+)
+from lib.charts import theme
+from lib.schema import TS
+
+Scale = Literal["absolute", "relative"]
+
+# Light for little, dark violet for a lot, amber for the largest clusters: empty cells stay white
+# and the scale never reuses the long (red) and short (green) colours.
+HEATMAP_COLORSCALE: list[list[Any]] = [
+    [0.0, "#F3F0FA"],
+    [0.15, "#C9B8E8"],
+    [0.4, "#8A63C8"],
+    [0.7, "#4B2A8C"],
+    [0.88, "#D9822B"],
+    [1.0, "#F5C542"],
+]
+TIER_COLORS: tuple[str, ...] = ("#C7D2FE", "#93A5F5", "#6477E6", "#3D4FC4", "#1E2A7A", "#0B1240")
+# Hollow up candles and a see-through down body, so the cells under the price stay visible.
+CANDLE_UP, CANDLE_DOWN = "rgba(255, 255, 255, 0)", "rgba(31, 41, 51, 0.45)"
+PRICE_LINE = "rgba(31, 41, 51, 0.75)"
+MODEL_COLOR = "#6D3FC0"
+
+MAX_HEATMAP_CELLS = 300_000  # cells sent to the browser (float32: ~1.6 MB); time columns merged beyond
+MAX_CANDLES = 400  # above this many bars the price is a line: candles turn to noise
+MAP_WINDOW = 0.25  # the liquidation map shows the last price ± 25 %
+REALISED_VIEW_MARGIN = 0.01  # the realised heatmap shows the price's range ± 1 % (where the cells are)
+ESTIMATED_VIEW_MARGIN = 0.10  # the estimated heatmap shows the price's range ± 10 %: the levels in reach
+COLORBAR_TICKS = 5
+USD_UNITS: tuple[tuple[float, str], ...] = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+HEATMAP_HEIGHT, MAP_HEIGHT, SCORECARD_HEIGHT = 720, 600, 460
+SUBTITLE_CHARS = 150  # subtitle lines wrap at a " · " before this many characters
+
+
+def usd_text(value: float) -> str:
+    """USD for people: "$1.25B", "$980M", "$12.5K", "$950", "-$3.2M"; three significant digits."""
+    sign = "-" if value < 0 else ""
+    size = abs(value)
+    scale, unit = next(((limit, unit) for limit, unit in USD_UNITS if size >= limit), (1.0, ""))
+    number = size / scale
+    decimals = 0 if number >= 100 or not unit else 1 if number >= 10 else 2
+    text = f"{number:.{decimals}f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return f"{sign}${text}{unit}"
+
+
+def usd_ticks(top: float, count: int = COLORBAR_TICKS) -> tuple[list[float], list[str]]:
+    """Round tick values from 0 up to `top` and their `usd_text` labels."""
+    if top <= 0:
+        return [0.0], ["$0"]
+    step = nice_bucket_usd(0.0, top, count - 1)
+    values = [i * step for i in range(int(top // step) + 1)]
+    return values, [usd_text(v) for v in values]
+
+
+# ---------------------------------------------------------------------------------------------
+# Heatmaps
+
+
+def realised_heatmap_figure(
+    grid: Grid,
+    bars: pl.DataFrame,
+    *,
+    side: Side = "both",
+    scale: Scale = "absolute",
+    usd_range: float | None = None,
+    title: str = "Realised liquidations",
+) -> go.Figure:
+    """Measured liquidations: the `grid` (from `realised_heatmap`) as a heatmap of `side`, the price
+    of `bars` over it, and long / short liquidation bars per grid row under it. The subtitle gives
+    the placement rule, the bucket size and the totals."""
+    shown = resample_grid(grid, _rows_per_column(grid), "sum")
+    totals = f"longs {usd_text(grid.long_usd.sum())}, shorts {usd_text(grid.short_usd.sum())}"
+    unplaced = f" · {usd_text(grid.unplaced_usd)} without a price bar not drawn" if grid.unplaced_usd else ""
+    subtitle = f"Measured · {grid.method} · {usd_text(grid.bucket_usd)} price buckets · {totals}{unplaced}"
+    return _heatmap_figure(
+        shown,
+        bars,
+        side=side,
+        scale=scale,
+        usd_range=usd_range,
+        bars_below=(shown.long_usd.sum(axis=1), shown.short_usd.sum(axis=1)),
+        below_title="Liquidated",
+        title=title,
+        subtitle=subtitle,
+        view_margin=REALISED_VIEW_MARGIN,
+    )
+
+
+def estimated_heatmap_figure(
+    estimate: LevelEstimate,
+    bars: pl.DataFrame,
+    *,
+    side: Side = "both",
+    scale: Scale = "absolute",
+    usd_range: float | None = None,
+    since: datetime | None = None,
+    title: str = "Estimated liquidation levels",
+) -> go.Figure:
+    """Estimated open levels after each bar (`estimate_levels`) as a heatmap of `side`, with the price
+    over it and, under it, the level USD each bar traded through (the model's own liquidations).
+    Rows before `since` (the model's warm-up) are not drawn. The subtitle lists the main
+    assumptions and says these are estimates."""
+    window = grid_since(estimate.density, since)
+    rows_per_column = _rows_per_column(window)
+    shown = resample_grid(window, rows_per_column, "last")
+    consumed = _merge_rows(estimate.consumed_usd[len(estimate.density.ts) - len(window.ts):], rows_per_column)
+    return _heatmap_figure(
+        shown,
+        bars,
+        side=side,
+        scale=scale,
+        usd_range=usd_range,
+        bars_below=(consumed[:, 0], consumed[:, 1]),
+        below_title="Levels hit",
+        title=title,
+        subtitle=estimate.density.method,
+        view_margin=ESTIMATED_VIEW_MARGIN,
+        halo=True,
+    )
+
+
+def _heatmap_figure(
+    grid: Grid,
+    bars: pl.DataFrame,
+    *,
+    side: Side,
+    scale: Scale,
+    usd_range: float | None,
+    bars_below: tuple[np.ndarray, np.ndarray],
+    below_title: str,
+    title: str,
+    subtitle: str,
+    view_margin: float,
+    halo: bool = False,
+) -> go.Figure:
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.74, 0.26])
+    x = _epoch_ms(grid.ts)
+    inside = bars.sort(TS).filter(pl.col(TS).is_between(grid.ts.min(), grid.ts.max())) if len(x) else bars.clear()
+    matrix = grid.side(side)
+    top = float(matrix.max()) if matrix.size else 0.0
+    view = _price_view(grid, inside, view_margin)
+    shown = grid_between(grid, *view) if view else grid
+    z, zmax, colorbar = _colour(shown.side(side), scale, usd_range or top, _cell_text(grid))
+    fig.add_trace(
+        go.Heatmap(
+            x=x,
+            y=shown.centre,
+            z=z.T,
+            zmin=0,
+            zmax=zmax,
+            colorscale=HEATMAP_COLORSCALE,
+            colorbar=colorbar,
+            name=f"{_side_text(side)} USD",
+            hovertemplate=(f"%{{x|{theme.DATE_HOVER}}}<br>price %{{y:$,.0f}}<br>"
+                           + ("%{z:.1%} of max" if scale == "relative" else "%{z:$,.0f}") + "<extra></extra>"),
+            hoverongaps=False,
+        ),
+        row=1,
+        col=1,
+    )
+    for trace in _price_traces(inside, halo):
+        fig.add_trace(trace, row=1, col=1)
+    for name, values, color in (("Longs", bars_below[0], theme.LONG_COLOR), ("Shorts", bars_below[1], theme.SHORT_COLOR)):
+        fig.add_trace(
+            go.Bar(x=x, y=values, name=f"{name} {below_title.lower()}", marker={"color": color, "line": {"width": 0}},
+                   hovertemplate="%{y:$,.0f}<extra>" + name + "</extra>"),
+            row=2,
+            col=1,
+        )
+    values, text = usd_ticks(float((bars_below[0] + bars_below[1]).max()) if len(x) else 0.0, 3)
+    _frame(fig, title, subtitle, HEATMAP_HEIGHT)
+    fig.update_layout(barmode="stack", bargap=0, hovermode="closest", legend_traceorder="normal")
+    fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER, rangeslider_visible=False)
+    fig.update_xaxes(showgrid=False, row=1, col=1)
+    fig.update_yaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", showgrid=False,
+                     range=list(view) if view else None, row=1, col=1)
+    fig.update_yaxes(title_text=below_title, tickvals=values, ticktext=text, row=2, col=1)
+    return fig
+
+
+def _price_view(grid: Grid, bars: pl.DataFrame, margin: float) -> tuple[float, float] | None:
+    """The price span drawn: the bars' low to high, widened by `margin` × price on each side (the
+    whole grid when there are no bars)."""
+    if bars.is_empty():
+        return (float(grid.price[0]), float(grid.price[-1] + grid.bucket_usd)) if grid.price.size else None
+    return float(bars["low"].min()) * (1 - margin), float(bars["high"].max()) * (1 + margin)
+
+
+def _rows_per_column(grid: Grid) -> int:
+    """Grid rows merged into one time column so that at most `MAX_HEATMAP_CELLS` cells are drawn."""
+    columns = max(MAX_HEATMAP_CELLS // max(grid.price.size, 1), 1)
+    return max(math.ceil(len(grid.ts) / columns), 1)
+
+
+def _merge_rows(values: np.ndarray, rows_per_cell: int) -> np.ndarray:
+    return np.add.reduceat(values, np.arange(0, len(values), rows_per_cell), axis=0) if len(values) else values
+
+
+def _colour(matrix: np.ndarray, scale: Scale, top: float, cell: str) -> tuple[np.ndarray, float, dict[str, Any]]:
+    """z (empty cells blank), zmax and the colour bar, absolute USD or shares of the maximum."""
+    z = np.where(matrix > 0, matrix, np.nan).astype(np.float32)
+    bar: dict[str, Any] = {"thickness": 12, "len": 0.72, "y": 1.0, "yanchor": "top", "outlinewidth": 0}
+    if scale == "relative":
+        peak = float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
+        bar.update(title={"text": "share of the chart's largest cell", "side": "right"}, tickformat=".0%")
+        return z / peak, 1.0, bar
+    values, text = usd_ticks(top)
+    bar.update(title={"text": f"USD per {cell} cell", "side": "right"}, tickvals=values, ticktext=text)
+    return z, max(top, 1e-9), bar
+
+
+def _cell_text(grid: Grid) -> str:
+    step = grid.ts.diff().drop_nulls().min() if len(grid.ts) > 1 else None
+    width = usd_text(grid.bucket_usd)
+    return f"{width} × {_duration_text(step)}" if step else f"{width} bucket"
+
+
+def _price_traces(bars: pl.DataFrame, halo: bool) -> list[go.BaseTraceType]:
+    """Candles over few bars, else a close line; `halo` draws a white band under the line so it
+    reads over dark cells."""
+    x = _epoch_ms(bars[TS])
+    if bars.height <= MAX_CANDLES:
+        return [go.Candlestick(
+            x=x, open=bars["open"].to_numpy(), high=bars["high"].to_numpy(), low=bars["low"].to_numpy(),
+            close=bars["close"].to_numpy(), name="Price",
+            increasing={"line": {"color": PRICE_LINE, "width": 1}, "fillcolor": CANDLE_UP},
+            decreasing={"line": {"color": PRICE_LINE, "width": 1}, "fillcolor": CANDLE_DOWN},
+        )]
+    close = bars["close"].to_numpy()
+    under = [go.Scatter(x=x, y=close, mode="lines", line={"color": "white", "width": 3.5}, showlegend=False,
+                        hoverinfo="skip")] if halo else []
+    return [*under, go.Scatter(x=x, y=close, name="Close", mode="lines", line={"color": PRICE_LINE, "width": 1.2},
+                               hovertemplate="close %{y:$,.0f}<extra></extra>")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The liquidation map
+
+
+def liquidation_map_figure(
+    estimate: LevelEstimate, *, window: float = MAP_WINDOW, title: str = "Liquidation map"
+) -> go.Figure:
+    """Estimated levels open after the last bar, by price (within ± `window` of the last price):
+    stacked bars per leverage tier, the cumulative long curve (what a fall to each price would
+    liquidate) and short curve (a rise), and the current price."""
+    price = estimate.last_price
+    low, high = price * (1 - window), price * (1 + window)
+    half = estimate.density.bucket_usd / 2
+    mapped = level_map(estimate).filter((pl.col("price") + half).is_between(low, high))
+    curves = level_curves(estimate).filter((pl.col("price") + half).is_between(low, high))
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for color, leverage in zip(TIER_COLORS, estimate.leverage, strict=False):
+        tier = mapped.filter(pl.col("leverage") == leverage)
+        fig.add_trace(
+            go.Bar(x=(tier["price"] + half).to_numpy(), y=(tier["long_usd"] + tier["short_usd"]).to_numpy(),
+                   name=f"{leverage:g}×", marker={"color": color, "line": {"width": 0}},
+                   hovertemplate=f"{leverage:g}× · %{{x:$,.0f}}: %{{y:$,.0f}}<extra></extra>"),
+            secondary_y=False,
+        )
+    for side, color, label in ((LONG, theme.LONG_COLOR, "Cumulative longs (price falls)"),
+                               (SHORT, theme.SHORT_COLOR, "Cumulative shorts (price rises)")):
+        fig.add_trace(
+            go.Scatter(x=(curves["price"] + half).to_numpy(), y=curves[f"{side}_cumulative_usd"].to_numpy(),
+                       name=label, mode="lines", line={"color": color, "width": 2}, connectgaps=False,
+                       hovertemplate="%{x:$,.0f}: %{y:$,.0f}<extra>" + label + "</extra>"),
+            secondary_y=True,
+        )
+    fig.add_vline(x=price, line={"color": theme.INK, "width": 1.2, "dash": "dash"})
+    fig.add_annotation(x=price, y=1.0, yref="paper", text=f"last ${price:,.0f}", showarrow=False, yanchor="top",
+                       xanchor="left", xshift=4, font={"size": 11, "color": theme.INK}, bgcolor="white")
+    stacked = mapped.group_by("price").agg((pl.col("long_usd") + pl.col("short_usd")).sum().alias("usd"))
+    bars_top = float(stacked["usd"].max()) if stacked.height else 0.0
+    curve_top = float(np.nanmax(curves.select(pl.col("long_cumulative_usd", "short_cumulative_usd")).to_numpy(),
+                                initial=0.0)) if curves.height else 0.0
+    when = estimate.last_ts.strftime(theme.DATE_TEXT)
+    _frame(fig, title, f"Levels open at {when} UTC · {estimate.density.method}", MAP_HEIGHT)
+    fig.update_layout(barmode="stack", bargap=0.05, hovermode="closest", legend_traceorder="normal")
+    fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[low, high])
+    for secondary, top, text in ((False, bars_top, "Levels per bucket"), (True, curve_top, "Cumulative")):
+        values, labels = usd_ticks(top)
+        fig.update_yaxes(title_text=text, tickvals=values, ticktext=labels, range=[0, max(top, 1e-9) * 1.05],
+                         showgrid=not secondary, secondary_y=secondary)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The scorecard
+
+
+def scorecard_figure(
+    captured: pl.DataFrame, summary: dict[str, float | None], *, band: float = BASELINE_BAND,
+    title: str = "Were the estimated levels where liquidations happened?",
+) -> go.Figure:
+    """Cumulative realised liquidation USD (`capture`), the part inside the model's zone and the
+    part inside the naive ±`band` band of the same size; the shares (`capture_summary`) in the title."""
+    x = _epoch_ms(captured[TS])
+    fig = go.Figure()
+    lines = (("realised_usd", "All realised", theme.INK, "solid"),
+             ("model_usd", "In the model's zone", MODEL_COLOR, "solid"),
+             ("baseline_usd", f"Within ±{band:.0%} of price", theme.MUTED, "dash"))
+    for column, name, color, dash in lines:
+        fig.add_trace(go.Scatter(x=x, y=captured[column].cum_sum().to_numpy(), name=name, mode="lines",
+                                 line={"color": color, "width": 2, "dash": dash},
+                                 hovertemplate="%{y:$,.0f}<extra>" + name + "</extra>"))
+    top = float(captured["realised_usd"].sum()) if captured.height else 0.0
+    values, labels = usd_ticks(top)
+    _frame(fig, title, _scorecard_text(summary, band), SCORECARD_HEIGHT)
+    fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
+    fig.update_yaxes(title_text="Cumulative USD", tickvals=values, ticktext=labels)
+    return fig
+
+
+def _scorecard_text(summary: dict[str, float | None], band: float) -> str:
+    if summary.get("model_share") is None:
+        return "No realised liquidations to score in this window"
+    return (f"Model zone caught {summary['model_share']:.0%} of {usd_text(summary['realised_usd'] or 0)} realised; "
+            f"a ±{band:.0%} band around the last close, same size, caught {summary['baseline_share']:.0%} "
+            f"(lift {summary['lift']:.2f})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared
+
+
+def _epoch_ms(ts: pl.Series) -> np.ndarray:
+    """Times as float epoch milliseconds: plotly.js reads them as UTC on a date axis, compactly."""
+    return ts.dt.epoch("ms").cast(pl.Float64).to_numpy()
+
+
+def _frame(fig: go.Figure, title: str, subtitle: str, height: int) -> None:
+    """Theme, height, the title at the top, the subtitle wrapped under it, the legend under that."""
+    lines = _wrap(subtitle)
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        height=height,
+        title={"text": title, "y": 1.0, "yref": "container", "yanchor": "top", "pad": {"t": 14},
+               "subtitle": {"text": "<br>".join(lines), "font": {"size": 12, "color": theme.MUTED}}},
+        legend={"y": 1.0, "yanchor": "bottom", "x": 0, "xanchor": "left"},
+        margin={"t": 72 + 17 * len(lines)},
+    )
+
+
+def _wrap(text: str, width: int = SUBTITLE_CHARS) -> list[str]:
+    """Split at " · " into lines of at most `width` characters (a longer part gets its own line)."""
+    lines: list[str] = []
+    for part in text.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def _side_text(side: Side) -> str:
+    return {"both": "Long + short", LONG: "Long", SHORT: "Short"}[side]
+
+
+def _duration_text(step: timedelta) -> str:
+    hours = step.total_seconds() / 3600
+    return f"{hours / 24:g}d" if hours >= 24 and hours % 24 == 0 else f"{hours:g}h" if hours >= 1 else f"{hours * 60:g}min"

@@ -1,0 +1,99 @@
+"""Tables for display: analytics frames with units formatted (percent, UTC dates, "3 d 4 h").
+
+Pure polars, like the chart builders: numbers stay numbers where a table is sorted by them, and
+the column names carry the unit.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lib.analytics import drawdowns as dd
+from lib.analytics.sessions import SESSIONS
+from lib.charts.theme import duration_text
+from lib.schema import SYMBOL
+
+DATE_FORMAT = "%Y-%m-%d %H:%M"
+SESSION_LABELS = {"asia": "Asia", "europe": "Europe", "us": "US", "late_us": "Late US"}
+
+
+def _pct(column: str, digits: int = 1) -> pl.Expr:
+    return (pl.col(column) * 100).round(digits)
+
+
+def _when(column: str, missing: str = "") -> pl.Expr:
+    return pl.col(column).dt.strftime(DATE_FORMAT).fill_null(missing)
+
+
+def episodes_with_attribution(top: pl.DataFrame, attribution: pl.DataFrame) -> pl.DataFrame:
+    """`top_episodes` rows in their order, with the attribution shares of each episode."""
+    shares = [c for c in attribution.columns if c.endswith("_share") or c == "liquidation_coverage"]
+    return top.join(
+        attribution.select(SYMBOL, dd.EPISODE, *shares), on=[SYMBOL, dd.EPISODE], how="left", maintain_order="left"
+    )
+
+
+def episode_table(episodes: pl.DataFrame) -> pl.DataFrame:
+    """One row per episode (of `episodes_with_attribution`), for reading and sorting."""
+    bursts = "burst_share" in episodes.columns
+    optional = [_pct("burst_share", 0).alias("In liquidation bursts (%)")] if bursts else []
+    return episodes.select(
+        pl.col(SYMBOL).alias("Asset"),
+        _pct(dd.DEPTH).alias("Depth (%)"),
+        _when(dd.PEAK_TS).alias("Peak (UTC)"),
+        _when(dd.TROUGH_TS).alias("Trough (UTC)"),
+        _when(dd.RECOVERY_TS, "still under water").alias("Recovered (UTC)"),
+        duration_text(pl.col(dd.PEAK_TO_TROUGH_HOURS)).alias("Peak to trough"),
+        duration_text(pl.col(dd.TROUGH_TO_RECOVERY_HOURS)).fill_null("-").alias("Trough to recovery"),
+        (pl.col(dd.UNDERWATER_HOURS) / 24).round(1).alias("Under water (days)"),
+        _pct("weekend_share", 0).alias("Decline on weekends (%)"),
+        _pct("weekend_time_share", 0).alias("Time on weekends (%)"),
+        *(_pct(f"{name}_share", 0).alias(f"{SESSION_LABELS[name]} (%)") for name in SESSIONS),
+        *optional,
+    )
+
+
+METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    # (label, column, kind): kind is pct, ratio, count, hours or date
+    ("Current drawdown", "current_drawdown", "pct"),
+    ("Off the 30-day high", "drawdown_from_30d_high", "pct"),
+    ("Off the 90-day high", "drawdown_from_90d_high", "pct"),
+    ("Max drawdown", "max_drawdown", "pct"),
+    ("Max drawdown peak (UTC)", "max_drawdown_peak_ts", "date"),
+    ("Max drawdown trough (UTC)", "max_drawdown_trough_ts", "date"),
+    ("Max drawdown recovered (UTC)", "max_drawdown_recovery_ts", "date"),
+    ("Average drawdown", "average_drawdown", "pct"),
+    ("Deep drawdowns (count)", "deep_drawdowns", "count"),
+    ("Longest under water", "longest_underwater_hours", "hours"),
+    ("Total return", "total_return", "pct"),
+    ("CAGR (365-day year)", "cagr", "pct"),
+    ("Calmar", "calmar", "ratio"),
+    ("Ulcer index", "ulcer_index", "pct"),
+    ("Ulcer performance index", "ulcer_performance_index", "ratio"),
+    ("Pain index", "pain_index", "pct"),
+    ("Conditional drawdown at risk (95 %)", "cdar", "pct"),
+    ("Recovery factor", "recovery_factor", "ratio"),
+)
+
+
+def _formatted(kind: str, column: str) -> pl.Expr:
+    value = pl.col(column)
+    text = {
+        "pct": pl.format("{} %", (value * 100).round(1)),
+        "ratio": value.round(2).cast(pl.String),
+        "count": value.cast(pl.String),
+        "hours": duration_text(value),
+        "date": value.dt.strftime(DATE_FORMAT),
+    }[kind]
+    return text.fill_null("n/a")
+
+
+def metrics_table(metrics: pl.DataFrame) -> pl.DataFrame:
+    """`desk_metrics` turned on its side: one row per metric, one column per asset."""
+    rows = [
+        metrics.select(pl.lit(label).alias("Metric"), pl.col(SYMBOL), _formatted(kind, column).alias("value"))
+        for label, column, kind in METRIC_ROWS
+        if column in metrics.columns
+    ]
+    long = pl.concat(rows)
+    return long.pivot(on=SYMBOL, index="Metric", values="value", maintain_order=True)
