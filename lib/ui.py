@@ -149,13 +149,14 @@ def view_controls(active: ActiveStore) -> View | None:
         return None
     if "view_assets" not in st.session_state:
         view, notes = parse_view(st.query_params.to_dict(), choices)
-        for note in notes:
-            st.toast(f"Link: {note}", icon=":material/info:")
         st.session_state.update(
+            view_notes=notes,
             view_assets=list(view.assets), view_exchange=view.exchange, view_timeframe=view.timeframe,
             view_range=(view.start, view.end), view_weekend=view.weekend,
         )
     with st.sidebar:
+        for note in st.session_state.get("view_notes", []):
+            st.caption(f":material/info: Link: {note}")
         assets = st.multiselect("Assets", choices.assets, key="view_assets") or list(choices.assets[:1])
         exchange = st.selectbox("Exchange / source", choices.exchanges, key="view_exchange")
         timeframe = st.selectbox("Timeframe", choices.timeframes, key="view_timeframe")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ def real_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real market data not found at {SHARED_DATA}")
     root = tmp_path_factory.mktemp("real")
-    files = [
+    files = [  # the REST files (to May 2026) first, then the richer archive files over them
+        *sorted((SHARED_DATA / "ohlcv").glob("binance_spot_*USDT_1h_ohlcv.parquet")),
         *sorted((SHARED_DATA / "ohlcv").glob("binance_spot_*USDT_1h.parquet")),
+        SHARED_DATA / "liquidations" / "coinglass_BTC_liquidations_agg_1h.parquet",
         SHARED_DATA / "liquidations" / "coinglass_liquidations_agg_1d.parquet",
         SHARED_DATA / "derivatives" / "binance_usdm_BTCUSDT_funding_rate.parquet",
     ]
@@ -31,12 +34,18 @@ def real_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run_app(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> AppTest:
+def run_app(monkeypatch: pytest.MonkeyPatch, data_dir: Path, page: str = "pages/data.py", **query: str) -> AppTest:
     monkeypatch.setenv("CASCADE_DATA_DIR", str(data_dir))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query)
     at.run()
+    at.switch_page(page).run()
     assert not at.exception, [e.message for e in at.exception]
     return at
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    return {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
 
 
 def banners(at: AppTest) -> list[str]:
@@ -56,7 +65,7 @@ def test_real_cache_has_no_demo_banner_and_lists_every_series(monkeypatch, real_
     assert DEMO_BANNER not in banners(at)
     table = at.dataframe[0].value
     btc = table[(table["dataset"] == "bars") & (table["symbol"] == "BTC")].iloc[0]
-    assert btc["rows"] == 70_008
+    assert btc["rows"] == 73_309  # 2018-01 .. 2026-05, plus the 43 off-grid 2018 archive bars
     assert btc["gaps"] == 27
     assert btc["first"] == "2018-01-01 00:00"
     assert "liquidation_totals" in set(table["dataset"])
@@ -78,3 +87,43 @@ def test_corrupt_cache_file_is_reported_not_fatal(monkeypatch, tmp_path: Path, r
     at = run_app(monkeypatch, copy)
     at.run()  # the first run's scan moved the file; the page reports it on the next run too
     assert any("quarantine" in e.value for e in at.error)
+
+
+def test_drawdowns_page_on_demo_data(monkeypatch, data_dir: Path) -> None:
+    at = run_app(monkeypatch, data_dir, "pages/drawdowns.py")
+    assert DEMO_BANNER in banners(at)
+    assert len(charts(at)) == 5  # one per asset, the episode scatter, the comparison
+    episodes = at.dataframe[1].value
+    assert set(episodes["Asset"]) == {"BTC", "ETH", "SOL"}
+    assert (episodes["Depth (%)"] < 0).all()
+
+
+def test_drawdowns_page_finds_the_oct_2025_to_feb_2026_episode(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2025-06-01", end="2026-05-16")
+    assert DEMO_BANNER not in banners(at)
+    deepest = at.dataframe[1].value.iloc[0]
+    assert deepest["Peak (UTC)"] == "2025-10-06 18:00"  # the highest close, checked by hand
+    assert deepest["Trough (UTC)"] == "2026-02-24 13:00"  # the lowest close after it, 62,900
+    assert deepest["Recovered (UTC)"] == "still under water"
+    assert "In liquidation bursts (%)" in at.dataframe[1].value.columns
+
+
+def test_selecting_an_episode_zooms_the_chart(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC", start="2025-06-01", end="2026-05-16")
+    before = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
+    assert "range" not in before[0]["layout"]["xaxis"]
+    at.dataframe[1].proto  # the episode table
+    at.session_state["dd_episodes"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    after = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
+    assert after[0]["layout"]["xaxis"]["range"][0].startswith("2025-09")
+
+
+def test_hostile_query_string_falls_back_with_a_note(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="<script>alert(1)</script>",
+                 timeframe="1h; DROP TABLE", start="2999-99-99")
+    assert not at.exception
+    assert at.query_params["assets"] == ["BTC,ETH,SOL"] or at.query_params["assets"] == "BTC,ETH,SOL"
+    notes = [c.value for c in at.sidebar.caption if "Link:" in c.value]
+    assert any("unknown asset" in n for n in notes) and any("unknown timeframe" in n for n in notes)

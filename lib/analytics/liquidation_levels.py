@@ -257,42 +257,39 @@ def estimate_levels(
     `open_interest` (canonical open_interest, any resolution, or None for the volume proxy).
     `bucket_usd` defaults to a round size giving about `TARGET_BUCKETS` buckets over the levels."""
     require_one_symbol(bars)
+    if bars.is_empty():
+        raise ValueError("no bars to estimate liquidation levels from")
     tiers = tier_table(leverage_mix, mmr)
     bars = bars.sort(TS)
     if "taker_buy_volume" not in bars.columns:
         bars = bars.with_columns(pl.lit(None, pl.Float64).alias("taker_buy_volume"))
     flows, oi_note = open_interest_flows(bars, open_interest, volume_share=volume_share)
-    hours = pl.col(TS).diff().dt.total_microseconds().fill_null(0) / 3.6e9
     frame = bars.select(
         TS, "low", "high", "close", entry_price(entry).alias("entry"),
-        long_share(split, direction_share).alias("long_share"), hours.alias("hours"),
-    ).hstack(flows.select("opened_usd", "closed_fraction"))
+        long_share(split, direction_share).alias("long_share"),
+    ).hstack(flows.select("opened_usd", "closed_fraction")).with_columns(_survival(half_life).alias("factor"))
     long_price, short_price = liquidation_prices(frame["entry"].to_numpy(), tiers)
     if bucket_usd is None:
         bucket_usd = nice_bucket_usd(float(long_price.min()), float(short_price.max()), TARGET_BUCKETS)
-    notes = [oi_note, *_split_notes(bars, split)]
     facts = assumptions(tiers=tiers, bucket_usd=bucket_usd, split=split, entry=entry, half_life=half_life,
                         direction_share=direction_share, volume_share=volume_share, open_interest=oi_note)
-    long_k, short_k = bucket_index(long_price, bucket_usd), bucket_index(short_price, bucket_usd)
-    first = int(min(long_k.min(), short_k.min()))
-    width = int(max(long_k.max(), short_k.max())) - first + 1
-    low, high = frame["low"].to_numpy(), frame["high"].to_numpy()
-    decay = 1.0 if half_life is None else 0.5 ** (frame["hours"].to_numpy() / (half_life.total_seconds() / 3600))
-    opened, share = frame["opened_usd"].to_numpy()[:, None], frame["long_share"].to_numpy()[:, None]
-    weight = tiers["weight"].to_numpy()
-    sides = (
-        _Side(opened * share * weight, long_k - first,
-              np.clip(np.ceil(low / bucket_usd - 0.5).astype(np.int64) - first, 0, width), below=True),
-        _Side(opened * (1 - share) * weight, short_k - first,
-              np.clip(np.floor(high / bucket_usd - 0.5).astype(np.int64) - first + 1, 0, width), below=False),
-    )
-    factor = np.broadcast_to((1 - frame["closed_fraction"].to_numpy()) * decay, (frame.height,))
-    density, consumed = _density(sides, factor, width)
-    grid = Grid(frame[TS], (first + np.arange(width)) * bucket_usd, bucket_usd, density[:, 0], density[:, 1],
-                method=describe(facts))
-    long_open, short_open = (_open_levels(side, factor, width) for side in sides)
+    first, sides = _sides(frame, tiers, long_price, short_price, bucket_usd)
+    factor = frame["factor"].to_numpy()
+    density, consumed = _density(sides, factor)
+    price = (first + np.arange(sides[0].width)) * bucket_usd
+    grid = Grid(frame[TS], price, bucket_usd, density[:, 0], density[:, 1], method=describe(facts))
+    long_open, short_open = (_open_levels(side, factor) for side in sides)
     return LevelEstimate(grid, tiers["leverage"].to_numpy(), long_open, short_open, consumed,
-                         frame["close"].to_numpy(), tuple(notes), facts)
+                         frame["close"].to_numpy(), (oi_note, *_split_notes(bars, split)), facts)
+
+
+def _survival(half_life: timedelta | None) -> pl.Expr:
+    """What a bar leaves of the levels before it: ``(1 − closed_fraction) × 0.5 ** (Δt / half_life)``."""
+    kept = 1 - pl.col("closed_fraction")
+    if half_life is None:
+        return kept
+    hours = pl.col(TS).diff().dt.total_microseconds().fill_null(0) / 3.6e9
+    return kept * 0.5 ** (hours / (half_life.total_seconds() / 3600))
 
 
 @dataclass(frozen=True)
@@ -304,6 +301,7 @@ class _Side:
     new: np.ndarray
     column: np.ndarray
     cut: np.ndarray
+    width: int
     below: bool
 
     def alive(self, column: np.ndarray, cut: np.ndarray) -> np.ndarray:
@@ -311,32 +309,54 @@ class _Side:
         return column < cut if self.below else column >= cut
 
 
-def _density(sides: tuple[_Side, _Side], factor: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _sides(
+    frame: pl.DataFrame, tiers: pl.DataFrame, long_price: np.ndarray, short_price: np.ndarray, bucket_usd: float
+) -> tuple[int, tuple[_Side, _Side]]:
+    """The first bucket index of the grid, and each side's new USD, columns and consumption cuts:
+    a long bucket dies when a bar's low reaches its centre, ``k >= ceil(low / b − 1/2)``; a short
+    one when the high does, ``k <= floor(high / b − 1/2)``."""
+    long_k, short_k = bucket_index(long_price, bucket_usd), bucket_index(short_price, bucket_usd)
+    first = int(min(long_k.min(), short_k.min()))
+    width = int(max(long_k.max(), short_k.max())) - first + 1
+    low, high = frame["low"].to_numpy() / bucket_usd - 0.5, frame["high"].to_numpy() / bucket_usd - 0.5
+    opened, share = frame["opened_usd"].to_numpy()[:, None], frame["long_share"].to_numpy()[:, None]
+    weight = tiers["weight"].to_numpy()
+    long_cut = np.clip(np.ceil(low).astype(np.int64) - first, 0, width)
+    short_cut = np.clip(np.floor(high).astype(np.int64) - first + 1, 0, width)
+    return first, (
+        _Side(opened * share * weight, long_k - first, long_cut, width, below=True),
+        _Side(opened * (1 - share) * weight, short_k - first, short_cut, width, below=False),
+    )
+
+
+def _density(sides: tuple[_Side, _Side], factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Open level USD after each bar, (bar, side, bucket), by the recurrence
     ``D_t = alive_t × factor_t × D_{t−1} + new_t``: consumption, closures and decay hit the levels
     left by earlier bars, never the bar's own new ones; and the USD each bar consumed, (bar, side),
     ``Σ_k (1 − alive_t,k) × factor_t × D_{t−1,k}``. The new levels are summed into place at once;
     the loop then does one multiply-add per bar (a block of survival masks at a time)."""
-    bars = len(factor)
+    bars, width = len(factor), sides[0].width
     density = np.zeros((bars, 2, width))
     consumed = np.zeros((bars, 2))
     for index, side in enumerate(sides):
         cell = (np.arange(bars)[:, None] * 2 + index) * width + side.column
-        density += np.bincount(cell.ravel(), weights=side.new.ravel(), minlength=density.size).reshape(density.shape)
+        new = np.bincount(cell.ravel(), weights=side.new.ravel(), minlength=density.size)
+        density += new.reshape(density.shape)
     for start in range(1, bars, _BLOCK):
         stop = min(start + _BLOCK, bars)
         keep = np.stack([side.alive(np.arange(width), side.cut[start:stop, None]) for side in sides], axis=1)
         keep = keep * factor[start:stop, None, None]
         for t in range(start, stop):
             density[t] += density[t - 1] * keep[t - start]
-        consumed[start:stop] = (density[start - 1 : stop - 1] * (factor[start:stop, None, None] - keep)).sum(axis=2)
+        lost = factor[start:stop, None, None] - keep  # the share of each bucket the bar consumed
+        consumed[start:stop] = (density[start - 1 : stop - 1] * lost).sum(axis=2)
     return density, consumed
 
 
-def _open_levels(side: _Side, factor: np.ndarray, width: int) -> np.ndarray:
+def _open_levels(side: _Side, factor: np.ndarray) -> np.ndarray:
     """(tier, bucket) USD still open after the last bar: a level of bar t survives when no later cut
     reaches its column, shrunk by the product of all later factors (the same rule as `_density`)."""
-    bars, tiers = side.new.shape
+    (bars, tiers), width = side.new.shape, side.width
     later_cut = (np.minimum if side.below else np.maximum).accumulate(side.cut[::-1])[::-1]
     later_cut = np.append(later_cut[1:], width if side.below else 0)
     survives = side.alive(side.column, later_cut[:, None])
@@ -457,10 +477,12 @@ def cluster_hits(
         (SHORT, grid.short_usd[rows], grid.centre[None, :] > close[:, None]),
     ):
         masked = np.where(mask, matrix, 0.0)
-        best = masked.argmax(axis=1) if masked.size else np.zeros(len(rows), dtype=np.int64)
-        usd = masked[np.arange(len(rows)), best] if masked.size else np.zeros(len(rows))
-        price = np.where(usd > 0, grid.centre[best] if grid.centre.size else np.nan, np.nan)
-        out = out.with_columns(pl.Series(f"{side}_cluster_price", price).fill_nan(None), pl.Series(f"{side}_cluster_usd", usd))
+        best = masked.argmax(axis=1)
+        usd = np.take_along_axis(masked, best[:, None], axis=1)[:, 0]
+        price = np.where(usd > 0, grid.centre[best], np.nan)
+        out = out.with_columns(
+            pl.Series(f"{side}_cluster_price", price).fill_nan(None), pl.Series(f"{side}_cluster_usd", usd)
+        )
     sorted_bars = bars.sort(TS)
     last = sorted_bars[TS].max()
     for name, horizon in horizons.items():
@@ -482,7 +504,8 @@ def hit_rates(hits: pl.DataFrame) -> pl.DataFrame:
         side, horizon = column.split("_hit_")
         scored = hits[column].drop_nulls()
         rate = float(scored.mean()) if scored.len() else None
-        rows.append({"side": side, "horizon": horizon, "snapshots": scored.len(), "hits": int(scored.sum()), "rate": rate})
+        rows.append({"side": side, "horizon": horizon, "snapshots": scored.len(), "hits": int(scored.sum()),
+                     "rate": rate})
     return pl.DataFrame(rows, schema={"side": pl.String, "horizon": pl.String, "snapshots": pl.Int64,
                                       "hits": pl.Int64, "rate": pl.Float64})
 
@@ -508,29 +531,31 @@ def capture(
         raise ValueError(f"bucket sizes differ: realised {realised.bucket_usd:g}, estimate {grid.bucket_usd:g}")
     axis = grid.ts.to_physical().to_numpy()
     wanted = realised.ts.cast(grid.ts.dtype).to_physical().to_numpy()
-    row = np.clip(np.searchsorted(axis, wanted), 0, max(len(axis) - 1, 0))
-    keep = (row >= 1) & (axis[row] == wanted) if len(axis) else np.zeros(len(wanted), dtype=bool)
-    rows, before = np.nonzero(keep)[0], row[keep] - 1
-    column = np.rint((realised.price - grid.price[0]) / grid.bucket_usd).astype(np.int64) if grid.price.size else realised.price
+    row = np.minimum(np.searchsorted(axis, wanted), len(axis) - 1)
+    rows = np.nonzero((row >= 1) & (axis[row] == wanted))[0]
+    before = row[rows] - 1
+    column = np.rint((realised.price - grid.price[0]) / grid.bucket_usd).astype(np.int64)
     on_grid = (column >= 0) & (column < grid.price.size)
     previous = estimate.close[before]
     near = np.abs(grid.centre[None, :] - previous[:, None]) <= band * previous[:, None]
-    size = near.sum(axis=1)
-    totals = {"realised_usd": 0.0, "model_usd": 0.0, "baseline_usd": 0.0}
+    realised_usd, model_usd, baseline_usd = np.zeros((3, rows.size))
     for side in SIDES:
         happened = realised.side(side)[rows]
         aligned = np.zeros((rows.size, grid.price.size))
         aligned[:, column[on_grid]] = happened[:, on_grid]
-        predicted = grid.side(side)[before]
-        rank = np.argsort(np.argsort(-predicted, axis=1, kind="stable"), axis=1)
-        zone = (rank < size[:, None]) & (predicted > 0)
-        totals = {
-            "realised_usd": totals["realised_usd"] + happened.sum(axis=1),
-            "model_usd": totals["model_usd"] + (aligned * zone).sum(axis=1),
-            "baseline_usd": totals["baseline_usd"] + (aligned * near).sum(axis=1),
-        }
-    per_bar = pl.DataFrame({TS: realised.ts.gather(rows), **totals})
+        zone = _largest(grid.side(side)[before], near.sum(axis=1))
+        realised_usd = realised_usd + happened.sum(axis=1)
+        model_usd = model_usd + (aligned * zone).sum(axis=1)
+        baseline_usd = baseline_usd + (aligned * near).sum(axis=1)
+    per_bar = pl.DataFrame({TS: realised.ts.gather(rows), "realised_usd": realised_usd, "model_usd": model_usd,
+                            "baseline_usd": baseline_usd})
     return per_bar.group_by(pl.col(TS).dt.truncate(every)).agg(pl.all().sum()).sort(TS)
+
+
+def _largest(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Per row, a mask of its `count` largest positive values."""
+    rank = np.argsort(np.argsort(-values, axis=1, kind="stable"), axis=1)
+    return (rank < count[:, None]) & (values > 0)
 
 
 def capture_summary(captured: pl.DataFrame) -> dict[str, float | None]:
@@ -551,7 +576,10 @@ def consumption_score(estimate: LevelEstimate, bars: pl.DataFrame, totals: pl.Da
     estimate (the level USD the bar consumed, `consumed_usd`) and with a baseline, uniform levels
     around the price, which predicts ``max(close_{t−1} − low_t, 0)`` for longs and
     ``max(high_t − close_{t−1}, 0)`` for shorts. Pearson is dominated by the big bursts (the
-    cascades); Spearman ranks every bar alike."""
+    cascades); Spearman ranks every bar alike. `totals` must be at the estimate's bar timeframe."""
+    bar_step, totals_step = _step(estimate.density.ts), _step(totals[TS].unique().sort())
+    if bar_step is not None and totals_step is not None and totals_step != bar_step:
+        raise ValueError(f"totals every {totals_step} against bars every {bar_step}: pass totals per bar")
     previous = pl.col("_close").shift(1)
     frame = (
         pl.DataFrame({TS: estimate.density.ts, "_close": estimate.close,

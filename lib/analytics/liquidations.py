@@ -148,7 +148,8 @@ def heatmap_from_events(
     )
     if cells.is_empty():
         none = np.zeros(0, dtype=np.int64)
-        return build_grid(pl.Series(TS, [], TS_TYPE), none, none, none, none, bucket_usd=bucket_usd, method=EVENTS_METHOD)
+        return build_grid(pl.Series(TS, [], TS_TYPE), none, none, none, none,
+                          bucket_usd=bucket_usd, method=EVENTS_METHOD)
     axis = pl.datetime_range(cells[TS].min(), cells[TS].max(), timeframe, eager=True).alias(TS)
     usd_values = cells["usd"].to_numpy()
     is_long = (cells["side"] == LONG).to_numpy()
@@ -169,10 +170,12 @@ def heatmap_from_totals(
     *,
     bucket_usd: float,
     placement: str = DEFAULT_PLACEMENT,
+    every: str | None = None,
 ) -> Grid:
     """Per-bar totals (ts, long_usd, short_usd) placed on the price axis by `placement` (see the
-    module docstring), using the `bars` row (same timeframe) with the same ts. Rows are the totals'
-    distinct times (summed over exchanges); totals without a bar go to ``unplaced_usd``."""
+    module docstring), using the `bars` row (same timeframe) with the same ts; totals without a bar
+    go to ``unplaced_usd``. Rows are the totals' times (summed over exchanges), or `every` windows
+    (e.g. "1h" for a year of 1-minute totals): each bar is placed by its own range, then summed."""
     if placement not in PLACEMENTS:
         raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
     require_one_symbol(totals)
@@ -180,24 +183,26 @@ def heatmap_from_totals(
     placed = (
         totals.group_by(TS)
         .agg(pl.col("long_usd").fill_null(0).sum(), pl.col("short_usd").fill_null(0).sum())
-        .sort(TS)
         .join(bars.select(TS, "low", "high", "close").unique(TS, keep="first"), on=TS, how="left")
+        .with_columns(_slot(every))
+        .sort(TS)
     )
-    has_bar = placed.select(pl.all_horizontal(pl.col("low", "high", "close").is_not_null())).to_series()
-    unplaced = float(placed.filter(~has_bar).select(pl.col("long_usd") + pl.col("short_usd")).sum().item() or 0.0)
-    rows_of = placed.with_row_index("_row").filter(has_bar)
-    row = rows_of["_row"].to_numpy().astype(np.int64)
-    long_usd, short_usd = rows_of["long_usd"].to_numpy(), rows_of["short_usd"].to_numpy()
-    low, high, close = (rows_of[c].to_numpy() for c in ("low", "high", "close"))
+    has_bar = pl.all_horizontal(pl.col("low", "high", "close").is_not_null())
+    unplaced = float(placed.filter(~has_bar).select(pl.sum_horizontal("long_usd", "short_usd")).sum().item() or 0)
+    axis = placed["_slot"].unique().sort().alias(TS)
+    inside = placed.filter(has_bar)
+    row = _rows(axis, inside["_slot"])
+    long_usd, short_usd = inside["long_usd"].to_numpy(), inside["short_usd"].to_numpy()
+    low, high, close = (inside[c].to_numpy() for c in ("low", "high", "close"))
     method = f"placement '{placement}': {PLACEMENTS[placement]}"
     if placement == "range":
         cell_row, bucket, weight = spread_over_range(low, high, bucket_usd)
-        return build_grid(placed[TS], row[cell_row], bucket, long_usd[cell_row] * weight, short_usd[cell_row] * weight,
+        return build_grid(axis, row[cell_row], bucket, long_usd[cell_row] * weight, short_usd[cell_row] * weight,
                           bucket_usd=bucket_usd, method=method, unplaced_usd=unplaced)
     long_price, short_price = (close, close) if placement == "close" else (low, high)
     zeros = np.zeros_like(long_usd)
     return build_grid(
-        placed[TS],
+        axis,
         np.concatenate([row, row]),
         np.concatenate([bucket_index(long_price, bucket_usd), bucket_index(short_price, bucket_usd)]),
         np.concatenate([long_usd, zeros]),
@@ -214,18 +219,21 @@ def realised_heatmap(
     *,
     bucket_usd: float,
     placement: str = DEFAULT_PLACEMENT,
-    timeframe: str = DEFAULT_TIMEFRAME,
+    every: str | None = None,
 ) -> Grid:
-    """The realised heatmap of either liquidations dataset: events (have a price) or per-bar totals
-    (have long_usd, short_usd; need `bars` to be placed)."""
+    """The realised heatmap of either liquidations dataset: events (have a price; rows of `every`,
+    by default `DEFAULT_TIMEFRAME`) or per-bar totals (long_usd, short_usd; need `bars` to be placed;
+    rows of `every`, by default the bars' own)."""
     if "price" in liquidations.columns:
-        return heatmap_from_events(liquidations, bucket_usd=bucket_usd, timeframe=timeframe)
+        return heatmap_from_events(liquidations, bucket_usd=bucket_usd, timeframe=every or DEFAULT_TIMEFRAME)
     if bars is None:
         raise ValueError("per-bar liquidation totals have no price: pass the matching bars to place them")
-    return heatmap_from_totals(liquidations, bars, bucket_usd=bucket_usd, placement=placement)
+    return heatmap_from_totals(liquidations, bars, bucket_usd=bucket_usd, placement=placement, every=every)
 
 
-def spread_over_range(low: np.ndarray, high: np.ndarray, bucket_usd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spread_over_range(
+    low: np.ndarray, high: np.ndarray, bucket_usd: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split each interval [low_i, high_i] into the buckets it touches: (interval index, bucket
     index, weight) with weight = overlap length / interval length, renormalised so that each
     interval's weights sum to exactly 1 (a zero-length interval puts weight 1 in its bucket)."""
@@ -238,7 +246,8 @@ def spread_over_range(low: np.ndarray, high: np.ndarray, bucket_usd: float) -> t
     overlap = np.where(high[row] > low[row], np.clip(overlap, 0.0, None), 0.0)
     total = np.bincount(row, weights=overlap, minlength=low.size)
     is_point = total[row] <= 0
-    weight = np.where(is_point, (bucket == first[row]).astype(np.float64), overlap / np.where(is_point, 1.0, total[row]))
+    share = overlap / np.where(is_point, 1.0, total[row])
+    weight = np.where(is_point, (bucket == first[row]).astype(np.float64), share)
     return row, bucket, weight
 
 
@@ -263,7 +272,7 @@ def grid_since(grid: Grid, start: datetime | None) -> Grid:
     """The rows at or after `start` (all of them when None): e.g. hide an estimate's warm-up."""
     if start is None:
         return grid
-    first = int(np.searchsorted(grid.ts.to_physical().to_numpy(), pl.Series([start]).cast(grid.ts.dtype).to_physical()[0]))
+    first = int(_rows(grid.ts, pl.Series([start]))[0])
     return Grid(grid.ts.slice(first), grid.price, grid.bucket_usd, grid.long_usd[first:], grid.short_usd[first:],
                 grid.method, grid.unplaced_usd)
 
@@ -281,7 +290,8 @@ def grid_cells(grid: Grid) -> pl.DataFrame:
     for side in SIDES:
         matrix = grid.side(side)
         row, col = np.nonzero(matrix)
-        frames.append(pl.DataFrame({TS: grid.ts.gather(row), "price": grid.price[col], "side": side, "usd": matrix[row, col]}))
+        cells = {TS: grid.ts.gather(row), "price": grid.price[col], "side": side, "usd": matrix[row, col]}
+        frames.append(pl.DataFrame(cells))
     return pl.concat(frames).sort(TS, "price", "side")
 
 
@@ -340,9 +350,17 @@ def largest_bursts(
     if bars is None:
         return top
     ohlc = bars.group_by(pl.col(TS).dt.truncate(every)).agg(
-        pl.col("open").sort_by(TS).first(), pl.col("low").min(), pl.col("high").max(), pl.col("close").sort_by(TS).last()
+        pl.col("open").sort_by(TS).first(),
+        pl.col("low").min(),
+        pl.col("high").max(),
+        pl.col("close").sort_by(TS).last(),
     )
     return top.join(ohlc, on=TS, how="left").with_columns((pl.col("close") / pl.col("open") - 1).alias("move"))
+
+
+def _slot(every: str | None) -> pl.Expr:
+    """The grid row a time falls in: itself, or the start of its `every` window."""
+    return (pl.col(TS) if every is None else pl.col(TS).dt.truncate(every)).alias("_slot")
 
 
 def _rows(axis: pl.Series, ts: pl.Series) -> np.ndarray:

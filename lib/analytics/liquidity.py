@@ -109,7 +109,9 @@ MEASURES: dict[str, Measure] = {
     VOLUME: Measure("Base volume per bar", "base volume", "base", volume_based=True),
     QUOTE_VOLUME: Measure("Quote volume per bar", "quote volume", "usd", volume_based=True),
     TRADES: Measure("Trades per bar", "trade count", "count", volume_based=True),
-    VOLUME_SHARE: Measure("Share of the week's volume per bar", "share of the week's volume", "share", volume_based=True),
+    VOLUME_SHARE: Measure(
+        "Share of the week's volume per bar", "share of the week's volume", "share", volume_based=True
+    ),
     AMIHUD: Measure("Amihud illiquidity (|r| per USD 1 M)", "Amihud illiquidity", "amihud", volume_based=True),
     EDGE_SPREAD: Measure("EDGE spread estimate", "EDGE spread", "spread"),
     CS_SPREAD: Measure("Corwin-Schultz spread estimate", "Corwin-Schultz spread", "spread"),
@@ -152,7 +154,9 @@ class Event:
 
 
 SATURDAY_CASCADE = Event("Sat 31 Jan 2026 cascade", datetime(2026, 1, 31, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
-WEEKDAY_CASCADE = Event("Thu-Fri 5-6 Feb 2026 cascade", datetime(2026, 2, 5, tzinfo=UTC), datetime(2026, 2, 7, tzinfo=UTC))
+WEEKDAY_CASCADE = Event(
+    "Thu-Fri 5-6 Feb 2026 cascade", datetime(2026, 2, 5, tzinfo=UTC), datetime(2026, 2, 7, tzinfo=UTC)
+)
 CASCADES: tuple[Event, ...] = (SATURDAY_CASCADE, WEEKDAY_CASCADE)
 
 
@@ -248,7 +252,9 @@ def taker_buy_share(taker_buy_volume: pl.Expr, volume: pl.Expr) -> pl.Expr:
     return pl.when(volume > 0).then(taker_buy_volume / volume)
 
 
-def share_of_week(volume: pl.Expr, week: pl.Expr, expected_bars: pl.Expr, coverage: float = MIN_WEEK_COVERAGE) -> pl.Expr:
+def share_of_week(
+    volume: pl.Expr, week: pl.Expr, expected_bars: pl.Expr, coverage: float = MIN_WEEK_COVERAGE
+) -> pl.Expr:
     """``volume / Σ volume of its week`` per symbol; null in weeks with fewer than `coverage` ×
     `expected_bars` bars with volume."""
     keys = [pl.col(SYMBOL), week]
@@ -282,23 +288,30 @@ def with_measures(
     reliable = pl.col("volume_reliable").fill_null(True)
     quote_volume = pl.col(QUOTE_VOLUME)
     if estimate_quote_volume:
-        quote_volume = pl.coalesce(quote_volume, pl.col(VOLUME) * (pl.col("high") + pl.col("low") + pl.col("close")) / 3)
-    o, h, l, c = (pl.col(name) for name in ("open", "high", "low", "close"))
+        quote_volume = pl.coalesce(
+            quote_volume, pl.col(VOLUME) * (pl.col("high") + pl.col("low") + pl.col("close")) / 3
+        )
+    op, hi, lo, cl = (pl.col(name) for name in ("open", "high", "low", "close"))
     result = (
         bars.lazy()
         .sort(SYMBOL, TS)
         .with_columns(
-            log_return(c, prev["close"]).alias(RETURN),
-            *(pl.when(reliable).then(x).alias(name) for name, x in (
-                (VOLUME, pl.col(VOLUME)),
-                (QUOTE_VOLUME, quote_volume),
-                (TRADES, pl.col(TRADES)),
-            )),
-            corwin_schultz(h, l, prev["high"], prev["low"]).alias(CS_SPREAD),
-            abdi_ranaldo(prev["close"], prev["high"], prev["low"], h, l).alias(AR_SPREAD),
-            (edge(o, h, l, c, spread_window).over(SYMBOL) if with_edge else pl.lit(None, pl.Float64)).alias(EDGE_SPREAD),
-            parkinson(h, l).alias(PARKINSON_VOL),
-            garman_klass(o, h, l, c).alias(GARMAN_KLASS_VOL),
+            log_return(cl, prev["close"]).alias(RETURN),
+            *(
+                pl.when(reliable).then(x).alias(name)
+                for name, x in (
+                    (VOLUME, pl.col(VOLUME)),
+                    (QUOTE_VOLUME, quote_volume),
+                    (TRADES, pl.col(TRADES)),
+                )
+            ),
+            corwin_schultz(hi, lo, prev["high"], prev["low"]).alias(CS_SPREAD),
+            abdi_ranaldo(prev["close"], prev["high"], prev["low"], hi, lo).alias(AR_SPREAD),
+            (edge(op, hi, lo, cl, spread_window).over(SYMBOL) if with_edge else pl.lit(None, pl.Float64)).alias(
+                EDGE_SPREAD
+            ),
+            parkinson(hi, lo).alias(PARKINSON_VOL),
+            garman_klass(op, hi, lo, cl).alias(GARMAN_KLASS_VOL),
             pl.col(TS).dt.truncate("1w").alias("_week"),
             (pl.duration(weeks=1) / duration).alias("_bars_per_week"),
         )
@@ -318,11 +331,15 @@ def depth_measures(depth: Frame, *, band_pct: float = DEPTH_BAND_PCT) -> Frame:
     """Canonical `depth` rows with `DEPTH_MEASURES`: USD within ±`band_pct` % of mid on each side
     and both together, and the quoted spread as a fraction (``spread_bps / 10 000``)."""
     bid, ask = pl.col(depth_column("bid", band_pct)), pl.col(depth_column("ask", band_pct))
-    result = depth.lazy().sort(SYMBOL, TS).with_columns(
-        (bid + ask).alias(DEPTH_USD),
-        bid.alias(BID_DEPTH_USD),
-        ask.alias(ASK_DEPTH_USD),
-        (pl.col("spread_bps") / BPS).alias(QUOTED_SPREAD),
+    result = (
+        depth.lazy()
+        .sort(SYMBOL, TS)
+        .with_columns(
+            (bid + ask).alias(DEPTH_USD),
+            bid.alias(BID_DEPTH_USD),
+            ask.alias(ASK_DEPTH_USD),
+            (pl.col("spread_bps") / BPS).alias(QUOTED_SPREAD),
+        )
     )
     return _like(result, depth)
 
@@ -360,7 +377,11 @@ def with_calendar(
         local.dt.date().alias(DATE),
         local.dt.truncate("1w").dt.date().alias(WEEK),
         local.dt.year().alias(YEAR),
-        pl.when(pl.col(TS) < split).then(pl.lit(REGIMES[0])).otherwise(pl.lit(REGIMES[1])).cast(REGIME_TYPE).alias(REGIME),
+        pl.when(pl.col(TS) < split)
+        .then(pl.lit(REGIMES[0]))
+        .otherwise(pl.lit(REGIMES[1]))
+        .cast(REGIME_TYPE)
+        .alias(REGIME),
     )
     return _like(result, frame)
 
@@ -372,7 +393,9 @@ def pooled(name: str, where: pl.Expr | None = None) -> pl.Expr:
     return (x**2).mean().sqrt() if MEASURES[name].pooling == "rms" else x.mean()
 
 
-def aggregate(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str], measures: Sequence[str] = BAR_MEASURES) -> pl.DataFrame:
+def aggregate(
+    frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str], measures: Sequence[str] = BAR_MEASURES
+) -> pl.DataFrame:
     """Long table, one row per (symbol, `by`…, measure): mean (pooled, see `pooled`), median and n
     (bars with a value), sorted by symbol, `by`, then the order of `measures`.
 
@@ -413,8 +436,8 @@ def daily(frame: pl.DataFrame | pl.LazyFrame, measures: Sequence[str] = BAR_MEAS
 
 def rolling_weekend_ratio(days: pl.DataFrame, measure: str, *, window: str = ROLLING_RATIO_WINDOW) -> pl.DataFrame:
     """Per symbol and date of a `daily` frame: the mean of `measure` over the weekend rows in the
-    trailing `window` (ending on that date) divided by the mean over its weekday rows; null while
-    either side has no value. Columns: symbol, date, ratio."""
+    trailing `window` (ending on that date) divided by the mean over its weekday rows; null until
+    the data spans a whole window, and while either side has no value. Columns: symbol, date, ratio."""
 
     def trailing_mean(side: str) -> pl.Expr:
         total = pl.col(side).fill_null(0).rolling_sum_by(DATE, window_size=window)
@@ -428,7 +451,13 @@ def rolling_weekend_ratio(days: pl.DataFrame, measure: str, *, window: str = ROL
             pl.col(measure).filter(~pl.col(WEEKEND)).mean().alias("_weekday"),
         )
         .sort(SYMBOL, DATE)
-        .select(SYMBOL, DATE, (trailing_mean("_weekend") / trailing_mean("_weekday")).over(SYMBOL).alias("ratio"))
+        .select(
+            SYMBOL,
+            DATE,
+            pl.when(pl.col(DATE).dt.offset_by(f"-{window}") >= pl.col(DATE).min().over(SYMBOL) - timedelta(days=1))
+            .then((trailing_mean("_weekend") / trailing_mean("_weekday")).over(SYMBOL))
+            .alias("ratio"),
+        )
     )
 
 
@@ -551,7 +580,9 @@ def _check_zone(tz: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown weekend definition or time zone {tz!r}; use one of {sorted(WEEKENDS)} or an IANA zone") from None
+        raise ValueError(
+            f"unknown weekend definition or time zone {tz!r}; use one of {sorted(WEEKENDS)} or an IANA zone"
+        ) from None
 
 
 def _like(result: pl.LazyFrame, template: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:

@@ -121,7 +121,11 @@ def bootstrap_ratio_ci(
     if n_blocks < 2:
         return math.nan, math.nan
     sums = np.column_stack(
-        [np.bincount(block, weights=np.where(side, w, 0.0), minlength=n_blocks) for side in (weekend, ~weekend) for w in (values, np.ones_like(values))]
+        [
+            np.bincount(block, weights=np.where(side, w, 0.0), minlength=n_blocks)
+            for side in (weekend, ~weekend)
+            for w in (values, np.ones_like(values))
+        ]
     )
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks), size=n_resamples)
@@ -202,7 +206,9 @@ def weekend_effect(
         blocks = group[BLOCKS[block]].to_physical().to_numpy()
         for measure in measures:
             values = group[measure].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            low, high = bootstrap_ratio_ci(values, weekend, blocks, n_resamples=n_resamples, confidence=confidence, seed=seed)
+            low, high = bootstrap_ratio_ci(
+                values, weekend, blocks, n_resamples=n_resamples, confidence=confidence, seed=seed
+            )
             rows.append(
                 {
                     SYMBOL: symbol,
@@ -215,24 +221,48 @@ def weekend_effect(
                     "ci_high": high,
                 }
             )
-    schema = {SYMBOL: pl.String, MEASURE: pl.String, "first_date": pl.Date, "last_date": pl.Date, "confidence": pl.Float64}
+    schema = {
+        SYMBOL: pl.String,
+        MEASURE: pl.String,
+        "first_date": pl.Date,
+        "last_date": pl.Date,
+        "confidence": pl.Float64,
+    }
     schema |= {c: pl.Int64 if c in ("n_weekday", "n_weekend") else pl.Float64 for c in EFFECT_COLUMNS}
     return pl.DataFrame(rows, schema=schema)
 
 
-def day_of_week_means(days: pl.DataFrame, measure: str, *, confidence: float = CONFIDENCE, maxlags: int | None = None) -> pl.DataFrame:
+def day_of_week_means(
+    days: pl.DataFrame, measure: str, *, confidence: float = CONFIDENCE, maxlags: int | None = None
+) -> pl.DataFrame:
     """Per symbol and weekday of a `daily` frame: the mean of `measure` with a HAC CI, from OLS of
     the daily values on seven day dummies (no intercept, so each coefficient is that day's mean)
     with Newey-West errors (`maxlags` defaults to `newey_west_lags`). Columns: symbol, weekday,
-    mean, ci_low, ci_high, n."""
+    mean, ci_low, ci_high, confidence, n."""
     rows = []
     for symbol, fit, present, counts in _day_fits(days, measure, maxlags):
         low_high = fit.conf_int(alpha=1 - confidence)
         rows += [
-            {SYMBOL: symbol, WEEKDAY: day, "mean": fit.params[i], "ci_low": low_high[i, 0], "ci_high": low_high[i, 1], "n": counts[i]}
+            {
+                SYMBOL: symbol,
+                WEEKDAY: day,
+                "mean": fit.params[i],
+                "ci_low": low_high[i, 0],
+                "ci_high": low_high[i, 1],
+                "confidence": confidence,
+                "n": counts[i],
+            }
             for i, day in enumerate(present)
         ]
-    schema = {SYMBOL: pl.String, WEEKDAY: pl.Int8, "mean": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64, "n": pl.Int64}
+    schema = {
+        SYMBOL: pl.String,
+        WEEKDAY: pl.Int8,
+        "mean": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+        "confidence": pl.Float64,
+        "n": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -249,8 +279,22 @@ def day_of_week_tests(days: pl.DataFrame, measure: str, *, maxlags: int | None =
         h, p_kruskal = stats.kruskal(*samples) if len(samples) > 1 else (math.nan, math.nan)
         equal = np.eye(len(present))[1:] - np.eye(len(present))[:-1]
         p_wald = float(fit.f_test(equal).pvalue) if len(present) > 1 else math.nan
-        rows.append({SYMBOL: symbol, "kruskal_h": float(h), "p_kruskal": float(p_kruskal), "p_hac_wald": p_wald, "n_days": int(sum(counts))})
-    schema = {SYMBOL: pl.String, "kruskal_h": pl.Float64, "p_kruskal": pl.Float64, "p_hac_wald": pl.Float64, "n_days": pl.Int64}
+        rows.append(
+            {
+                SYMBOL: symbol,
+                "kruskal_h": float(h),
+                "p_kruskal": float(p_kruskal),
+                "p_hac_wald": p_wald,
+                "n_days": int(sum(counts)),
+            }
+        )
+    schema = {
+        SYMBOL: pl.String,
+        "kruskal_h": pl.Float64,
+        "p_kruskal": pl.Float64,
+        "p_hac_wald": pl.Float64,
+        "n_days": pl.Int64,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -281,7 +325,14 @@ def hour_of_week_tests(frame: pl.DataFrame | pl.LazyFrame, measure: str, *, fdr:
                 {SYMBOL: symbol, WEEKDAY: labels // 24, HOUR: labels % 24, "p": p, "q": q, "significant": q <= fdr}
             ).with_columns(pl.col(WEEKDAY).cast(pl.Int8), pl.col(HOUR).cast(pl.Int8))
         )
-    schema = {SYMBOL: pl.String, WEEKDAY: pl.Int8, HOUR: pl.Int8, "p": pl.Float64, "q": pl.Float64, "significant": pl.Boolean}
+    schema = {
+        SYMBOL: pl.String,
+        WEEKDAY: pl.Int8,
+        HOUR: pl.Int8,
+        "p": pl.Float64,
+        "q": pl.Float64,
+        "significant": pl.Boolean,
+    }
     return pl.concat(tables) if tables else pl.DataFrame(schema=schema)
 
 
@@ -304,7 +355,11 @@ def verdict(effect: Mapping[str, object]) -> str:
     if math.isnan(low) or math.isnan(high):
         return f"{subject} is {_size(ratio, 0)} than on weekdays ({period}); too few weeks for a confidence interval."
     digits = 1 if max(abs(x - 1) for x in (ratio, low, high)) < SMALL_EFFECT else 0
-    change = f"{_size(ratio, digits)} than on weekdays" if round(abs(ratio - 1) * 100, digits) else "about the same as on weekdays"
+    change = (
+        f"{_size(ratio, digits)} than on weekdays"
+        if round(abs(ratio - 1) * 100, digits)
+        else "about the same as on weekdays"
+    )
     if low > 1 or high < 1:
         a, b = sorted(round(abs(x - 1) * 100, digits) for x in (low, high))
         interval = f"{level} CI {a:.{digits}f}-{b:.{digits}f} %"
@@ -347,19 +402,27 @@ def _two_sample(values: np.ndarray, weekend: np.ndarray) -> dict[str, float]:
 def _weekend_hac_p(y: np.ndarray, weekend: np.ndarray) -> float:
     """p-value of the weekend dummy in ``y = a + b · weekend`` with Newey-West HAC errors."""
     x = weekend.astype(float)
-    fit = sm.OLS(y, np.column_stack([np.ones_like(x), x])).fit(cov_type="HAC", cov_kwds={"maxlags": newey_west_lags(len(y))})
+    fit = sm.OLS(y, np.column_stack([np.ones_like(x), x])).fit(
+        cov_type="HAC", cov_kwds={"maxlags": newey_west_lags(len(y))}
+    )
     return float(fit.pvalues[1])
 
 
-def _day_fits(days: pl.DataFrame, measure: str, maxlags: int | None) -> Iterator[tuple[str, RegressionResultsWrapper, list[int], list[int]]]:
+def _day_fits(
+    days: pl.DataFrame, measure: str, maxlags: int | None
+) -> Iterator[tuple[str, RegressionResultsWrapper, list[int], list[int]]]:
     """Per symbol: the HAC OLS fit of the daily `measure` on the dummies of the weekdays present,
     with those weekdays and their day counts."""
-    for (symbol,), group in days.drop_nulls(measure).sort(SYMBOL, DATE, maintain_order=True).group_by(SYMBOL, maintain_order=True):
+    for (symbol,), group in (
+        days.drop_nulls(measure).sort(SYMBOL, DATE, maintain_order=True).group_by(SYMBOL, maintain_order=True)
+    ):
         weekday = group[WEEKDAY].to_numpy()
         present = [d for d in DAYS if (weekday == d).any()]
         dummies = np.column_stack([(weekday == d).astype(float) for d in present])
         lags = newey_west_lags(group.height) if maxlags is None else maxlags
-        fit = sm.OLS(group[measure].cast(pl.Float64).to_numpy(), dummies).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
+        fit = sm.OLS(group[measure].cast(pl.Float64).to_numpy(), dummies).fit(
+            cov_type="HAC", cov_kwds={"maxlags": lags}
+        )
         yield symbol, fit, present, [int(c) for c in dummies.sum(axis=0)]
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import plotly.graph_objects as go
 import polars as pl
+from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from lib.analytics.liquidation_levels import BASELINE_BAND, LevelEstimate, level_curves, level_map
@@ -50,13 +51,13 @@ HEATMAP_COLORSCALE: list[list[Any]] = [
     [0.88, "#D9822B"],
     [1.0, "#F5C542"],
 ]
-TIER_COLORS: tuple[str, ...] = ("#C7D2FE", "#93A5F5", "#6477E6", "#3D4FC4", "#1E2A7A", "#0B1240")
+TIER_SCALE: list[list[Any]] = [[0.0, "#C7D2FE"], [1.0, "#0B1240"]]  # leverage tiers, light (low) to dark (high)
 # Hollow up candles and a see-through down body, so the cells under the price stay visible.
 CANDLE_UP, CANDLE_DOWN = "rgba(255, 255, 255, 0)", "rgba(31, 41, 51, 0.45)"
 PRICE_LINE = "rgba(31, 41, 51, 0.75)"
 MODEL_COLOR = "#6D3FC0"
 
-MAX_HEATMAP_CELLS = 300_000  # cells sent to the browser (float32: ~1.6 MB); time columns merged beyond
+MAX_HEATMAP_CELLS = 250_000  # cells sent to the browser (float32: ~1.3 MB); time columns merged beyond
 MAX_CANDLES = 400  # above this many bars the price is a line: candles turn to noise
 MAP_WINDOW = 0.25  # the liquidation map shows the last price ± 25 %
 REALISED_VIEW_MARGIN = 0.01  # the realised heatmap shows the price's range ± 1 % (where the cells are)
@@ -73,7 +74,7 @@ def usd_text(value: float) -> str:
     size = abs(value)
     scale, unit = next(((limit, unit) for limit, unit in USD_UNITS if size >= limit), (1.0, ""))
     number = size / scale
-    decimals = 0 if number >= 100 or not unit else 1 if number >= 10 else 2
+    decimals = 0 if number >= 100 else 1 if number >= 10 else 2
     text = f"{number:.{decimals}f}"
     text = text.rstrip("0").rstrip(".") if "." in text else text
     return f"{sign}${text}{unit}"
@@ -172,11 +173,11 @@ def _heatmap_figure(
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.74, 0.26])
     x = _epoch_ms(grid.ts)
     inside = bars.sort(TS).filter(pl.col(TS).is_between(grid.ts.min(), grid.ts.max())) if len(x) else bars.clear()
-    matrix = grid.side(side)
-    top = float(matrix.max()) if matrix.size else 0.0
     view = _price_view(grid, inside, view_margin)
     shown = grid_between(grid, *view) if view else grid
-    z, zmax, colorbar = _colour(shown.side(side), scale, usd_range or top, _cell_text(grid))
+    matrix = shown.side(side)
+    top = float(matrix.max()) if matrix.size else 0.0
+    z, zmax, colorbar = _colour(matrix, scale, usd_range or top, _cell_text(grid))
     fig.add_trace(
         go.Heatmap(
             x=x,
@@ -196,7 +197,7 @@ def _heatmap_figure(
     )
     for trace in _price_traces(inside, halo):
         fig.add_trace(trace, row=1, col=1)
-    for name, values, color in (("Longs", bars_below[0], theme.LONG_COLOR), ("Shorts", bars_below[1], theme.SHORT_COLOR)):
+    for name, values, color in zip(("Longs", "Shorts"), bars_below, (theme.LONG_COLOR, theme.SHORT_COLOR), strict=True):
         fig.add_trace(
             go.Bar(x=x, y=values, name=f"{name} {below_title.lower()}", marker={"color": color, "line": {"width": 0}},
                    hovertemplate="%{y:$,.0f}<extra>" + name + "</extra>"),
@@ -229,6 +230,7 @@ def _rows_per_column(grid: Grid) -> int:
 
 
 def _merge_rows(values: np.ndarray, rows_per_cell: int) -> np.ndarray:
+    """Sums of every `rows_per_cell` consecutive rows (as `resample_grid` merges a flow)."""
     return np.add.reduceat(values, np.arange(0, len(values), rows_per_cell), axis=0) if len(values) else values
 
 
@@ -285,7 +287,8 @@ def liquidation_map_figure(
     mapped = level_map(estimate).filter((pl.col("price") + half).is_between(low, high))
     curves = level_curves(estimate).filter((pl.col("price") + half).is_between(low, high))
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for color, leverage in zip(TIER_COLORS, estimate.leverage, strict=False):
+    colors = sample_colorscale(TIER_SCALE, np.linspace(0, 1, len(estimate.leverage)).tolist())
+    for color, leverage in zip(colors, estimate.leverage, strict=True):
         tier = mapped.filter(pl.col("leverage") == leverage)
         fig.add_trace(
             go.Bar(x=(tier["price"] + half).to_numpy(), y=(tier["long_usd"] + tier["short_usd"]).to_numpy(),
@@ -324,11 +327,16 @@ def liquidation_map_figure(
 
 
 def scorecard_figure(
-    captured: pl.DataFrame, summary: dict[str, float | None], *, band: float = BASELINE_BAND,
+    captured: pl.DataFrame,
+    summary: dict[str, float | None],
+    *,
+    band: float = BASELINE_BAND,
+    consumption: pl.DataFrame | None = None,
     title: str = "Were the estimated levels where liquidations happened?",
 ) -> go.Figure:
     """Cumulative realised liquidation USD (`capture`), the part inside the model's zone and the
-    part inside the naive ±`band` band of the same size; the shares (`capture_summary`) in the title."""
+    part inside the naive ±`band` band of the same size; the shares (`capture_summary`) and, when
+    given, the per-bar correlations (`consumption_score`) in the subtitle."""
     x = _epoch_ms(captured[TS])
     fig = go.Figure()
     lines = (("realised_usd", "All realised", theme.INK, "solid"),
@@ -338,20 +346,27 @@ def scorecard_figure(
         fig.add_trace(go.Scatter(x=x, y=captured[column].cum_sum().to_numpy(), name=name, mode="lines",
                                  line={"color": color, "width": 2, "dash": dash},
                                  hovertemplate="%{y:$,.0f}<extra>" + name + "</extra>"))
-    top = float(captured["realised_usd"].sum()) if captured.height else 0.0
-    values, labels = usd_ticks(top)
-    _frame(fig, title, _scorecard_text(summary, band), SCORECARD_HEIGHT)
+    values, labels = usd_ticks(float(captured["realised_usd"].sum()) if captured.height else 0.0)
+    parts = [_capture_text(summary, band)] + ([] if consumption is None else [_consumption_text(consumption)])
+    subtitle = " · ".join(parts)
+    _frame(fig, title, subtitle, SCORECARD_HEIGHT)
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
     fig.update_yaxes(title_text="Cumulative USD", tickvals=values, ticktext=labels)
     return fig
 
 
-def _scorecard_text(summary: dict[str, float | None], band: float) -> str:
+def _capture_text(summary: dict[str, float | None], band: float) -> str:
     if summary.get("model_share") is None:
         return "No realised liquidations to score in this window"
     return (f"Model zone caught {summary['model_share']:.0%} of {usd_text(summary['realised_usd'] or 0)} realised; "
             f"a ±{band:.0%} band around the last close, same size, caught {summary['baseline_share']:.0%} "
             f"(lift {summary['lift']:.2f})")
+
+
+def _consumption_text(score: pl.DataFrame) -> str:
+    pairs = "; ".join(f"{row['side']}s {row['model_pearson']:.2f} vs {row['baseline_pearson']:.2f}"
+                      for row in score.iter_rows(named=True) if row["model_pearson"] is not None)
+    return f"Burst sizes, correlation per bar (model vs price-move baseline): {pairs}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,4 +408,6 @@ def _side_text(side: Side) -> str:
 
 def _duration_text(step: timedelta) -> str:
     hours = step.total_seconds() / 3600
-    return f"{hours / 24:g}d" if hours >= 24 and hours % 24 == 0 else f"{hours:g}h" if hours >= 1 else f"{hours * 60:g}min"
+    if hours >= 24 and hours % 24 == 0:
+        return f"{hours / 24:g}d"
+    return f"{hours:g}h" if hours >= 1 else f"{hours * 60:g}min"

@@ -31,10 +31,11 @@ from lib.analytics.liquidity import (
     MEASURE,
     MEASURES,
     MEDIAN,
-    N,
+    ROLLING_RATIO_WINDOW,
     WEEKDAY,
     WEEKEND,
     YEAR,
+    N,
 )
 from lib.analytics.sessions import SESSION_STARTS
 from lib.charts import theme
@@ -49,7 +50,9 @@ SESSION_MARKS: dict[str, tuple[tuple[float, str], ...]] = {
 }
 WEEKDAY_COLOR = "#5B6B7A"
 WEEKEND_COLOR = "#0F9BA8"
-EVENT_COLORS = ("#D6457A", "#3B6FE0", "#7A5C3E")
+EVENT_COLORS = (WEEKEND_COLOR, WEEKDAY_COLOR, "#7A5C3E")  # the defaults: the Saturday cascade first
+EVENT_AXIS_PAD = 1.35  # room on the log axis for the "2.3×" labels
+LOG_TICK_MANTISSAS = (1, 2, 5)
 HEAT_LOW = "#F7F8FA"  # the empty end of each heatmap's scale; the full end is the asset's colour
 SIGNIFICANT_MARKER = {"symbol": "circle", "size": 4, "color": "rgba(31, 41, 51, 0.55)"}
 LOG_UNITS = frozenset({"usd", "base", "count", "amihud"})  # heavy right tails: log axes by default
@@ -139,13 +142,20 @@ def hour_of_week_heatmap(
             customdata=hover,
             hovertemplate="%{customdata}<extra></extra>",
             colorscale=[[0, HEAT_LOW], [1, theme.asset_color(symbol)]],
-            colorbar={"title": {"text": axis_title(measure, symbol), "side": "right"}, "thickness": 12, "tickprefix": look.prefix, "ticksuffix": look.suffix},
+            colorbar={
+                "title": {"text": axis_title(measure, symbol), "side": "right"},
+                "thickness": 12,
+                "tickprefix": look.prefix,
+                "ticksuffix": look.suffix,
+            },
             xgap=1,
             ygap=1,
         )
     )
     if tests is not None and tests.height:
-        hits = tests.filter(pl.col("significant") & (pl.col(SYMBOL) == symbol) if SYMBOL in tests.columns else pl.col("significant"))
+        hits = tests.filter(
+            pl.col("significant") & (pl.col(SYMBOL) == symbol) if SYMBOL in tests.columns else pl.col("significant")
+        )
         fig.add_trace(
             go.Scatter(
                 x=hits[HOUR].to_list(),
@@ -162,11 +172,19 @@ def hour_of_week_heatmap(
         template=theme.TEMPLATE,
         height=460,
         hovermode="closest",
-        title=_title(title or f"{symbol} {MEASURES[measure].label.lower()} by hour of the week ({stat}, {tz})", subtitle),
-        xaxis={"title": {"text": f"hour ({tz})"}, "tickmode": "array", "tickvals": list(range(0, 24, 2)), "ticktext": [f"{h:02d}:00" for h in range(0, 24, 2)], "showgrid": False, "range": [-0.5, 23.5]},
+        title=_title(title or f"{symbol} · {MEASURES[measure].label}, by hour of the week ({stat}, {tz})", subtitle),
+        xaxis={
+            "title": {"text": f"hour ({tz})"},
+            "tickmode": "array",
+            "tickvals": list(range(0, 24, 2)),
+            "ticktext": [f"{h:02d}:00" for h in range(0, 24, 2)],
+            "showgrid": False,
+            "range": [-0.5, 23.5],
+        },
         yaxis={"autorange": "reversed", "showgrid": False},
-        legend={"y": -0.12, "yanchor": "top", "x": 0, "xanchor": "left"},
-        margin={"t": 110},
+        showlegend=True,
+        legend={"y": -0.16, "yanchor": "top", "x": 0, "xanchor": "left"},
+        margin={"t": 110, "b": 90},
     )
     return fig
 
@@ -191,12 +209,29 @@ def day_of_week_bars(
                 x=[DAY_NAMES[d - 1] for d in rows[WEEKDAY]],
                 y=mean,
                 name=symbol,
-                marker={"color": theme.asset_color(symbol), "pattern": {"shape": ["/" if d >= 6 else "" for d in rows[WEEKDAY]], "fillmode": "overlay", "fgcolor": "white"}},
-                error_y={"type": "data", "symmetric": False, "array": [h - m for h, m in zip(high, mean, strict=True)], "arrayminus": [m - lo for m, lo in zip(mean, low, strict=True)], "color": theme.INK, "thickness": 1.2, "width": 4},
+                marker={
+                    "color": theme.asset_color(symbol),
+                    "pattern": {
+                        "shape": ["/" if d >= 6 else "" for d in rows[WEEKDAY]],
+                        "fillmode": "overlay",
+                        "fgcolor": "white",
+                    },
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [h - m for h, m in zip(high, mean, strict=True)],
+                    "arrayminus": [m - lo for m, lo in zip(mean, low, strict=True)],
+                    "color": theme.INK,
+                    "thickness": 1.2,
+                    "width": 4,
+                },
                 customdata=[
-                    f"{look.text(r['ci_low'])} to {look.text(r['ci_high'])}, {r['n']} days" for r in rows.iter_rows(named=True)
+                    f"{r['confidence']:.0%} CI {look.text(r['ci_low'])} to {look.text(r['ci_high'])}, {r['n']} days"
+                    for r in rows.iter_rows(named=True)
                 ],
-                hovertemplate=f"{symbol} %{{x}}: {look.prefix}%{{y:{look.digits}}}{look.suffix} (95 % CI %{{customdata}})<extra></extra>",
+                hovertemplate=f"{symbol} %{{x}}: {look.prefix}%{{y:{look.digits}}}{look.suffix} (%{{customdata}})"
+                "<extra></extra>",
             )
         )
     fig.update_layout(
@@ -224,12 +259,15 @@ def weekend_box(
     unit = MEASURES[measure].unit
     look = display(unit, days[measure].to_list())
     fig = go.Figure()
+    scaled: list[float | None] = []
     for is_weekend, name, color in ((False, "weekday", WEEKDAY_COLOR), (True, "weekend", WEEKEND_COLOR)):
         side = days.filter(pl.col(WEEKEND) == is_weekend).drop_nulls(measure)
+        values = _scaled_list(side[measure], look)
+        scaled += values
         fig.add_trace(
             go.Box(
                 x=side[SYMBOL].to_list(),
-                y=_scaled_list(side[measure], look),
+                y=values,
                 name=name,
                 marker={"color": color, "size": 3, "opacity": 0.5},
                 line={"width": 1.2},
@@ -243,7 +281,10 @@ def weekend_box(
         boxmode="group",
         hovermode="closest",
         title=_title(title or f"{MEASURES[measure].label}: daily values, weekday against weekend", subtitle),
-        yaxis={"title": {"text": axis_title(measure, _first_symbol(days))}, "type": "log" if (unit in LOG_UNITS if log_y is None else log_y) else "linear", **look.axis()},
+        yaxis={
+            "title": {"text": axis_title(measure, _first_symbol(days))},
+            **_value_axis(scaled, look, unit in LOG_UNITS if log_y is None else log_y),
+        },
     )
     return fig
 
@@ -254,11 +295,13 @@ def weekend_timeseries(
     measure: str,
     *,
     weekend: str = "utc",
+    window: str = ROLLING_RATIO_WINDOW,
     title: str | None = None,
     subtitle: str | None = None,
 ) -> go.Figure:
     """Above: the daily `measure` (a `daily` frame) per symbol, weekends shaded (`weekend` "utc" or
-    "cme"); below: the rolling weekend / weekday ratio (`rolling_weekend_ratio`), 1 = no difference."""
+    "cme"); below: the rolling weekend / weekday ratio (`rolling_weekend_ratio` over `window`, named
+    on the axis), 1 = no difference."""
     look = display(MEASURES[measure].unit, days[measure].to_list())
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.62, 0.38])
     for (symbol,), rows in days.drop_nulls(measure).group_by(SYMBOL, maintain_order=True):
@@ -291,14 +334,14 @@ def weekend_timeseries(
     fig.add_hline(y=1, line={"color": theme.MUTED, "width": 1, "dash": "dot"}, row=2, col=1)
     if days.height:
         start = datetime.combine(days[DATE].min(), time())
-        end = datetime.combine(days[DATE].max(), time()) + timedelta(days=1)
+        end = datetime.combine(days[DATE].max(), time.max)  # 23:59:59.999999, not the next day's weekend
         theme.add_weekend_shading(fig, start, end, definition=weekend)
     fig.update_layout(
         template=theme.TEMPLATE,
         height=560,
         title=_title(title or f"{MEASURES[measure].label}, daily, weekends shaded", subtitle),
         yaxis={"title": {"text": axis_title(measure, _first_symbol(days))}, **look.axis()},
-        yaxis2={"title": {"text": "weekend / weekday, trailing"}, "ticksuffix": "×", "hoverformat": ".2f"},
+        yaxis2={"title": {"text": f"weekend / weekday, trailing {window}"}, "ticksuffix": "×", "hoverformat": ".2f"},
         xaxis2={"hoverformat": "%a %d %b %Y"},
     )
     return fig
@@ -326,7 +369,8 @@ def event_comparison_chart(
         fig.add_trace(
             go.Bar(
                 y=[MEASURES[m].label for m in shown],
-                x=[by_measure[m]["ratio"] for m in shown],
+                x=[by_measure[m]["ratio"] - 1 for m in shown],
+                base=1,
                 name=event,
                 orientation="h",
                 marker={"color": color},
@@ -338,14 +382,23 @@ def event_comparison_chart(
             )
         )
     fig.add_vline(x=1, line={"color": theme.INK, "width": 1})
-    ticks = [t for t in RATIO_TICKS if _within_ratio_range(t, rows["ratio"])]
+    low, high = min(rows["ratio"].min() or 1.0, 1.0), max(rows["ratio"].max() or 1.0, 1.0)
+    ticks = [t for t in RATIO_TICKS if low / 2 <= t <= high * 2]
     fig.update_layout(
         template=theme.TEMPLATE,
         height=max(360, 60 + 46 * len(order)),
         barmode="group",
         hovermode="closest",
-        title=_title(title or f"{symbol} liquidity in the cascades against the same hours of the weeks before", subtitle),
-        xaxis={"type": "log", "title": {"text": "event / baseline (1× = unchanged)"}, "tickvals": ticks, "ticktext": [f"{t:g}×" for t in ticks]},
+        title=_title(
+            title or f"{symbol} liquidity in the cascades against the same hours of the weeks before", subtitle
+        ),
+        xaxis={
+            "type": "log",
+            "range": [math.log10(low / EVENT_AXIS_PAD), math.log10(high * EVENT_AXIS_PAD)],
+            "title": {"text": "event / baseline, log scale (1× = unchanged)"},
+            "tickvals": ticks,
+            "ticktext": [f"{t:g}×" for t in ticks],
+        },
         yaxis={"autorange": "reversed", "showgrid": False},
     )
     return fig
@@ -371,7 +424,11 @@ def share_of_week_by_year(
                 x=[str(y) for y in years],
                 y=[part.get(y) for y in years],
                 name=DAY_NAMES[day - 1],
-                marker={"color": grey[day - 1] if day <= 5 else theme.asset_color(symbol), "opacity": 1 if day != 6 else 0.7, "line": {"color": "white", "width": 0.6}},
+                marker={
+                    "color": grey[day - 1] if day <= 5 else theme.asset_color(symbol),
+                    "opacity": 1 if day != 6 else 0.7,
+                    "line": {"color": "white", "width": 0.6},
+                },
                 hovertemplate=f"{DAY_NAMES[day - 1]} %{{x}}: %{{y:.1%}} of the year's volume<extra></extra>",
             )
         )
@@ -394,7 +451,10 @@ def share_of_week_by_year(
         height=440,
         barmode="stack",
         hovermode="closest",
-        title=_title(title or f"{symbol} share of each year's volume by day of the week", subtitle or "Weekend share above each bar; an even week would give Saturday + Sunday 28.6 %"),
+        title=_title(
+            title or f"{symbol} share of each year's volume by day of the week",
+            subtitle or "Weekend share above each bar; an even week would give Saturday + Sunday 28.6 %",
+        ),
         yaxis={"tickformat": ".0%", "range": [0, 1.09], "title": {"text": "share of the year's volume"}},
         legend={"traceorder": "normal"},
     )
@@ -481,6 +541,20 @@ def _event_text(row: dict) -> str:
     return f"{MEASURES[row[MEASURE]].label}: {look.text(row['event_value'])} against {look.text(row['baseline_value'])}"
 
 
-def _within_ratio_range(tick: float, ratios: pl.Series) -> bool:
-    low, high = (ratios.min() or 1.0), (ratios.max() or 1.0)
-    return min(low, 1.0) / 2 <= tick <= max(high, 1.0) * 2
+def _value_axis(values: Sequence[float | None], look: Display, log: bool) -> dict[str, Any]:
+    """A value axis: linear from zero, or log with 1-2-5 ticks labelled in the unit (plotly's own
+    log ticks would read "2, 3, 4, $100.00M")."""
+    if not log:
+        return {"rangemode": "tozero", **look.axis()}
+    positive = [v for v in values if v is not None and v > 0]
+    if not positive:
+        return {"type": "log", **look.axis()}
+    low, high = min(positive), max(positive)
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    ticks = [m * 10.0**e for e in decades for m in LOG_TICK_MANTISSAS if low / 1.2 <= m * 10.0**e <= high * 1.2]
+    return {
+        "type": "log",
+        "tickvals": ticks,
+        "ticktext": [f"{look.prefix}{t:,g}{look.suffix}" for t in ticks],
+        "hoverformat": look.digits,
+    }

@@ -166,6 +166,11 @@ def test_split_rules(split: str, taker_share: float | None, move: int, long_usd:
     assert usd_at(estimate, "short", 109.5)[-1] == pytest.approx(1000 - long_usd)
 
 
+def test_no_bars_is_an_error_not_an_empty_estimate() -> None:
+    with pytest.raises(ValueError, match="no bars"):
+        estimate_levels(bars().clear(), None)
+
+
 def test_missing_taker_volume_is_split_evenly_and_said() -> None:
     estimate = ten_x(bars(*flat(2)), oi(0, 1000))
     assert "taker-buy volume missing on 2 of 2 bars: split 50/50 there" in estimate.notes
@@ -237,7 +242,8 @@ def test_scaling_prices_by_k_scales_level_prices_by_k() -> None:
     given = random_walk(300)
     prices = pl.col("open", "high", "low", "close")
     base = estimate_levels(given, random_oi(given), bucket_usd=0.5, half_life=timedelta(days=2))
-    scaled = estimate_levels(given.with_columns(prices * 4), random_oi(given), bucket_usd=2.0, half_life=timedelta(days=2))
+    scaled = estimate_levels(given.with_columns(prices * 4), random_oi(given), bucket_usd=2.0,
+                             half_life=timedelta(days=2))
     np.testing.assert_allclose(scaled.density.price, 4 * base.density.price)
     np.testing.assert_allclose(scaled.density.long_usd, base.density.long_usd)
     np.testing.assert_allclose(scaled.density.short_usd, base.density.short_usd)
@@ -376,6 +382,9 @@ def test_consumption_score_correlates_estimated_and_realised_liquidations() -> N
     assert score["side"].to_list() == ["long", "short"]
     assert score["model_pearson"].to_list() == pytest.approx([1.0, 1.0])
     assert score["bars"].to_list() == [399, 399]  # the first bar has no previous close
+    daily = realised.group_by(pl.col("ts").dt.truncate("1d")).agg(pl.col("long_usd", "short_usd").sum())
+    with pytest.raises(ValueError, match="pass totals per bar"):
+        consumption_score(estimate, given, daily)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +400,8 @@ def binance_bars(path: Path) -> pl.DataFrame:
 def coinglass_daily(path: Path, symbol: str, columns: dict[str, str]) -> pl.DataFrame:
     """A Coinglass daily file (date YYYY-MM-DD, symbol, ...) for one symbol, columns renamed."""
     ts = pl.col("date").str.to_datetime("%Y-%m-%d", time_zone="UTC").alias("ts")
-    return pl.read_parquet(path).filter(pl.col("symbol") == symbol).select(ts, *(pl.col(a).alias(b) for a, b in columns.items()))
+    renamed = (pl.col(source).alias(name) for source, name in columns.items())
+    return pl.read_parquet(path).filter(pl.col("symbol") == symbol).select(ts, *renamed)
 
 
 @pytest.fixture
@@ -431,8 +441,8 @@ def test_real_hourly_scorecard_nov_2025_to_may_2026(shared_data: Path) -> None:
     hourly_bars = binance_bars(shared_data / "ohlcv" / "binance_usdm_BTCUSDT_1h.parquet").filter(
         pl.col("ts") >= datetime(2025, 9, 1, tzinfo=UTC))
     ts = pl.from_epoch("timestamp", "ms").dt.replace_time_zone("UTC").alias("ts")
-    realised_totals = pl.read_parquet(shared_data / "liquidations" / "coinglass_BTC_liquidations_agg_1h.parquet").select(
-        ts, pl.col("longUsd").alias("long_usd"), pl.col("shortUsd").alias("short_usd"))
+    raw = pl.read_parquet(shared_data / "liquidations" / "coinglass_BTC_liquidations_agg_1h.parquet")
+    realised_totals = raw.select(ts, pl.col("longUsd").alias("long_usd"), pl.col("shortUsd").alias("short_usd"))
     estimate = estimate_levels(hourly_bars, None, bucket_usd=250.0, split="even", half_life=timedelta(days=7))
     assert estimate.notes[0].startswith("no open interest")
     score = consumption_score(estimate, hourly_bars, realised_totals)

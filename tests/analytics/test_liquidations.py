@@ -15,7 +15,9 @@ from polars.testing import assert_frame_equal
 from lib.analytics.liquidations import (
     MAX_BUCKETS,
     PLACEMENTS,
+    grid_between,
     grid_cells,
+    grid_since,
     grid_summary,
     heatmap_from_events,
     heatmap_from_totals,
@@ -229,6 +231,27 @@ def test_resampling_keeps_flows_and_takes_the_last_stock() -> None:
     assert resample_grid(grid, 1, "sum") is grid
 
 
+def test_minute_totals_roll_up_into_hourly_rows_each_placed_by_its_own_bar() -> None:
+    minute = timedelta(minutes=1)
+    one_minute_bars = pl.DataFrame({"ts": [START, START + minute], "open": [101.0, 100.0], "high": [102.0, 100.0],
+                                    "low": [100.0, 100.0], "close": [101.0, 100.0]})
+    one_minute_totals = pl.DataFrame({"ts": [START, START + minute], "long_usd": [100.0, 50.0],
+                                      "short_usd": [0.0, 0.0]})
+    grid = heatmap_from_totals(one_minute_totals, one_minute_bars, bucket_usd=1, every="1h")
+    assert grid.ts.to_list() == [START]
+    assert dict(zip(grid.price, grid.long_usd[0], strict=True)) == {100.0: 100.0, 101.0: 50.0}
+
+
+def test_grid_views_by_time_and_price() -> None:
+    grid = heatmap_from_totals(totals(*((h, 10.0, 0.0) for h in range(4))),
+                               bars(*((h, 100 + h, 100 + h, 100 + h) for h in range(4))), bucket_usd=1)
+    later = grid_since(grid, hour(2))
+    assert later.ts.to_list() == [hour(2), hour(3)] and later.long_usd.sum() == 20
+    assert grid_since(grid, None) is grid
+    middle = grid_between(grid, 100.5, 102)
+    assert middle.price.tolist() == [100, 101, 102] and middle.long_usd.sum() == 30
+
+
 def test_grid_summary_cells_add_up_to_the_side_totals() -> None:
     grid = heatmap_from_totals(totals((0, 1000, 500), (1, 10, 20)), bars((0, 100, 110, 104), (1, 90, 95, 91)),
                                bucket_usd=3)
@@ -293,7 +316,8 @@ def test_real_heatmap_total_equals_the_file_total(btc_hourly: tuple, bucket: flo
     grid = heatmap_from_totals(hourly, btc_bars, bucket_usd=bucket)
     assert grid.long_usd.sum() + grid.short_usd.sum() + grid.unplaced_usd == pytest.approx(file_total, rel=1e-9)
     after_bars = hourly.filter(pl.col("ts") > btc_bars["ts"].max())  # the bars file ends on 2026-05-17
-    assert grid.unplaced_usd == pytest.approx(after_bars.select(pl.sum_horizontal("long_usd", "short_usd")).sum().item())
+    not_drawn = after_bars.select(pl.sum_horizontal("long_usd", "short_usd")).sum().item()
+    assert grid.unplaced_usd == pytest.approx(not_drawn)
 
 
 def test_real_biggest_hours_are_the_february_and_january_cascades(btc_hourly: tuple) -> None:

@@ -26,7 +26,9 @@ def bars(rows: list[dict], *, symbol: str = "BTC", timeframe: str = "1h", start:
     step = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}[timeframe]
     frame = pl.DataFrame(
         [{"ts": start + i * step, "volume": 1.0, "quote_volume": 100.0, **row} for i, row in enumerate(rows)]
-    ).with_columns(pl.lit("test").alias("exchange"), pl.lit(symbol).alias("symbol"), pl.lit(timeframe).alias("timeframe"))
+    ).with_columns(
+        pl.lit("test").alias("exchange"), pl.lit(symbol).alias("symbol"), pl.lit(timeframe).alias("timeframe")
+    )
     return conform(frame, BARS)
 
 
@@ -87,7 +89,10 @@ def random_walk(n: int, seed: int = 7, *, start: datetime = T0, symbol: str = "B
     ],
 )
 def test_corwin_schultz_hand_examples(name: str, prev: tuple, bar: tuple, expected: float) -> None:
-    frame = pl.DataFrame({"ph": [prev[0]], "pl": [prev[1]], "h": [bar[0]], "l": [bar[1]]}, schema_overrides={"ph": pl.Float64, "pl": pl.Float64, "h": pl.Float64, "l": pl.Float64})
+    frame = pl.DataFrame(
+        {"ph": [prev[0]], "pl": [prev[1]], "h": [bar[0]], "l": [bar[1]]},
+        schema_overrides={"ph": pl.Float64, "pl": pl.Float64, "h": pl.Float64, "l": pl.Float64},
+    )
     got = frame.select(liq.corwin_schultz(pl.col("h"), pl.col("l"), pl.col("ph"), pl.col("pl"))).item()
     assert got == pytest.approx(expected, abs=1e-12)
 
@@ -114,7 +119,9 @@ def test_roll_on_a_bid_ask_bounce() -> None:
     # so S = 2a √(4/3).
     a = math.log(1.01)
     returns = [None, a, -a, a, -a, a, -a]
-    got = pl.DataFrame({"r": returns}, schema={"r": pl.Float64}).select(liq.roll(pl.col("r"), window=4).alias("roll"))["roll"]
+    got = pl.DataFrame({"r": returns}, schema={"r": pl.Float64}).select(liq.roll(pl.col("r"), window=4).alias("roll"))[
+        "roll"
+    ]
     assert got.to_list()[:5] == [None] * 5
     assert got.to_list()[5:] == pytest.approx([2 * a * math.sqrt(4 / 3)] * 2, rel=1e-12)
 
@@ -132,12 +139,17 @@ def test_roll_is_null_when_the_autocovariance_is_positive() -> None:
         # A flat bar has no range and no move.
         ("flat", (100.0, 100.0, 100.0, 100.0), 0.0, 0.0),
         # Open at the low, close at the high: GK = ln(H/L) √(½ − (2 ln 2 − 1)).
-        ("low_to_high", (100.0, 110.0, 100.0, 110.0), math.log(1.1) / math.sqrt(4 * math.log(2)), math.log(1.1) * math.sqrt(1.5 - 2 * math.log(2))),
+        (
+            "low_to_high",
+            (100.0, 110.0, 100.0, 110.0),
+            math.log(1.1) / math.sqrt(4 * math.log(2)),
+            math.log(1.1) * math.sqrt(1.5 - 2 * math.log(2)),
+        ),
     ],
 )
 def test_range_volatility_hand_examples(name: str, bar: tuple, parkinson: float, garman_klass: float) -> None:
-    o, h, l, c = (pl.lit(x) for x in bar)
-    got = pl.select(liq.parkinson(h, l).alias("p"), liq.garman_klass(o, h, l, c).alias("gk")).row(0)
+    op, hi, lo, cl = (pl.lit(x) for x in bar)
+    got = pl.select(liq.parkinson(hi, lo).alias("p"), liq.garman_klass(op, hi, lo, cl).alias("gk")).row(0)
     assert got == pytest.approx((parkinson, garman_klass), abs=1e-15)
 
 
@@ -150,10 +162,12 @@ def test_amihud_by_hand() -> None:
 
 def test_edge_matches_bidask_over_the_full_window() -> None:
     frame = random_walk(60)
-    o, h, l, c = (frame[name].to_numpy() for name in ("open", "high", "low", "close"))
-    got = frame.select(liq.edge(*(pl.col(x) for x in ("open", "high", "low", "close")), window=60).alias("edge"))["edge"]
+    ohlc = [frame[name].to_numpy() for name in ("open", "high", "low", "close")]
+    got = frame.select(liq.edge(*(pl.col(x) for x in ("open", "high", "low", "close")), window=60).alias("edge"))[
+        "edge"
+    ]
     assert got.null_count() == 59
-    assert got[-1] == pytest.approx(bidask_edge(o, h, l, c), rel=1e-10)
+    assert got[-1] == pytest.approx(bidask_edge(*ohlc), rel=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,14 +177,34 @@ def test_edge_matches_bidask_over_the_full_window() -> None:
 def test_with_measures_by_hand_on_three_bars() -> None:
     frame = bars(
         [
-            {"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0, "volume": 2.0, "quote_volume": 200.0, "taker_buy_volume": 1.0},
-            {"open": 100.0, "high": 111.0, "low": 100.0, "close": 110.0, "volume": 4.0, "quote_volume": 440.0, "taker_buy_volume": 3.0},
+            {
+                "open": 100.0,
+                "high": 101.0,
+                "low": 99.0,
+                "close": 100.0,
+                "volume": 2.0,
+                "quote_volume": 200.0,
+                "taker_buy_volume": 1.0,
+            },
+            {
+                "open": 100.0,
+                "high": 111.0,
+                "low": 100.0,
+                "close": 110.0,
+                "volume": 4.0,
+                "quote_volume": 440.0,
+                "taker_buy_volume": 3.0,
+            },
             {"open": 110.0, "high": 110.0, "low": 99.0, "close": 99.0, "volume": 1.0, "quote_volume": 99.0},
         ]
     )
     out = liq.with_measures(frame, week_coverage=0)
     assert out[liq.RETURN].to_list() == [None, pytest.approx(math.log(1.1)), pytest.approx(math.log(0.9))]
-    assert out[liq.AMIHUD].to_list() == [None, pytest.approx(math.log(1.1) / 440 * 1e6), pytest.approx(-math.log(0.9) / 99 * 1e6)]
+    assert out[liq.AMIHUD].to_list() == [
+        None,
+        pytest.approx(math.log(1.1) / 440 * 1e6),
+        pytest.approx(-math.log(0.9) / 99 * 1e6),
+    ]
     assert out[liq.VOLUME_SHARE].to_list() == pytest.approx([2 / 7, 4 / 7, 1 / 7])
     assert out[liq.TAKER_BUY_SHARE].to_list() == [0.5, 0.75, None]
     assert out[liq.REALIZED_VOL].to_list() == [None, pytest.approx(math.log(1.1)), pytest.approx(-math.log(0.9))]
@@ -203,7 +237,12 @@ def test_unreliable_volume_is_left_out_of_every_volume_measure_only() -> None:
 
 
 def test_estimate_quote_volume_fills_only_missing_values() -> None:
-    frame = bars([{"open": 10.0, "high": 12.0, "low": 8.0, "close": 10.0, "volume": 3.0, "quote_volume": None}, {"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1.0, "quote_volume": 7.0}])
+    frame = bars(
+        [
+            {"open": 10.0, "high": 12.0, "low": 8.0, "close": 10.0, "volume": 3.0, "quote_volume": None},
+            {"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1.0, "quote_volume": 7.0},
+        ]
+    )
     assert liq.with_measures(frame)[liq.QUOTE_VOLUME].to_list() == [None, 7.0]
     assert liq.with_measures(frame, estimate_quote_volume=True)[liq.QUOTE_VOLUME].to_list() == [30.0, 7.0]
 
@@ -254,7 +293,12 @@ def test_unknown_weekend_definition_raises() -> None:
 def test_calendar_keys_in_a_time_zone() -> None:
     frame = bars(ohlc([1.0]), start=datetime(2024, 1, 10, 23, 30, tzinfo=UTC))
     row = liq.with_calendar(frame, tz="Asia/Tokyo").row(0, named=True)
-    assert (row[liq.WEEKDAY], row[liq.HOUR], row[liq.DATE], row[liq.WEEK]) == (4, 8, date(2024, 1, 11), date(2024, 1, 8))
+    assert (row[liq.WEEKDAY], row[liq.HOUR], row[liq.DATE], row[liq.WEEK]) == (
+        4,
+        8,
+        date(2024, 1, 11),
+        date(2024, 1, 8),
+    )
     assert row[liq.REGIME] == "before"  # 23:30 UTC on 10 Jan, before the 11 Jan split
 
 
@@ -278,7 +322,9 @@ def test_weekend_split_partitions_the_bars(definition: str, weekend_bars: int) -
 
 
 def test_aggregate_pools_volatility_as_root_mean_square() -> None:
-    frame = pl.DataFrame({"symbol": ["X"] * 3, "g": [1, 1, 1], liq.REALIZED_VOL: [0.01, 0.02, None], liq.VOLUME: [1.0, 2.0, 6.0]})
+    frame = pl.DataFrame(
+        {"symbol": ["X"] * 3, "g": [1, 1, 1], liq.REALIZED_VOL: [0.01, 0.02, None], liq.VOLUME: [1.0, 2.0, 6.0]}
+    )
     out = liq.aggregate(frame, ["g"], [liq.VOLUME, liq.REALIZED_VOL])
     assert out[liq.MEASURE].cast(pl.String).to_list() == [liq.VOLUME, liq.REALIZED_VOL]
     assert out[liq.MEAN].to_list() == pytest.approx([3.0, math.sqrt((0.01**2 + 0.02**2) / 2)])
@@ -334,8 +380,10 @@ def test_rolling_weekend_ratio_by_hand() -> None:
             liq.VOLUME: [10.0, 10.0, 10.0, 10.0, 10.0, 6.0, 4.0],
         }
     )
-    out = liq.rolling_weekend_ratio(days, liq.VOLUME, window="7d")
+    # 6-day windows: complete from Saturday 9 March (4-9 March), then 5-10 March.
+    out = liq.rolling_weekend_ratio(days, liq.VOLUME, window="6d")
     assert out["ratio"].to_list() == [None] * 5 + [0.6, 0.5]
+    assert liq.rolling_weekend_ratio(days, liq.VOLUME, window="7d")["ratio"].to_list() == [None] * 6 + [0.5]
 
 
 def test_share_of_volume_sums_to_one_per_year() -> None:
@@ -347,11 +395,26 @@ def test_share_of_volume_sums_to_one_per_year() -> None:
 
 def test_depth_measures() -> None:
     depth = conform(
-        pl.DataFrame({"exchange": "x", "symbol": "BTC", "timeframe": "1d", "ts": [T0], "spread_bps": [1.5], "bid_usd_1pct": [3e6], "ask_usd_1pct": [2e6]}),
+        pl.DataFrame(
+            {
+                "exchange": "x",
+                "symbol": "BTC",
+                "timeframe": "1d",
+                "ts": [T0],
+                "spread_bps": [1.5],
+                "bid_usd_1pct": [3e6],
+                "ask_usd_1pct": [2e6],
+            }
+        ),
         DEPTH,
     )
     row = liq.depth_measures(depth).row(0, named=True)
-    assert (row[liq.DEPTH_USD], row[liq.BID_DEPTH_USD], row[liq.ASK_DEPTH_USD], row[liq.QUOTED_SPREAD]) == (5e6, 3e6, 2e6, 1.5e-4)
+    assert (row[liq.DEPTH_USD], row[liq.BID_DEPTH_USD], row[liq.ASK_DEPTH_USD], row[liq.QUOTED_SPREAD]) == (
+        5e6,
+        3e6,
+        2e6,
+        1.5e-4,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +449,10 @@ def test_event_comparison_against_the_same_hours_of_earlier_weeks() -> None:
     )
     table = liq.event_comparison(frame, [liq.SATURDAY_CASCADE], [liq.VOLUME])
     saturdays = [liq.SATURDAY_CASCADE.start - timedelta(weeks=k) for k in range(5)]
-    means = [frame.filter(pl.col("ts").is_between(s, s + timedelta(days=1), closed="left"))[liq.VOLUME].mean() for s in saturdays]
+    means = [
+        frame.filter(pl.col("ts").is_between(s, s + timedelta(days=1), closed="left"))[liq.VOLUME].mean()
+        for s in saturdays
+    ]
     row = table.row(0, named=True)
     assert (row["event"], row[liq.MEASURE]) == (liq.SATURDAY_CASCADE.name, liq.VOLUME)
     assert row["event_value"] == pytest.approx(means[0])
@@ -428,7 +494,9 @@ def binance_bars(path: Path) -> pl.DataFrame:
 
 
 def test_real_btc_weekend_quote_volume_is_clearly_lower(shared_data: Path) -> None:
-    frame = liq.with_calendar(liq.with_measures(binance_bars(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet")))
+    frame = liq.with_calendar(
+        liq.with_measures(binance_bars(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet"))
+    )
     split = liq.aggregate(frame, liq.WEEKEND_SPLIT, [liq.QUOTE_VOLUME])
     ratio = split[liq.MEAN][1] / split[liq.MEAN][0]
 
@@ -443,7 +511,9 @@ def test_real_btc_weekend_quote_volume_is_clearly_lower(shared_data: Path) -> No
 
 
 def test_real_btc_weekend_share_fell_after_the_etf(shared_data: Path) -> None:
-    frame = liq.with_calendar(liq.with_measures(binance_bars(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet")))
+    frame = liq.with_calendar(
+        liq.with_measures(binance_bars(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet"))
+    )
     shares = liq.share_of_volume(frame, liq.WEEKEND_SPLIT).filter(pl.col(liq.WEEKEND))
     # Kaiko: ≈ 13-16 % in 2024; a calendar weekend is 2/7 = 28.6 % of the hours.
     assert shares["share"].to_list() == pytest.approx([0.157, 0.172], abs=0.005)

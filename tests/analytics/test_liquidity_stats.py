@@ -20,7 +20,9 @@ from lib.schema import DEPTH, conform
 MONDAY = date(2024, 1, 1)
 
 
-def synthetic_days(weekend_factor: float, *, weeks: int = 104, rho: float = 0.5, seed: int = 1, symbol: str = "BTC") -> pl.DataFrame:
+def synthetic_days(
+    weekend_factor: float, *, weeks: int = 104, rho: float = 0.5, seed: int = 1, symbol: str = "BTC"
+) -> pl.DataFrame:
     """A `daily` frame of `weeks` weeks: volume = 100 × exp(AR(1) noise, ρ = `rho`) × `weekend_factor`
     on Saturdays and Sundays, so the true weekend / weekday ratio of means is `weekend_factor`."""
     rng = np.random.default_rng(seed)
@@ -89,7 +91,9 @@ def test_mann_whitney_vs_rest_matches_scipy_with_ties() -> None:
     groups = rng.integers(0, 5, 300)
     values[groups == 2] += 4
     labels, p = ls.mann_whitney_vs_rest(values, groups)
-    expected = [stats.mannwhitneyu(values[groups == g], values[groups != g], method="asymptotic").pvalue for g in labels]
+    expected = [
+        stats.mannwhitneyu(values[groups == g], values[groups != g], method="asymptotic").pvalue for g in labels
+    ]
     assert list(labels) == [0, 1, 2, 3, 4]
     assert p == pytest.approx(expected, rel=1e-9)
 
@@ -107,7 +111,11 @@ def test_bootstrap_is_seeded_and_fast() -> None:
 
 def test_bootstrap_needs_two_blocks() -> None:
     one_week = synthetic_days(0.6, weeks=1)
-    args = (one_week[liq.VOLUME].to_numpy(), one_week[liq.WEEKEND].to_numpy(), one_week[liq.WEEK].to_physical().to_numpy())
+    args = (
+        one_week[liq.VOLUME].to_numpy(),
+        one_week[liq.WEEKEND].to_numpy(),
+        one_week[liq.WEEK].to_physical().to_numpy(),
+    )
     assert all(math.isnan(x) for x in ls.bootstrap_ratio_ci(*args))
 
 
@@ -195,11 +203,16 @@ def test_hour_of_week_tests_find_the_one_busy_hour() -> None:
     rng = np.random.default_rng(5)
     hours = 24 * 7 * 30
     ts = pl.datetime_range(
-        pl.datetime(2024, 1, 1, time_zone="UTC"), pl.datetime(2024, 1, 1, time_zone="UTC") + timedelta(hours=hours - 1), "1h", eager=True
+        pl.datetime(2024, 1, 1, time_zone="UTC"),
+        pl.datetime(2024, 1, 1, time_zone="UTC") + timedelta(hours=hours - 1),
+        "1h",
+        eager=True,
     )
     frame = liq.with_calendar(pl.DataFrame({"symbol": "BTC", "ts": ts, liq.VOLUME: rng.lognormal(0, 0.2, hours)}))
     frame = frame.with_columns(
-        pl.when((pl.col(liq.WEEKDAY) == 3) & (pl.col(liq.HOUR) == 14)).then(pl.col(liq.VOLUME) * 2).otherwise(pl.col(liq.VOLUME))
+        pl.when((pl.col(liq.WEEKDAY) == 3) & (pl.col(liq.HOUR) == 14))
+        .then(pl.col(liq.VOLUME) * 2)
+        .otherwise(pl.col(liq.VOLUME))
     )
     cells = ls.hour_of_week_tests(frame, liq.VOLUME)
     assert cells.height == 168
@@ -211,7 +224,9 @@ def test_hour_of_week_tests_find_the_one_busy_hour() -> None:
 # Verdicts
 
 
-def effect_row(ratio: float, low: float, high: float, *, measure: str = liq.QUOTE_VOLUME, first: int = 2024, last: int = 2025) -> dict:
+def effect_row(
+    ratio: float, low: float, high: float, *, measure: str = liq.QUOTE_VOLUME, first: int = 2024, last: int = 2025
+) -> dict:
     return {
         "symbol": "BTC",
         "measure": measure,
@@ -227,12 +242,30 @@ def effect_row(ratio: float, low: float, high: float, *, measure: str = liq.QUOT
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        (effect_row(0.62, 0.58, 0.67), "Weekend BTC quote volume is 38 % lower than on weekdays (95 % CI 33-42 %), 2024-2025, significant at 5 %."),
-        (effect_row(1.19, 1.14, 1.23, measure=liq.AMIHUD), "Weekend BTC Amihud illiquidity is 19 % higher than on weekdays (95 % CI 14-23 %), 2024-2025, significant at 5 %."),
-        (effect_row(0.97, 0.92, 1.03, last=2024), "Weekend BTC quote volume is 3 % lower than on weekdays (95 % CI 8 % lower to 3 % higher), 2024, not significant at 5 %."),
-        (effect_row(0.9886, 0.9819, 0.9959, measure=liq.TAKER_BUY_SHARE), "Weekend BTC taker-buy share is 1.1 % lower than on weekdays (95 % CI 0.4-1.8 %), 2024-2025, significant at 5 %."),
-        (effect_row(1.0, 0.9, 1.1), "Weekend BTC quote volume is about the same as on weekdays (95 % CI 10 % lower to 10 % higher), 2024-2025, not significant at 5 %."),
-        (effect_row(0.5, math.nan, math.nan), "Weekend BTC quote volume is 50 % lower than on weekdays (2024-2025); too few weeks for a confidence interval."),
+        (
+            effect_row(0.62, 0.58, 0.67),
+            "Weekend BTC quote volume is 38 % lower than on weekdays (95 % CI 33-42 %), 2024-2025, significant at 5 %.",
+        ),
+        (
+            effect_row(1.19, 1.14, 1.23, measure=liq.AMIHUD),
+            "Weekend BTC Amihud illiquidity is 19 % higher than on weekdays (95 % CI 14-23 %), 2024-2025, significant at 5 %.",
+        ),
+        (
+            effect_row(0.97, 0.92, 1.03, last=2024),
+            "Weekend BTC quote volume is 3 % lower than on weekdays (95 % CI 8 % lower to 3 % higher), 2024, not significant at 5 %.",
+        ),
+        (
+            effect_row(0.9886, 0.9819, 0.9959, measure=liq.TAKER_BUY_SHARE),
+            "Weekend BTC taker-buy share is 1.1 % lower than on weekdays (95 % CI 0.4-1.8 %), 2024-2025, significant at 5 %.",
+        ),
+        (
+            effect_row(1.0, 0.9, 1.1),
+            "Weekend BTC quote volume is about the same as on weekdays (95 % CI 10 % lower to 10 % higher), 2024-2025, not significant at 5 %.",
+        ),
+        (
+            effect_row(0.5, math.nan, math.nan),
+            "Weekend BTC quote volume is 50 % lower than on weekdays (2024-2025); too few weeks for a confidence interval.",
+        ),
     ],
 )
 def test_verdicts(row: dict, expected: str) -> None:
@@ -268,7 +301,9 @@ def test_real_coinglass_depth_weekend_against_weekday(shared_data: Path) -> None
     raw = raw[raw["range_pct"] == 1.0]
     weekend = pd.to_datetime(raw["date"]).dt.day_of_week >= 5
     depth = raw["bids_usd"] + raw["asks_usd"]
-    expected = (depth[weekend].groupby(raw["symbol"]).mean() / depth[~weekend].groupby(raw["symbol"]).mean()).sort_index()
+    expected = (
+        depth[weekend].groupby(raw["symbol"]).mean() / depth[~weekend].groupby(raw["symbol"]).mean()
+    ).sort_index()
 
     assert table["symbol"].to_list() == ["BTC", "ETH", "SOL"]
     assert table["ratio"].to_list() == pytest.approx(expected.to_list(), rel=1e-12)

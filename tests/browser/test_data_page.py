@@ -15,7 +15,7 @@ WAIT_MS = 90_000
 
 def test_demo_then_upload_switches_to_real_data(served, page, tmp_path: Path, shared_data: Path) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.goto(served.url)
+    page.goto(f"{served.url}/data")
     page.get_by_text("Demo data (synthetic)").wait_for(timeout=WAIT_MS)
     page.get_by_test_id("stDataFrame").first.wait_for(timeout=WAIT_MS)
     page.screenshot(path=SCREENSHOTS / "data_demo.png", full_page=True)

@@ -1,0 +1,180 @@
+"""Liquidation figures (lib.charts.liquidations): traces, axes, colour scales, labels, size."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+
+from lib.analytics.liquidation_levels import (
+    LevelEstimate,
+    capture,
+    capture_summary,
+    consumption_score,
+    estimate_levels,
+)
+from lib.analytics.liquidations import Grid, heatmap_from_totals
+from lib.charts import liquidations as charts
+from lib.charts.liquidations import (
+    estimated_heatmap_figure,
+    liquidation_map_figure,
+    realised_heatmap_figure,
+    scorecard_figure,
+    usd_text,
+    usd_ticks,
+)
+
+START = datetime(2026, 1, 31, tzinfo=UTC)
+
+
+def market(hours: int, seed: int = 11) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Hourly bars (a random walk near 80,000), their liquidation totals and open interest."""
+    rng = np.random.default_rng(seed)
+    close = 80_000 * np.exp(np.cumsum(rng.normal(0, 0.006, hours)))
+    ts = [START + timedelta(hours=i) for i in range(hours)]
+    bars = pl.DataFrame({
+        "ts": ts, "open": np.append(80_000, close[:-1]), "high": close * 1.003, "low": close * 0.997,
+        "close": close, "volume": rng.uniform(100, 1000, hours), "taker_buy_volume": rng.uniform(50, 500, hours),
+    })
+    totals = pl.DataFrame({"ts": ts, "long_usd": rng.exponential(2e6, hours), "short_usd": rng.exponential(1e6, hours)})
+    oi = pl.DataFrame({"ts": ts, "open_interest_usd": 8e9 * np.exp(np.cumsum(rng.normal(0, 0.01, hours)))})
+    return bars, totals, oi
+
+
+@pytest.fixture(scope="module")
+def week() -> tuple[pl.DataFrame, Grid, LevelEstimate]:
+    bars, totals, oi = market(7 * 24)
+    return bars, heatmap_from_totals(totals, bars, bucket_usd=100.0), estimate_levels(bars, oi, bucket_usd=100.0)
+
+
+def heatmap(fig: go.Figure) -> go.Heatmap:
+    return next(trace for trace in fig.data if isinstance(trace, go.Heatmap))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0, "$0"), (950, "$950"), (12_500, "$12.5K"), (100_000, "$100K"), (1_250_000_000, "$1.25B"),
+     (-3_200_000, "-$3.2M"), (2e12, "$2T"), (999.4, "$999"), (0.5, "$0.5")],
+)
+def test_usd_text(value: float, text: str) -> None:
+    assert usd_text(value) == text
+
+
+def test_usd_ticks_are_round_and_labelled() -> None:
+    assert usd_ticks(10e6) == ([0.0, 2.5e6, 5e6, 7.5e6, 10e6], ["$0", "$2.5M", "$5M", "$7.5M", "$10M"])
+    assert usd_ticks(0.0) == ([0.0], ["$0"])
+
+
+def test_realised_heatmap_has_price_on_top_and_bars_below(week: tuple) -> None:
+    bars, grid, _ = week
+    fig = realised_heatmap_figure(grid, bars)
+    kinds = [type(trace).__name__ for trace in fig.data]
+    assert kinds == ["Heatmap", "Candlestick", "Bar", "Bar"]  # a week of hourly bars: candles
+    assert [trace.yaxis for trace in fig.data] == ["y", "y", "y2", "y2"]
+    assert fig.layout.xaxis.matches == "x2" or fig.layout.xaxis2.matches == "x"  # one shared time axis
+    long_bars, short_bars = fig.data[2], fig.data[3]
+    assert (long_bars.marker.color, short_bars.marker.color) == (charts.theme.LONG_COLOR, charts.theme.SHORT_COLOR)
+    assert np.sum(long_bars.y) + np.sum(short_bars.y) == pytest.approx(grid.long_usd.sum() + grid.short_usd.sum())
+    subtitle = fig.layout.title.subtitle.text
+    assert "Measured" in subtitle and "low-high range" in subtitle and "$100 price buckets" in subtitle
+    assert fig.layout.xaxis.rangeslider.visible is False
+    fig.to_json()
+
+
+def test_colour_is_absolute_usd_and_a_fixed_range_makes_charts_comparable(week: tuple) -> None:
+    bars, grid, _ = week
+    half = Grid(grid.ts, grid.price, grid.bucket_usd, grid.long_usd / 2, grid.short_usd / 2, grid.method)
+    first, second = (heatmap(realised_heatmap_figure(g, bars, usd_range=20e6)) for g in (grid, half))
+    assert first.zmax == second.zmax == 20e6
+    assert "USD per $100 × 1h cell" in first.colorbar.title.text
+    assert all(text.startswith("$") for text in first.colorbar.ticktext)
+    np.testing.assert_allclose(np.nanmax(second.z), np.nanmax(first.z) / 2, rtol=1e-6)
+    own = heatmap(realised_heatmap_figure(grid, bars))
+    assert own.zmax == pytest.approx(grid.side("both").max())
+
+
+def test_relative_colour_says_so(week: tuple) -> None:
+    bars, grid, _ = week
+    trace = heatmap(realised_heatmap_figure(grid, bars, scale="relative", side="long"))
+    assert trace.zmax == 1 and np.nanmax(trace.z) == pytest.approx(1)
+    assert trace.colorbar.tickformat == ".0%" and "share" in trace.colorbar.title.text
+
+
+def test_empty_cells_are_blank_not_zero(week: tuple) -> None:
+    bars, grid, _ = week
+    z = np.asarray(heatmap(realised_heatmap_figure(grid, bars)).z, dtype=float)
+    assert np.isnan(z).any() and np.nanmin(z) > 0
+
+
+def test_long_windows_draw_a_line_and_merge_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    bars, totals, _ = market(24 * 60)
+    grid = heatmap_from_totals(totals, bars, bucket_usd=100.0)
+    monkeypatch.setattr(charts, "MAX_HEATMAP_CELLS", 20 * grid.price.size)
+    fig = realised_heatmap_figure(grid, bars)
+    assert [type(trace).__name__ for trace in fig.data][:2] == ["Heatmap", "Scatter"]
+    assert len(heatmap(fig).x) <= 20
+    assert np.sum(fig.data[2].y) + np.sum(fig.data[3].y) == pytest.approx(grid.long_usd.sum() + grid.short_usd.sum())
+    assert "USD per $100 × 3d cell" in heatmap(fig).colorbar.title.text  # 1,440 hours in 20 columns
+
+
+def test_a_year_of_hourly_cells_stays_under_two_megabytes() -> None:
+    bars, totals, _ = market(365 * 24)
+    fig = realised_heatmap_figure(heatmap_from_totals(totals, bars, bucket_usd=250.0), bars)
+    assert len(fig.to_json()) < 2_000_000
+
+
+def test_estimated_heatmap_says_estimated_and_hides_the_warm_up(week: tuple) -> None:
+    bars, _, estimate = week
+    since = START + timedelta(days=3)
+    fig = estimated_heatmap_figure(estimate, bars, since=since)
+    trace = heatmap(fig)
+    assert trace.x[0] == since.timestamp() * 1000
+    assert fig.layout.title.subtitle.text.startswith("Estimated, not measured")
+    assert "open interest per bar" in fig.layout.title.subtitle.text
+    consumed = [trace for trace in fig.data if isinstance(trace, go.Bar)]
+    assert [bar.name for bar in consumed] == ["Longs levels hit", "Shorts levels hit"]
+    rows = len(estimate.density.ts) - len(trace.x)
+    assert np.sum(consumed[0].y) == pytest.approx(estimate.consumed_usd[rows:, 0].sum())
+    fig.to_json()
+
+
+def test_estimated_heatmap_draws_a_haloed_line_over_long_windows() -> None:
+    bars, _, oi = market(24 * 30)
+    fig = estimated_heatmap_figure(estimate_levels(bars, oi), bars)
+    lines = [trace for trace in fig.data if isinstance(trace, go.Scatter)]
+    assert [(line.name, line.showlegend) for line in lines] == [(None, False), ("Close", None)]
+    view = fig.layout.yaxis.range
+    assert view[0] == pytest.approx(bars["low"].min() * 0.9) and view[1] == pytest.approx(bars["high"].max() * 1.1)
+
+
+def test_liquidation_map_has_a_bar_per_tier_the_curves_and_the_price(week: tuple) -> None:
+    _, _, estimate = week
+    fig = liquidation_map_figure(estimate)
+    tiers = [trace for trace in fig.data if isinstance(trace, go.Bar)]
+    assert [bar.name for bar in tiers] == ["5×", "10×", "25×", "50×", "100×"]
+    curves = [trace for trace in fig.data if isinstance(trace, go.Scatter)]
+    assert [curve.name for curve in curves] == ["Cumulative longs (price falls)", "Cumulative shorts (price rises)"]
+    assert {curve.yaxis for curve in curves} == {"y2"} and {bar.yaxis for bar in tiers} == {"y"}
+    assert fig.layout.shapes[0].x0 == estimate.last_price
+    assert list(fig.layout.xaxis.range) == pytest.approx([estimate.last_price * 0.75, estimate.last_price * 1.25])
+    assert fig.layout.barmode == "stack"
+    assert "Levels open at" in fig.layout.title.subtitle.text
+    fig.to_json()
+
+
+def test_scorecard_shows_the_numbers(week: tuple) -> None:
+    bars, grid, estimate = week
+    captured = capture(estimate, grid)
+    score = consumption_score(estimate, bars, pl.DataFrame({"ts": grid.ts, "long_usd": grid.long_usd.sum(axis=1),
+                                                            "short_usd": grid.short_usd.sum(axis=1)}))
+    fig = scorecard_figure(captured, capture_summary(captured), consumption=score)
+    assert [trace.name for trace in fig.data] == ["All realised", "In the model's zone", "Within ±2% of price"]
+    assert fig.data[0].y[-1] == pytest.approx(captured["realised_usd"].sum())
+    subtitle = fig.layout.title.subtitle.text
+    assert "Model zone caught" in subtitle and "Burst sizes" in subtitle
+    empty = captured.clear()
+    assert "No realised liquidations" in scorecard_figure(empty, capture_summary(empty)).layout.title.subtitle.text
+    fig.to_json()

@@ -1,0 +1,141 @@
+"""Weekend-liquidity figures: they build from the analytics frames, carry the expected traces and
+formats, and serialise. Data: ten weeks of the seeded synthetic demo market (it holds the two 2026
+cascades)."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import polars as pl
+import pytest
+
+from lib.analytics import liquidity as liq
+from lib.analytics import liquidity_stats as ls
+from lib.charts import liquidity as charts
+from lib.sources.demo import demo_market
+
+
+@pytest.fixture(scope="module")
+def measured() -> pl.DataFrame:
+    market = demo_market(days=70, assets=("BTC", "ETH"))
+    return liq.with_calendar(liq.with_measures(market["bars"]))
+
+
+@pytest.fixture(scope="module")
+def days(measured: pl.DataFrame) -> pl.DataFrame:
+    return liq.daily(measured)
+
+
+def btc(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.filter(pl.col("symbol") == "BTC")
+
+
+@pytest.mark.parametrize(
+    ("unit", "values", "value", "text"),
+    [
+        ("usd", [5.3e7, 1.2e8], 5.32e7, "$53.20M"),
+        ("usd", [2.1e9], 2.1e9, "$2.10B"),
+        ("usd", [950.0], 12.5, "$12.50"),
+        ("base", [1378.3], 669.27, "0.67K"),
+        ("count", [157_000.0], 82_549.5, "82.55K"),
+        ("share", [], 0.006976, "0.70%"),
+        ("volatility", [], 0.0052, "0.52%"),
+        ("spread", [], 0.0012, "12.00 bp"),
+        ("amihud", [], 4.1e-5, "0.410 bp"),
+        ("usd", [1.0], math.nan, "n/a"),
+    ],
+)
+def test_display_formats_each_unit(unit: str, values: list[float], value: float, text: str) -> None:
+    assert charts.display(unit, values).text(value) == text
+
+
+def test_every_measure_has_an_axis_title() -> None:
+    assert all(charts.axis_title(m, "BTC") for m in liq.MEASURES)
+
+
+def test_hour_of_week_heatmap(measured: pl.DataFrame) -> None:
+    cells = liq.aggregate(btc(measured), liq.HOUR_OF_WEEK, [liq.QUOTE_VOLUME])
+    tests = ls.hour_of_week_tests(btc(measured), liq.QUOTE_VOLUME)
+    fig = charts.hour_of_week_heatmap(cells, liq.QUOTE_VOLUME, tests=tests, subtitle="a verdict")
+    heat, dots = fig.data
+    assert isinstance(heat, go.Heatmap) and isinstance(dots, go.Scatter)
+    assert len(heat.z) == 7 and all(len(row) == 24 for row in heat.z)
+    assert list(heat.y) == list(charts.DAY_NAMES)
+    assert len(dots.x) == tests["significant"].sum()
+    assert heat.colorbar.tickprefix == "$" and heat.colorbar.ticksuffix == "M"
+    assert "Sat 14:00-15:00 UTC" in heat.customdata[5][14]
+    assert {a.text for a in fig.layout.annotations} == set(charts.SESSION_LABELS.values())
+    assert fig.layout.title.subtitle.text == "a verdict"
+    fig.to_json()
+
+
+def test_heatmap_in_new_york_time_marks_the_nyse_day(measured: pl.DataFrame) -> None:
+    frame = liq.with_calendar(btc(measured), tz="America/New_York")
+    fig = charts.hour_of_week_heatmap(
+        liq.aggregate(frame, liq.HOUR_OF_WEEK, [liq.CS_SPREAD]), liq.CS_SPREAD, tz="America/New_York"
+    )
+    assert [a.text for a in fig.layout.annotations] == ["NYSE open 09:30", "NYSE close 16:00"]
+    assert fig.data[0].colorbar.ticksuffix == " bp"
+
+
+def test_heatmap_draws_one_symbol(measured: pl.DataFrame) -> None:
+    with pytest.raises(ValueError, match="one symbol"):
+        charts.hour_of_week_heatmap(liq.aggregate(measured, liq.HOUR_OF_WEEK, [liq.VOLUME]), liq.VOLUME)
+
+
+def test_day_of_week_bars(days: pl.DataFrame) -> None:
+    means = ls.day_of_week_means(days, liq.QUOTE_VOLUME)
+    fig = charts.day_of_week_bars(means, liq.QUOTE_VOLUME, tests=ls.day_of_week_tests(days, liq.QUOTE_VOLUME))
+    assert [t.name for t in fig.data] == ["BTC", "ETH"]
+    bars = fig.data[0]
+    assert list(bars.x) == list(charts.DAY_NAMES)
+    assert list(bars.marker.pattern.shape) == [""] * 5 + ["/"] * 2
+    assert len(bars.error_y.array) == 7 and min(bars.error_y.array) > 0
+    assert "Kruskal-Wallis" in fig.layout.title.subtitle.text
+    fig.to_json()
+
+
+@pytest.mark.parametrize(("measure", "axis_type"), [(liq.QUOTE_VOLUME, "log"), (liq.EDGE_SPREAD, None)])
+def test_weekend_box(days: pl.DataFrame, measure: str, axis_type: str | None) -> None:
+    fig = charts.weekend_box(days, measure)
+    assert [t.name for t in fig.data] == ["weekday", "weekend"]
+    assert set(fig.data[1].x) == {"BTC", "ETH"}
+    assert fig.layout.yaxis.type == axis_type
+    fig.to_json()
+
+
+def test_weekend_timeseries(days: pl.DataFrame) -> None:
+    ratios = liq.rolling_weekend_ratio(days, liq.QUOTE_VOLUME)
+    fig = charts.weekend_timeseries(days, ratios, liq.QUOTE_VOLUME)
+    assert [t.name for t in fig.data][:4] == ["BTC", "ETH", "BTC weekend / weekday", "ETH weekend / weekday"]
+    assert sum(s.name == "weekend" for s in fig.layout.shapes) == 10  # ten weekends in ten weeks
+    assert fig.layout.yaxis2.title.text == "weekend / weekday, trailing 28d"
+    fig.to_json()
+
+
+def test_event_comparison_chart(measured: pl.DataFrame) -> None:
+    table = liq.event_comparison(btc(measured))
+    fig = charts.event_comparison_chart(table, measures=[liq.QUOTE_VOLUME, liq.CS_SPREAD, liq.AMIHUD])
+    assert [t.name for t in fig.data] == [liq.SATURDAY_CASCADE.name, liq.WEEKDAY_CASCADE.name]
+    saturday = fig.data[0]
+    assert list(saturday.y) == [liq.MEASURES[m].label for m in (liq.QUOTE_VOLUME, liq.AMIHUD, liq.CS_SPREAD)]
+    assert saturday.base == 1
+    ratio = table.filter((pl.col("event") == liq.SATURDAY_CASCADE.name) & (pl.col("measure") == liq.QUOTE_VOLUME))[
+        "ratio"
+    ].item()
+    assert saturday.x[0] == pytest.approx(ratio - 1)
+    assert saturday.text[0] == f"{ratio:.2f}×"
+    assert fig.layout.xaxis.type == "log"
+    fig.to_json()
+
+
+def test_share_of_week_by_year(measured: pl.DataFrame) -> None:
+    shares = liq.share_of_volume(btc(measured), liq.DAY_OF_WEEK)
+    fig = charts.share_of_week_by_year(shares)
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert [t.name for t in bars] == list(charts.DAY_NAMES)
+    assert list(bars[0].x) == ["2025", "2026"]
+    assert sum(t.y[0] for t in bars) == pytest.approx(1.0)
+    assert fig.data[-1].mode == "text" and fig.data[-1].text[0].endswith("%")
+    fig.to_json()
