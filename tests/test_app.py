@@ -113,7 +113,6 @@ def test_selecting_an_episode_zooms_the_chart(monkeypatch, real_cache: Path) -> 
     at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC", start="2025-06-01", end="2026-05-16")
     before = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
     assert "range" not in before[0]["layout"]["xaxis"]
-    at.dataframe[1].proto  # the episode table
     at.session_state["dd_episodes"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
     after = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
