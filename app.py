@@ -9,6 +9,7 @@ st.set_page_config(page_title="Cascade: crypto market stress", page_icon=":mater
 
 PAGES = [
     st.Page("pages/drawdowns.py", title="Drawdowns", icon=":material/trending_down:", url_path="drawdowns", default=True),
+    st.Page("pages/liquidations.py", title="Liquidations", icon=":material/local_fire_department:", url_path="liquidations"),
     st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
 ]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -136,6 +136,11 @@ def upload_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="cascade-upload-")
 
 
+def set_view_range(start: date, end: date) -> None:
+    """Move the shared date range (a preset button); the widgets pick it up on the rerun."""
+    st.session_state["view_range"] = (start, end)
+
+
 def view_controls(active: ActiveStore) -> View | None:
     """The sidebar controls every analytics page shares, bound to the URL query string.
 
@@ -154,6 +159,10 @@ def view_controls(active: ActiveStore) -> View | None:
             view_assets=list(view.assets), view_exchange=view.exchange, view_timeframe=view.timeframe,
             view_range=(view.start, view.end), view_weekend=view.weekend,
         )
+    start, end = st.session_state["view_range"] if len(st.session_state["view_range"]) == 2 else (None, None)
+    if start is not None:  # a preset may ask for days the cache does not have
+        start, end = max(start, choices.first_day), min(end, choices.last_day)
+        st.session_state["view_range"] = (start, end) if start <= end else (choices.default().start, choices.default().end)
     with st.sidebar:
         for note in st.session_state.get("view_notes", []):
             st.caption(f":material/info: Link: {note}")
@@ -168,41 +177,41 @@ def view_controls(active: ActiveStore) -> View | None:
     return view
 
 
-@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def _bars(root: str, version: str, view: View) -> pl.DataFrame:
-    lo, hi = _day_bounds(view)
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _rows(
+    root: str, version: str, dataset: str, assets: tuple[str, ...], lo: datetime, hi: datetime,
+    exchange: str | None, timeframe: str | None,
+) -> pl.DataFrame:
     return (
-        Store(root).scan("bars", exchange=view.exchange, timeframe=view.timeframe)
-        .filter(pl.col("symbol").is_in(view.assets), pl.col(TS) >= lo, pl.col(TS) < hi)
+        Store(root).scan(dataset, exchange=exchange, timeframe=timeframe)
+        .filter(pl.col("symbol").is_in(assets), pl.col(TS) >= lo, pl.col(TS) < hi)
         .sort("symbol", TS)
         .collect()
     )
 
 
-def bars(active: ActiveStore, view: View) -> pl.DataFrame:
-    """The view's bars (all its assets), sorted by symbol and time. Cached per store version."""
-    return _bars(str(active.store.root), active.store.version(), view)
+def rows(
+    active: ActiveStore, dataset: str, assets: tuple[str, ...], lo: datetime, hi: datetime,
+    exchange: str | None = None, timeframe: str | None = None,
+) -> pl.DataFrame:
+    """Stored rows of `dataset` for `assets` with lo <= ts < hi (any exchange or timeframe unless
+    given), sorted by symbol and time. Cached per store version, so a refresh is seen at once."""
+    return _rows(str(active.store.root), active.store.version(), dataset, assets, lo, hi, exchange, timeframe)
 
 
-def _day_bounds(view: View) -> tuple[datetime, datetime]:
+def day_bounds(view: View) -> tuple[datetime, datetime]:
     """The view's dates as [start 00:00, day after end 00:00) in UTC."""
     return datetime.combine(view.start, time(), timezone.utc), datetime.combine(view.end + timedelta(days=1), time(), timezone.utc)
 
 
-@st.cache_data(ttl=600, max_entries=32, show_spinner=False)
-def _liquidation_totals(root: str, version: str, view: View, timeframe: str) -> pl.DataFrame:
-    lo, hi = _day_bounds(view)
-    return (
-        Store(root).scan("liquidation_totals", timeframe=timeframe)
-        .filter(pl.col("symbol").is_in(view.assets), pl.col(TS) >= lo, pl.col(TS) < hi)
-        .sort("symbol", TS)
-        .collect()
-    )
+def bars(active: ActiveStore, view: View) -> pl.DataFrame:
+    """The view's bars (all its assets, its exchange and timeframe)."""
+    return rows(active, "bars", view.assets, *day_bounds(view), view.exchange, view.timeframe)
 
 
 def liquidation_totals(active: ActiveStore, view: View, timeframe: str = "1h") -> pl.DataFrame:
     """Liquidated USD per bar (long_usd, short_usd) for the view's assets, all exchanges."""
-    return _liquidation_totals(str(active.store.root), active.store.version(), view, timeframe)
+    return rows(active, "liquidation_totals", view.assets, *day_bounds(view), timeframe=timeframe)
 
 
 def export_name(kind: str, symbol: str, view: View) -> str:
@@ -217,7 +226,7 @@ def provenance(active: ActiveStore, view: View, frame: pl.DataFrame, dataset: st
         if e["dataset"] == dataset and e["exchange"] == view.exchange and e["timeframe"] == view.timeframe
         and e["symbol"] in view.assets
     ]
-    lo, hi = _day_bounds(view)
+    lo, hi = day_bounds(view)
     gaps = sum(
         1 for e in entries for g in e["gaps"] if datetime.fromisoformat(g["start"]) < hi and datetime.fromisoformat(g["end"]) > lo
     )

@@ -51,7 +51,8 @@ from lib.analytics.liquidations import (
     nice_bucket_usd,
     require_one_symbol,
 )
-from lib.schema import TS
+from lib.analytics.sessions import is_weekend
+from lib.schema import TS, depth_column
 
 LEVERAGE_MIX = pl.DataFrame({"leverage": [5.0, 10.0, 25.0, 50.0, 100.0], "weight": [0.35, 0.30, 0.20, 0.10, 0.05]})
 # Maintenance-margin rate per tier, shaped like exchange brackets (bigger positions need lower
@@ -609,3 +610,20 @@ def _step(ts: pl.Series) -> timedelta | None:
 def _duration_text(step: timedelta) -> str:
     hours = step.total_seconds() / 3600
     return f"{hours / 24:g} d" if hours >= 24 else f"{hours:g} h"
+
+
+def fragility_by_weekend(estimate: LevelEstimate, depth: pl.DataFrame, weekend: str = "utc") -> pl.DataFrame:
+    """`fragility` against the median 1 % bid and ask depth of weekday and of weekend rows of the
+    `depth` dataset (a ``period`` column: weekday / weekend); without depth rows, one plain row set
+    with ``period`` null. The cascade risk of a thin weekend book shows as a larger depth multiple."""
+    bid, ask = depth_column("bid", 1.0), depth_column("ask", 1.0)
+    usable = depth.drop_nulls([bid, ask]) if not depth.is_empty() else depth
+    if usable.is_empty():
+        return fragility(estimate).with_columns(pl.lit(None, pl.String).alias("period"))
+    medians = usable.group_by(is_weekend(pl.col(TS), weekend).alias("weekend")).agg(pl.col(bid).median(), pl.col(ask).median())
+    return pl.concat(
+        fragility(estimate, bid_depth_usd=row[bid], ask_depth_usd=row[ask]).with_columns(
+            pl.lit("weekend" if row["weekend"] else "weekday").alias("period")
+        )
+        for row in medians.sort("weekend").iter_rows(named=True)
+    )

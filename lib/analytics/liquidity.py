@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import polars as pl
+import polars.selectors as cs
 from bidask import edge_rolling
 
 from lib.analytics.sessions import WEEKENDS, is_weekend
@@ -59,6 +60,7 @@ REALIZED_VOL, PARKINSON_VOL, GARMAN_KLASS_VOL = "realized_vol", "parkinson_vol",
 TAKER_BUY_SHARE = "taker_buy_share"
 DEPTH_USD, BID_DEPTH_USD, ASK_DEPTH_USD, QUOTED_SPREAD = "depth_usd", "bid_depth_usd", "ask_depth_usd", "quoted_spread"
 RETURN = "log_return"
+OHLC: tuple[str, ...] = ("open", "high", "low", "close")
 
 # Calendar columns added by `with_calendar`.
 WEEKEND, WEEKDAY, HOUR, DATE, WEEK, YEAR, REGIME = "weekend", "weekday", "hour", "date", "week", "year", "regime"
@@ -161,12 +163,8 @@ CASCADES: tuple[Event, ...] = (SATURDAY_CASCADE, WEEKDAY_CASCADE)
 
 
 # ---------------------------------------------------------------------------------------------
-# Estimators: expressions over the current bar and the previous one (null where it is missing)
-
-
-def log_return(close: pl.Expr, prev_close: pl.Expr) -> pl.Expr:
-    """``r_t = ln(close_t / close_{t-1})``."""
-    return (close / prev_close).log()
+# Estimators: expressions over log prices of the current bar and the previous one (null where it is
+# missing). In formulas o, h, l, c are ln open, ln high, ln low, ln close; in code the low is `lo`.
 
 
 def amihud(ret: pl.Expr, quote_volume: pl.Expr, scale: float = AMIHUD_SCALE) -> pl.Expr:
@@ -178,33 +176,30 @@ def amihud(ret: pl.Expr, quote_volume: pl.Expr, scale: float = AMIHUD_SCALE) -> 
     return pl.when(quote_volume > 0).then(ret.abs() / quote_volume * scale)
 
 
-def corwin_schultz(high: pl.Expr, low: pl.Expr, prev_high: pl.Expr, prev_low: pl.Expr) -> pl.Expr:
+def corwin_schultz(h: pl.Expr, lo: pl.Expr, h_prev: pl.Expr, lo_prev: pl.Expr) -> pl.Expr:
     """Corwin-Schultz high-low spread from two consecutive bars, negative estimates set to 0.
 
-    ``β = ln(H_{t-1}/L_{t-1})² + ln(H_t/L_t)²``, ``γ = ln(max(H_{t-1}, H_t) / min(L_{t-1}, L_t))²``,
-    ``α = (√(2β) − √β) / (3 − 2√2) − √(γ / (3 − 2√2))``, ``S = 2 (e^α − 1) / (1 + e^α)``.
+    ``β = (h_{t-1} − l_{t-1})² + (h_t − l_t)²``, ``γ = (max(h_{t-1}, h_t) − min(l_{t-1}, l_t))²``,
+    ``α = (√(2β) − √β) / (3 − 2√2) − √(γ / (3 − 2√2))``, ``S = 2 (e^α − 1) / (1 + e^α) = 2 tanh(α/2)``.
     Corwin & Schultz (2012), "A simple way to estimate bid-ask spreads from daily high and low
     prices", J. Finance 67(2), 719-760, eq. 14 and 18. The overnight adjustment is skipped: crypto
     has no close.
     """
-    beta = (prev_high / prev_low).log() ** 2 + (high / low).log() ** 2
-    gamma = (pl.max_horizontal(high, prev_high) / pl.min_horizontal(low, prev_low)).log() ** 2
+    beta = (h_prev - lo_prev) ** 2 + (h - lo) ** 2
+    gamma = (pl.max_horizontal(h, h_prev) - pl.min_horizontal(lo, lo_prev)) ** 2
     alpha = ((2 * beta).sqrt() - beta.sqrt()) / CS_DENOMINATOR - (gamma / CS_DENOMINATOR).sqrt()
-    spread = 2 * (alpha.exp() - 1) / (1 + alpha.exp())
-    return spread.clip(lower_bound=0)
+    return (2 * (alpha / 2).tanh()).clip(lower_bound=0)
 
 
-def abdi_ranaldo(prev_close: pl.Expr, prev_high: pl.Expr, prev_low: pl.Expr, high: pl.Expr, low: pl.Expr) -> pl.Expr:
-    """Abdi-Ranaldo spread from two consecutive bars, ``√max(4 (c_{t-1} − η_{t-1})(c_{t-1} − η_t), 0)``.
+def abdi_ranaldo(c_prev: pl.Expr, h_prev: pl.Expr, lo_prev: pl.Expr, h: pl.Expr, lo: pl.Expr) -> pl.Expr:
+    """Abdi-Ranaldo spread from two consecutive bars, ``√max(4 (c_{t-1} − η_{t-1})(c_{t-1} − η_t), 0)``
+    with ``η = (h + l) / 2`` the log mid-range.
 
-    ``c`` is the log close and ``η = (ln H + ln L) / 2`` the log mid-range. Abdi & Ranaldo (2017),
-    "A simple estimation of bid-ask spreads from daily close, high, and low prices", RFS 30(12),
-    4437-4480: the two-day estimator with negative values set to 0, averaged over a group.
+    Abdi & Ranaldo (2017), "A simple estimation of bid-ask spreads from daily close, high, and low
+    prices", RFS 30(12), 4437-4480: the two-day estimator with negative values set to 0, averaged
+    over a group.
     """
-    c = prev_close.log()
-    eta_prev = (prev_high.log() + prev_low.log()) / 2
-    eta = (high.log() + low.log()) / 2
-    return (4 * (c - eta_prev) * (c - eta)).clip(lower_bound=0).sqrt()
+    return (4 * (c_prev - (h_prev + lo_prev) / 2) * (c_prev - (h + lo) / 2)).clip(lower_bound=0).sqrt()
 
 
 def roll(ret: pl.Expr, window: int = SPREAD_WINDOW_BARS) -> pl.Expr:
@@ -217,26 +212,29 @@ def roll(ret: pl.Expr, window: int = SPREAD_WINDOW_BARS) -> pl.Expr:
     return pl.when(cov < 0).then(2 * (-cov).sqrt())
 
 
-def parkinson(high: pl.Expr, low: pl.Expr) -> pl.Expr:
-    """Parkinson volatility per bar ``√(ln(H/L)² / (4 ln 2))``. Parkinson (1980), "The extreme value
+def parkinson(h: pl.Expr, lo: pl.Expr) -> pl.Expr:
+    """Parkinson volatility per bar ``√((h − l)² / (4 ln 2))``. Parkinson (1980), "The extreme value
     method for estimating the variance of the rate of return", J. Business 53(1), 61-65."""
-    return ((high / low).log() ** 2 / (4 * LN2)).sqrt()
+    return (h - lo) / math.sqrt(4 * LN2)
 
 
-def garman_klass(open_: pl.Expr, high: pl.Expr, low: pl.Expr, close: pl.Expr) -> pl.Expr:
-    """Garman-Klass volatility per bar ``√(½ ln(H/L)² − (2 ln 2 − 1) ln(C/O)²)`` (never negative, as
-    ``|ln(C/O)| <= ln(H/L)``). Garman & Klass (1980), "On the estimation of security price
-    volatilities from historical data", J. Business 53(1), 67-78, estimator σ̂²₅."""
-    return (0.5 * (high / low).log() ** 2 - (2 * LN2 - 1) * (close / open_).log() ** 2).sqrt()
+def garman_klass(o: pl.Expr, h: pl.Expr, lo: pl.Expr, c: pl.Expr) -> pl.Expr:
+    """Garman-Klass volatility per bar ``√(½ (h − l)² − (2 ln 2 − 1)(c − o)²)`` (never negative, as
+    ``|c − o| <= h − l``). Garman & Klass (1980), "On the estimation of security price volatilities
+    from historical data", J. Business 53(1), 67-78, estimator σ̂²₅."""
+    return (0.5 * (h - lo) ** 2 - (2 * LN2 - 1) * (c - o) ** 2).sqrt()
 
 
 def edge(open_: pl.Expr, high: pl.Expr, low: pl.Expr, close: pl.Expr, window: int = SPREAD_WINDOW_BARS) -> pl.Expr:
-    """EDGE spread over the trailing `window` bars (null until the window is full or when the
-    estimator is undefined), computed by the `bidask` package's `edge_rolling`. Apply per symbol
-    (``.over(symbol)``) on rows sorted by time. Ardia, Guidotti & Kroencke (2024), "Efficient
-    estimation of bid-ask spreads from open, high, low, and close prices", J. Financial Economics
-    161, 103916. The window straddles the weekend boundary for its first bars, which dilutes (never
-    exaggerates) a weekend contrast.
+    """EDGE spread over the trailing `window` bars, from prices (not logs): null until the window is
+    full or where the estimator is undefined. Computed by the `bidask` package's `edge_rolling`;
+    apply per symbol (``.over(symbol)``) on rows sorted by time. Ardia, Guidotti & Kroencke (2024),
+    "Efficient estimation of bid-ask spreads from open, high, low, and close prices", J. Financial
+    Economics 161, 103916.
+
+    A trailing window blurs calendar patterns: its first bars after a weekend starts still hold
+    Friday's, which dilutes (never exaggerates) a weekend contrast, and an hour-of-week profile of
+    EDGE lags by up to the window. Compare days rather than hours with it.
     """
 
     def estimate(prices: pl.Series) -> pl.Series:
@@ -279,50 +277,52 @@ def with_measures(
 
     `estimate_quote_volume`: fill a null quote_volume with ``volume × (H + L + C) / 3`` (the bar's
     typical price), for sources that report base volume only; off by default.
-    `with_edge`: EDGE runs through `bidask`'s pandas code at ~3-6 µs per bar (a few seconds per
-    million 1-minute bars, everything else here is ~50× faster); False leaves edge_spread null.
+    `with_edge`: EDGE runs through `bidask`'s pandas code at ~5 µs per bar (about 40 s for 7.9 M
+    1-minute bars, where everything else here takes a few seconds); False leaves edge_spread null.
     """
     duration = pl.col(TIMEFRAME).replace_strict(TIMEFRAMES, return_dtype=pl.Duration("us"))
     contiguous = (pl.col(SYMBOL) == pl.col(SYMBOL).shift(1)) & (pl.col(TS) - pl.col(TS).shift(1) <= duration)
-    prev = {name: pl.when(contiguous).then(pl.col(name).shift(1)) for name in ("high", "low", "close")}
     reliable = pl.col("volume_reliable").fill_null(True)
     quote_volume = pl.col(QUOTE_VOLUME)
     if estimate_quote_volume:
-        quote_volume = pl.coalesce(
-            quote_volume, pl.col(VOLUME) * (pl.col("high") + pl.col("low") + pl.col("close")) / 3
-        )
-    op, hi, lo, cl = (pl.col(name) for name in ("open", "high", "low", "close"))
+        typical = (pl.col("high") + pl.col("low") + pl.col("close")) / 3
+        quote_volume = pl.coalesce(quote_volume, pl.col(VOLUME) * typical)
+    o, h, lo, c = (pl.col(f"_{name}") for name in OHLC)
+    h1, lo1, c1 = (pl.col(f"_{name}_prev") for name in ("high", "low", "close"))
     result = (
-        bars.lazy()
-        .sort(SYMBOL, TS)
+        _by_symbol_and_time(bars)
+        .with_columns(pl.col(name).log().alias(f"_{name}") for name in OHLC)
         .with_columns(
-            log_return(cl, prev["close"]).alias(RETURN),
             *(
-                pl.when(reliable).then(x).alias(name)
-                for name, x in (
-                    (VOLUME, pl.col(VOLUME)),
-                    (QUOTE_VOLUME, quote_volume),
-                    (TRADES, pl.col(TRADES)),
-                )
+                pl.when(contiguous).then(pl.col(f"_{name}").shift(1)).alias(f"_{name}_prev")
+                for name in ("high", "low", "close")
             ),
-            corwin_schultz(hi, lo, prev["high"], prev["low"]).alias(CS_SPREAD),
-            abdi_ranaldo(prev["close"], prev["high"], prev["low"], hi, lo).alias(AR_SPREAD),
-            (edge(op, hi, lo, cl, spread_window).over(SYMBOL) if with_edge else pl.lit(None, pl.Float64)).alias(
-                EDGE_SPREAD
-            ),
-            parkinson(hi, lo).alias(PARKINSON_VOL),
-            garman_klass(op, hi, lo, cl).alias(GARMAN_KLASS_VOL),
+            pl.when(reliable).then(pl.col(VOLUME)).alias(VOLUME),
+            pl.when(reliable).then(quote_volume).alias(QUOTE_VOLUME),
+            pl.when(reliable).then(pl.col(TRADES)).alias(TRADES),
             pl.col(TS).dt.truncate("1w").alias("_week"),
             (pl.duration(weeks=1) / duration).alias("_bars_per_week"),
         )
         .with_columns(
+            (c - c1).alias(RETURN),
+            corwin_schultz(h, lo, h1, lo1).alias(CS_SPREAD),
+            abdi_ranaldo(c1, h1, lo1, h, lo).alias(AR_SPREAD),
+            (
+                edge(*(pl.col(name) for name in OHLC), spread_window).over(SYMBOL)
+                if with_edge
+                else pl.lit(None, pl.Float64)
+            ).alias(EDGE_SPREAD),
+            parkinson(h, lo).alias(PARKINSON_VOL),
+            garman_klass(o, h, lo, c).alias(GARMAN_KLASS_VOL),
             share_of_week(pl.col(VOLUME), pl.col("_week"), pl.col("_bars_per_week"), week_coverage).alias(VOLUME_SHARE),
-            amihud(pl.col(RETURN), pl.col(QUOTE_VOLUME), amihud_scale).alias(AMIHUD),
-            roll(pl.col(RETURN), spread_window).over(SYMBOL).alias(ROLL_SPREAD),
-            pl.col(RETURN).abs().alias(REALIZED_VOL),
             taker_buy_share(pl.col("taker_buy_volume"), pl.col(VOLUME)).alias(TAKER_BUY_SHARE),
         )
-        .drop("_week", "_bars_per_week")
+        .with_columns(
+            amihud(pl.col(RETURN), pl.col(QUOTE_VOLUME), amihud_scale).alias(AMIHUD),
+            roll(pl.col(RETURN), spread_window).alias(ROLL_SPREAD),  # a symbol's first return is null
+            pl.col(RETURN).abs().alias(REALIZED_VOL),
+        )
+        .drop(cs.starts_with("_"))
     )
     return _like(result, bars)
 
@@ -394,18 +394,26 @@ def pooled(name: str, where: pl.Expr | None = None) -> pl.Expr:
 
 
 def aggregate(
-    frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str], measures: Sequence[str] = BAR_MEASURES
+    frame: pl.DataFrame | pl.LazyFrame,
+    by: Sequence[str],
+    measures: Sequence[str] = BAR_MEASURES,
+    *,
+    with_median: bool = True,
 ) -> pl.DataFrame:
     """Long table, one row per (symbol, `by`…, measure): mean (pooled, see `pooled`), median and n
     (bars with a value), sorted by symbol, `by`, then the order of `measures`.
 
     `frame` is a `with_calendar` frame of measures; `by` e.g. `HOUR_OF_WEEK`, `DAY_OF_WEEK`,
-    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``.
+    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``. Medians cost about three times as
+    much as the rest (a sort per group and measure); `with_median=False` leaves them null.
     """
     keys = [SYMBOL, *by]
+
+    def median(m: str) -> pl.Expr:
+        return pl.col(m).median() if with_median else pl.lit(None, pl.Float64)
+
     stats = [
-        pl.struct(pooled(m).alias(MEAN), pl.col(m).median().alias(MEDIAN), pl.col(m).count().alias(N)).alias(m)
-        for m in measures
+        pl.struct(pooled(m).alias(MEAN), median(m).alias(MEDIAN), pl.col(m).count().alias(N)).alias(m) for m in measures
     ]
     return _long(frame.lazy().group_by(keys).agg(stats).collect(), keys, measures).sort(*keys, MEASURE)
 
@@ -561,6 +569,17 @@ def event_comparison(
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _by_symbol_and_time(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """`frame` as a LazyFrame sorted by (symbol, ts). An eager frame already in that order (as the
+    store returns it) skips the sort, which costs seconds on millions of rows even when sorted."""
+    if isinstance(frame, pl.DataFrame):
+        symbol, ts = pl.col(SYMBOL), pl.col(TS)
+        later = (symbol > symbol.shift(1)) | ((symbol == symbol.shift(1)) & (ts > ts.shift(1)))
+        if frame.select(later.slice(1).all()).item():
+            return frame.lazy()
+    return frame.lazy().sort(SYMBOL, TS)
 
 
 def _between(start: datetime, end: datetime) -> pl.Expr:

@@ -111,15 +111,13 @@ def drawdown_figure(
     if weekends and drawdowns.height:
         theme.add_weekend_shading(fig, drawdowns[TS].min(), drawdowns[TS].max(), definition=weekends)
     lowest = drawdowns[DRAWDOWN].min() if drawdowns.height else None
-    fig.update_layout(
-        template=theme.TEMPLATE,
-        height=640,
-        title=_title(
-            title or f"{symbol} drawdowns".strip(),
-            subtitle
-            or f"{price.capitalize()} against its running peak; shaded: peak → trough (red), "
-            "trough → recovery (green), still under water (grey)",
-        ),
+    theme.frame(
+        fig,
+        title or f"{symbol} drawdowns".strip(),
+        subtitle
+        or f"{price.capitalize()} against its running peak · shaded: peak → trough (red), "
+        "trough → recovery (green), still under water (grey)",
+        640,
     )
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
     fig.update_yaxes(
@@ -179,16 +177,12 @@ def episode_scatter(
                 hovertemplate="%{customdata}<extra></extra>",
             )
         )
-    fig.update_layout(
-        template=theme.TEMPLATE,
-        height=520,
-        hovermode="closest",
-        legend={"itemsizing": "constant"},
-        title=_title(
-            title or "Drawdown episodes: depth against time under water",
-            subtitle or "Bubble size: recovery time, trough → recovery (log scale); open circle: still under water",
-        ),
-    )
+    theme.frame(
+        fig,
+        title or "Drawdown episodes: depth against time under water",
+        subtitle or "Bubble size: recovery time, trough → recovery (log scale) · open circle: still under water",
+        520,
+    ).update_layout(hovermode="closest", legend={"itemsizing": "constant"})
     fig.update_xaxes(title_text="Time under water (peak → recovery)", **_duration_axis(frame["_days"], log_x))
     fig.update_yaxes(title_text="Depth", tickformat=theme.PERCENT_AXIS)
     return fig
@@ -221,11 +215,7 @@ def underwater_comparison(
     if weekends and drawdowns.height:
         theme.add_weekend_shading(fig, drawdowns[TS].min(), drawdowns[TS].max(), definition=weekends)
     lowest = drawdowns[DRAWDOWN].min() if drawdowns.height else None
-    fig.update_layout(
-        template=theme.TEMPLATE,
-        height=460,
-        title=_title(title or "Underwater curves", subtitle or _together_text(together, symbols)),
-    )
+    theme.frame(fig, title or "Underwater curves", subtitle or _together_text(together, symbols) or "", 460)
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
     fig.update_yaxes(
         title_text="Drawdown from running peak",
@@ -253,10 +243,6 @@ def _epoch_ms(ts: pl.Series) -> np.ndarray:
 
 def _line_type(points: int) -> type[go.Scatter] | type[go.Scattergl]:
     return go.Scattergl if points > WEBGL_POINTS else go.Scatter
-
-
-def _title(text: str, subtitle: str | None) -> dict[str, Any]:
-    return {"text": text, "subtitle": {"text": subtitle or "", "font": {"size": 12, "color": theme.MUTED}}}
 
 
 def _percent(value: pl.Expr) -> pl.Expr:

@@ -65,7 +65,6 @@ ESTIMATED_VIEW_MARGIN = 0.10  # the estimated heatmap shows the price's range ±
 COLORBAR_TICKS = 5
 USD_UNITS: tuple[tuple[float, str], ...] = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 HEATMAP_HEIGHT, MAP_HEIGHT, SCORECARD_HEIGHT = 720, 600, 460
-SUBTITLE_CHARS = 150  # subtitle lines wrap at a " · " before this many characters
 
 
 def usd_text(value: float) -> str:
@@ -205,7 +204,7 @@ def _heatmap_figure(
             col=1,
         )
     values, text = usd_ticks(float((bars_below[0] + bars_below[1]).max()) if len(x) else 0.0, 3)
-    _frame(fig, title, subtitle, HEATMAP_HEIGHT)
+    theme.frame(fig, title, subtitle, HEATMAP_HEIGHT)
     fig.update_layout(barmode="stack", bargap=0, hovermode="closest", legend_traceorder="normal")
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER, rangeslider_visible=False)
     fig.update_xaxes(showgrid=False, row=1, col=1)
@@ -312,7 +311,7 @@ def liquidation_map_figure(
     curve_top = float(np.nanmax(curves.select(pl.col("long_cumulative_usd", "short_cumulative_usd")).to_numpy(),
                                 initial=0.0)) if curves.height else 0.0
     when = estimate.last_ts.strftime(theme.DATE_TEXT)
-    _frame(fig, title, f"Levels open at {when} UTC · {estimate.density.method}", MAP_HEIGHT)
+    theme.frame(fig, title, f"Levels open at {when} UTC · {estimate.density.method}", MAP_HEIGHT)
     fig.update_layout(barmode="stack", bargap=0.05, hovermode="closest", legend_traceorder="normal")
     fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[low, high])
     for secondary, top, text in ((False, bars_top, "Levels per bucket"), (True, curve_top, "Cumulative")):
@@ -349,7 +348,7 @@ def scorecard_figure(
     values, labels = usd_ticks(float(captured["realised_usd"].sum()) if captured.height else 0.0)
     parts = [_capture_text(summary, band)] + ([] if consumption is None else [_consumption_text(consumption)])
     subtitle = " · ".join(parts)
-    _frame(fig, title, subtitle, SCORECARD_HEIGHT)
+    theme.frame(fig, title, subtitle, SCORECARD_HEIGHT)
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
     fig.update_yaxes(title_text="Cumulative USD", tickvals=values, ticktext=labels)
     return fig
@@ -376,30 +375,6 @@ def _consumption_text(score: pl.DataFrame) -> str:
 def _epoch_ms(ts: pl.Series) -> np.ndarray:
     """Times as float epoch milliseconds: plotly.js reads them as UTC on a date axis, compactly."""
     return ts.dt.epoch("ms").cast(pl.Float64).to_numpy()
-
-
-def _frame(fig: go.Figure, title: str, subtitle: str, height: int) -> None:
-    """Theme, height, the title at the top, the subtitle wrapped under it, the legend under that."""
-    lines = _wrap(subtitle)
-    fig.update_layout(
-        template=theme.TEMPLATE,
-        height=height,
-        title={"text": title, "y": 1.0, "yref": "container", "yanchor": "top", "pad": {"t": 14},
-               "subtitle": {"text": "<br>".join(lines), "font": {"size": 12, "color": theme.MUTED}}},
-        legend={"y": 1.0, "yanchor": "bottom", "x": 0, "xanchor": "left"},
-        margin={"t": 72 + 17 * len(lines)},
-    )
-
-
-def _wrap(text: str, width: int = SUBTITLE_CHARS) -> list[str]:
-    """Split at " · " into lines of at most `width` characters (a longer part gets its own line)."""
-    lines: list[str] = []
-    for part in text.split(" · "):
-        if lines and len(lines[-1]) + 3 + len(part) <= width:
-            lines[-1] += " · " + part
-        else:
-            lines.append(part)
-    return lines
 
 
 def _side_text(side: Side) -> str:

@@ -131,9 +131,15 @@ def hour_of_week_heatmap(
     rows = _measure_rows(cells, measure)
     look = display(MEASURES[measure].unit, rows[stat].to_list())
     grid = {(d, h): r for d, h, r in zip(rows[WEEKDAY], rows[HOUR], rows.iter_rows(named=True), strict=True)}
+    hits = pl.DataFrame() if tests is None else tests.filter((pl.col(SYMBOL) == symbol) & pl.col("significant"))
+    q = (
+        {}
+        if tests is None
+        else {(d, h): v for d, h, v in tests.filter(pl.col(SYMBOL) == symbol).select(WEEKDAY, HOUR, "q").rows()}
+    )
     days, hours = range(1, 8), range(24)
     z = [[_scaled(grid.get((d, h), {}).get(stat), look) for h in hours] for d in days]
-    hover = [[_cell_text(d, h, grid.get((d, h)), measure, look, tz) for h in hours] for d in days]
+    hover = [[_cell_text(d, h, grid.get((d, h)), q.get((d, h)), measure, look, tz) for h in hours] for d in days]
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -152,17 +158,14 @@ def hour_of_week_heatmap(
             ygap=1,
         )
     )
-    if tests is not None and tests.height:
-        hits = tests.filter(
-            pl.col("significant") & (pl.col(SYMBOL) == symbol) if SYMBOL in tests.columns else pl.col("significant")
-        )
+    if hits.height:
         fig.add_trace(
             go.Scatter(
                 x=hits[HOUR].to_list(),
                 y=[DAY_NAMES[d - 1] for d in hits[WEEKDAY]],
                 mode="markers",
                 marker=SIGNIFICANT_MARKER,
-                name="differs from the rest of the week (Benjamini-Hochberg q < 5 %)",
+                name="differs from the rest of the week (Mann-Whitney, Benjamini-Hochberg corrected)",
                 hoverinfo="skip",
             )
         )
@@ -496,13 +499,14 @@ def _noon(dates: pl.Series) -> list[datetime]:
     return [datetime.combine(d, time()) + NOON for d in dates]
 
 
-def _cell_text(day: int, hour: int, row: dict | None, measure: str, look: Display, tz: str) -> str:
+def _cell_text(day: int, hour: int, row: dict | None, q: float | None, measure: str, look: Display, tz: str) -> str:
     head = f"<b>{DAY_NAMES[day - 1]} {hour:02d}:00-{(hour + 1) % 24:02d}:00 {tz}</b>"
     if row is None:
         return f"{head}<br>no data"
+    test = "" if q is None else f"<br>against the rest of the week: q = {q:.2g} (Benjamini-Hochberg)"
     return (
         f"{head}<br>{MEASURES[measure].label}: {look.text(row[MEAN])} (mean)"
-        f"<br>median {look.text(row[MEDIAN])} · {row[N]:,} bars"
+        f"<br>median {look.text(row[MEDIAN])} · {row[N]:,} bars{test}"
     )
 
 

@@ -11,7 +11,7 @@ import polars as pl
 from lib.analytics import drawdowns as dd
 from lib.analytics.sessions import SESSIONS
 from lib.charts.theme import duration_text
-from lib.schema import SYMBOL
+from lib.schema import SYMBOL, TS
 
 DATE_FORMAT = "%Y-%m-%d %H:%M"
 SESSION_LABELS = {"asia": "Asia", "europe": "Europe", "us": "US", "late_us": "Late US"}
@@ -97,3 +97,38 @@ def metrics_table(metrics: pl.DataFrame) -> pl.DataFrame:
     ]
     long = pl.concat(rows)
     return long.pivot(on=SYMBOL, index="Metric", values="value", maintain_order=True)
+
+
+def _usd(column: str) -> pl.Expr:
+    """USD with a K/M/B suffix, as the charts write it."""
+    value = pl.col(column)
+    return (
+        pl.when(value.abs() >= 1e9).then(pl.format("${}B", (value / 1e9).round(2)))
+        .when(value.abs() >= 1e6).then(pl.format("${}M", (value / 1e6).round(1)))
+        .when(value.abs() >= 1e3).then(pl.format("${}K", (value / 1e3).round(0)))
+        .otherwise(pl.format("${}", value.round(0)))
+    )
+
+
+def bursts_table(bursts: pl.DataFrame) -> pl.DataFrame:
+    """`largest_bursts` for reading: rank, time, long / short / total USD, the price move."""
+    moves = [_pct("move").alias("Price move (%)")] if "move" in bursts.columns else []
+    return bursts.select(
+        pl.col("rank").alias("#"),
+        _when(TS).alias("Window start (UTC)"),
+        _usd("long_usd").alias("Longs liquidated"),
+        _usd("short_usd").alias("Shorts liquidated"),
+        _usd("total_usd").alias("Total"),
+        *moves,
+    )
+
+
+def fragility_table(fragility: pl.DataFrame) -> pl.DataFrame:
+    """`fragility_by_weekend` for reading: which move liquidates how much, against 1 % depth."""
+    return fragility.select(
+        pl.col("period").fill_null("-").alias("Book"),
+        pl.format("{} %", (pl.col("band") * 100).round(0)).alias("Move"),
+        _usd("liquidation_usd").alias("Est. liquidations"),
+        _usd("depth_usd").fill_null("no depth data").alias("1 % depth"),
+        pl.col("depth_multiple").round(2).alias("x depth"),
+    )

@@ -8,6 +8,7 @@ that a percent or a duration reads the same on every page.
 
 from __future__ import annotations
 
+import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,4 +174,34 @@ def duration_text(hours: pl.Expr) -> pl.Expr:
         .when(minutes >= 60)
         .then(hours_part)
         .otherwise(pl.format("{} min", minutes))
+    )
+
+
+SUBTITLE_CHARS = 150  # subtitle lines wrap before this many characters
+
+
+def wrap(text: str, width: int = SUBTITLE_CHARS) -> list[str]:
+    """Lines of at most `width` characters: parts split at " · " share a line while they fit,
+    and a part longer than a line wraps at spaces."""
+    lines: list[str] = []
+    for part in text.split(" · "):
+        for i, piece in enumerate(textwrap.wrap(part, width) or [""]):
+            if i == 0 and lines and len(lines[-1]) + 3 + len(piece) <= width:
+                lines[-1] += " · " + piece
+            else:
+                lines.append(piece)
+    return lines
+
+
+def frame(fig: go.Figure, title: str, subtitle: str, height: int) -> go.Figure:
+    """Theme and height; the title at the top, the subtitle wrapped under it, the legend under
+    that and above the plot, so none of them overlap at any width."""
+    lines = wrap(subtitle) if subtitle else []
+    return fig.update_layout(
+        template=TEMPLATE,
+        height=height,
+        title={"text": title, "y": 1.0, "yref": "container", "yanchor": "top", "pad": {"t": 14},
+               "subtitle": {"text": "<br>".join(lines), "font": {"size": 12, "color": MUTED}}},
+        legend={"y": 1.0, "yanchor": "bottom", "x": 0, "xanchor": "left"},
+        margin={"t": 72 + 17 * len(lines)},
     )

@@ -16,6 +16,7 @@ from bidask import edge as bidask_edge
 from polars.testing import assert_frame_equal
 
 from lib.analytics import liquidity as liq
+from lib.analytics import liquidity_stats as ls
 from lib.schema import BARS, DEPTH, conform
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday, 00:00 UTC
@@ -75,6 +76,13 @@ def random_walk(n: int, seed: int = 7, *, start: datetime = T0, symbol: str = "B
     return conform(frame, BARS)
 
 
+def test_measures_are_declared_once_with_a_known_unit_and_pooling() -> None:
+    assert set(liq.MEASURES) == {*liq.BAR_MEASURES, *liq.DEPTH_MEASURES}
+    assert all(
+        m.unit in liq.UNITS and m.pooling in ("mean", "rms") and m.label and m.short for m in liq.MEASURES.values()
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Estimators against hand-computed values
 
@@ -93,7 +101,7 @@ def test_corwin_schultz_hand_examples(name: str, prev: tuple, bar: tuple, expect
         {"ph": [prev[0]], "pl": [prev[1]], "h": [bar[0]], "l": [bar[1]]},
         schema_overrides={"ph": pl.Float64, "pl": pl.Float64, "h": pl.Float64, "l": pl.Float64},
     )
-    got = frame.select(liq.corwin_schultz(pl.col("h"), pl.col("l"), pl.col("ph"), pl.col("pl"))).item()
+    got = frame.select(liq.corwin_schultz(*(pl.col(c).log() for c in ("h", "l", "ph", "pl")))).item()
     assert got == pytest.approx(expected, abs=1e-12)
 
 
@@ -110,7 +118,7 @@ def test_corwin_schultz_hand_examples(name: str, prev: tuple, bar: tuple, expect
 )
 def test_abdi_ranaldo_hand_examples(name: str, prev_close: float, prev: tuple, bar: tuple, expected: float) -> None:
     frame = pl.DataFrame({"pc": [prev_close], "ph": [prev[0]], "pl": [prev[1]], "h": [bar[0]], "l": [bar[1]]})
-    got = frame.select(liq.abdi_ranaldo(pl.col("pc"), pl.col("ph"), pl.col("pl"), pl.col("h"), pl.col("l"))).item()
+    got = frame.select(liq.abdi_ranaldo(*(pl.col(c).log() for c in ("pc", "ph", "pl", "h", "l")))).item()
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-15)
 
 
@@ -148,7 +156,7 @@ def test_roll_is_null_when_the_autocovariance_is_positive() -> None:
     ],
 )
 def test_range_volatility_hand_examples(name: str, bar: tuple, parkinson: float, garman_klass: float) -> None:
-    op, hi, lo, cl = (pl.lit(x) for x in bar)
+    op, hi, lo, cl = (pl.lit(math.log(x)) for x in bar)
     got = pl.select(liq.parkinson(hi, lo).alias("p"), liq.garman_klass(op, hi, lo, cl).alias("gk")).row(0)
     assert got == pytest.approx((parkinson, garman_klass), abs=1e-15)
 
@@ -249,12 +257,13 @@ def test_estimate_quote_volume_fills_only_missing_values() -> None:
 
 def test_measures_are_per_symbol_and_the_input_is_untouched() -> None:
     btc, eth = random_walk(100, seed=1), random_walk(100, seed=2, symbol="ETH")
-    both = pl.concat([eth, btc])
+    both = pl.concat([eth, btc.reverse()])  # out of order: sorted by symbol and time first
     before = both.clone()
     together = liq.with_measures(both)
     assert_frame_equal(both, before)
     alone = pl.concat([liq.with_measures(btc), liq.with_measures(eth)])
     assert_frame_equal(together, alone)
+    assert_frame_equal(liq.with_measures(both.lazy()).collect(), together)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +341,17 @@ def test_aggregate_pools_volatility_as_root_mean_square() -> None:
     assert out[liq.N].to_list() == [3, 2]
 
 
+def test_regime_split_at_a_date() -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24 * 7)), regime_split=date(2024, 3, 6))
+    split = liq.aggregate(frame, (liq.REGIME, liq.WEEKEND), [liq.VOLUME])
+    assert split.select(liq.REGIME, liq.WEEKEND, liq.N).rows() == [
+        ("before", False, 48),
+        ("after", False, 72),
+        ("after", True, 48),
+    ]
+    assert liq.with_calendar(random_walk(1))[liq.REGIME].to_list() == ["after"]  # 4 Mar 2024: after the ETF launch
+
+
 def test_hour_of_week_has_168_cells() -> None:
     frame = liq.with_calendar(liq.with_measures(random_walk(24 * 14)))
     cells = liq.aggregate(frame, liq.HOUR_OF_WEEK, [liq.QUOTE_VOLUME])
@@ -353,6 +373,13 @@ def test_scaling_volume_scales_volume_measures_and_keeps_ratios() -> None:
         return (wide["true"] / wide["false"]).to_list()
 
     assert ratios(b) == pytest.approx(ratios(a), rel=1e-9)
+
+
+def test_aggregate_without_medians_keeps_the_means() -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24 * 14)))
+    full, fast = (liq.aggregate(frame, liq.HOUR_OF_WEEK, with_median=m) for m in (True, False))
+    assert_frame_equal(full.drop(liq.MEDIAN), fast.drop(liq.MEDIAN))
+    assert fast[liq.MEDIAN].null_count() == fast.height
 
 
 def test_shifting_by_one_week_leaves_day_of_week_aggregates_unchanged() -> None:
@@ -503,11 +530,21 @@ def test_real_btc_weekend_quote_volume_is_clearly_lower(shared_data: Path) -> No
     raw = pd.read_parquet(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1h.parquet")
     ts = pd.to_datetime(raw["open_time"], unit="ms", utc=True)
     raw = raw[(ts.dt.year >= 2024) & (ts.dt.year <= 2025)]
-    weekend = pd.to_datetime(raw["open_time"], unit="ms", utc=True).dt.weekday >= 5
+    weekend = ts[raw.index].dt.day_of_week >= 5
     expected = raw.loc[weekend, "quote_volume"].mean() / raw.loc[~weekend, "quote_volume"].mean()
 
     assert ratio == pytest.approx(expected, rel=1e-12)
     assert ratio < 0.8
+
+    # The statistics work on days: the mean of each UTC day's bars, then weekend days against weekdays.
+    effect = ls.weekend_effect(liq.daily(frame, [liq.QUOTE_VOLUME]), [liq.QUOTE_VOLUME], n_resamples=200).row(
+        0, named=True
+    )
+    per_day = raw.groupby(ts[raw.index].dt.floor("D"))["quote_volume"].mean()
+    on_weekend = per_day.index.day_of_week >= 5
+    assert effect["ratio"] == pytest.approx(per_day[on_weekend].mean() / per_day[~on_weekend].mean(), rel=1e-12)
+    assert effect["ci_high"] < 0.8
+    assert ls.verdict(effect).endswith("2024-2025, significant at 5 %.")
 
 
 def test_real_btc_weekend_share_fell_after_the_etf(shared_data: Path) -> None:
