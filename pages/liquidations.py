@@ -23,8 +23,7 @@ WARM_UP = timedelta(days=60)  # levels opened before the window still count insi
 active = ui.active_store()
 ui.data_banner(active)
 st.title("Liquidations")
-if st.sidebar.button(f"Preset: {PRESET[0]}", key="liq_preset", width="stretch"):
-    ui.set_view_range(*PRESET[1:])
+st.sidebar.button(f"Preset: {PRESET[0]}", key="liq_preset", width="stretch", on_click=ui.set_view_range, args=PRESET[1:])
 view = ui.view_controls(active)
 if view is None:
     st.stop()

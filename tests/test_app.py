@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,32 @@ def test_hostile_query_string_falls_back_with_a_note(monkeypatch, real_cache: Pa
     assert at.query_params["assets"] == ["BTC,ETH,SOL"] or at.query_params["assets"] == "BTC,ETH,SOL"
     notes = [c.value for c in at.sidebar.caption if "Link:" in c.value]
     assert any("unknown asset" in n for n in notes) and any("unknown timeframe" in n for n in notes)
+
+
+def test_liquidations_page_on_demo_data_says_so(monkeypatch, data_dir: Path) -> None:
+    at = run_app(monkeypatch, data_dir, "pages/liquidations.py")
+    assert DEMO_BANNER in banners(at)
+    titles = [json.dumps(spec["layout"]["title"]) for spec in charts(at).values()]
+    assert len(titles) == 4  # realised, estimated, map, scorecard
+    assert any("estimated liquidation levels" in t and "Estimated, not measured" in t for t in titles)
+
+
+def test_liquidations_preset_replays_the_jan_feb_2026_cascades(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h")
+    at.sidebar.button(key="liq_preset").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.query_params["start"] in ("2026-01-24", ["2026-01-24"])
+    bursts = at.dataframe[0].value
+    assert bursts.iloc[0]["Window start (UTC)"] == "2026-02-05 20:00"
+    assert "2026-01-31" in " ".join(bursts["Window start (UTC)"])
+    realised = next(s for s in charts(at).values() if "realised" in json.dumps(s["layout"]["title"]))
+    assert "Measured" in json.dumps(realised["layout"]["title"])
+
+
+def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2026-01-24", end="2026-02-12")
+    at.select_slider(key="liq_step").set_value(datetime(2026, 1, 31, 6, tzinfo=timezone.utc)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    titles = [json.dumps(spec["layout"]["title"]) for spec in charts(at).values()]
+    assert any("liquidation map at 2026-01-31 06:00 UTC" in t for t in titles)

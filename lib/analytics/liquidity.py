@@ -36,6 +36,7 @@ A bar belongs to the weekend or weekday, day and hour by its open time (``ts``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -238,10 +239,13 @@ def edge(open_: pl.Expr, high: pl.Expr, low: pl.Expr, close: pl.Expr, window: in
     """
 
     def estimate(prices: pl.Series) -> pl.Series:
-        ohlc = pd.DataFrame({name: prices.struct.field(name).to_numpy() for name in ("open", "high", "low", "close")})
-        return pl.Series(edge_rolling(ohlc, window=window).to_numpy(), dtype=pl.Float64)
+        ohlc = pd.DataFrame({name: prices.struct.field(name).to_numpy() for name in OHLC})
+        with warnings.catch_warnings():  # bidask 2.1 calls DataFrame.rename(inplace=False), deprecated in pandas 3.1
+            warnings.filterwarnings("ignore", message="The inplace keyword")
+            spread = edge_rolling(ohlc, window=window)
+        return pl.Series(spread.to_numpy(), dtype=pl.Float64)
 
-    ohlc = pl.struct(open_.alias("open"), high.alias("high"), low.alias("low"), close.alias("close"))
+    ohlc = pl.struct(*(x.alias(name) for x, name in zip((open_, high, low, close), OHLC, strict=True)))
     return ohlc.map_batches(estimate, return_dtype=pl.Float64).fill_nan(None)
 
 
