@@ -9,8 +9,15 @@ st.set_page_config(page_title="Cascade: crypto market stress", page_icon=":mater
 
 PAGES = [
     st.Page("pages/drawdowns.py", title="Drawdowns", icon=":material/trending_down:", url_path="drawdowns", default=True),
+    st.Page("pages/liquidity.py", title="Weekend liquidity", icon=":material/water_drop:", url_path="liquidity"),
     st.Page("pages/liquidations.py", title="Liquidations", icon=":material/local_fire_department:", url_path="liquidations"),
     st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
 ]
 
-st.navigation(PAGES).run()
+LOGIN = st.Page("pages/login.py", title="Sign in", icon=":material/login:", url_path="login")
+
+if ui.identity() is None:  # hosted mode before sign-in: the login view and nothing else
+    st.navigation([LOGIN], position="hidden").run()
+else:
+    ui.account_box()
+    st.navigation(PAGES).run()

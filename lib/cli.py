@@ -9,14 +9,30 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 from tqdm import tqdm
 
+from lib.analytics.drawdowns import LIQUIDATION_TIMEFRAME
+from lib.auth import hash_password
 from lib.config import load_settings
 from lib.refresh import DEFAULT_SET, refresh_many, write_demo_market
-from lib.schema import ASSETS, DATASETS, TIMEFRAMES
+from lib.reports import DEFAULT_TOP, LEVEL_WARM_UP, Report, drawdown_report, liquidation_report, pick_series
+from lib.schema import (
+    ASSETS,
+    BARS,
+    DATASETS,
+    DEPTH,
+    EVENT,
+    LIQUIDATION_TOTALS,
+    LIQUIDATIONS,
+    OPEN_INTEREST,
+    TIMEFRAMES,
+    TS,
+)
 from lib.sources import SOURCES
 from lib.sources.files import KINDS, ImportFormatError, read_import
 from lib.store import Store, StoreError
@@ -29,6 +45,23 @@ def _utc(text: str) -> datetime:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 date or time: {text!r}") from exc
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _until(text: str) -> datetime:
+    """The end of a window: a date includes that whole day (the window ends at the next midnight
+    UTC); a date and time is the first moment left out."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return _utc(text)
+    return datetime.combine(day + timedelta(days=1), time(), timezone.utc)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _fail(message: str) -> int:
@@ -100,6 +133,136 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+# --- report --------------------------------------------------------------------------------------
+
+
+class NothingCached(LookupError):
+    """The cache holds nothing for what a report asks; the message says what is missing."""
+
+
+def _when(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def _window_text(start: datetime | None, end: datetime | None) -> str:
+    """' since A before B' for error messages; empty for the whole cache."""
+    return "".join(f" {word} {_when(value)}" for word, value in (("since", start), ("before", end)) if value)
+
+
+def _cached_text(entries: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{e['exchange']} has {e['first_ts']} to {e['last_ts']}" for e in entries)
+
+
+def _entries(
+    store: Store, dataset: str, symbol: str, timeframe: str | None = None, exchange: str | None = None
+) -> list[dict[str, Any]]:
+    """Manifest entries of `dataset` for `symbol` (and `timeframe`, `exchange` when given)."""
+    return [
+        e for e in store.status()
+        if e["dataset"] == dataset and e["symbol"] == symbol
+        and timeframe in (None, e["timeframe"]) and exchange in (None, e["exchange"])
+    ]
+
+
+def _read(store: Store, entry: dict[str, Any], start: datetime | None, end: datetime | None) -> pl.DataFrame:
+    """The rows of one cached series with start <= ts < end, sorted by time."""
+    frame = store.scan(entry["dataset"], entry["exchange"], entry["symbol"], entry["timeframe"])
+    if start is not None:
+        frame = frame.filter(pl.col(TS) >= start)
+    if end is not None:
+        frame = frame.filter(pl.col(TS) < end)
+    return frame.sort(TS).collect()
+
+
+def _optional(
+    store: Store, entries: list[dict[str, Any]], start: datetime | None, end: datetime | None
+) -> pl.DataFrame | None:
+    """The rows of the best series of `entries` in the window (`pick_series`), or None."""
+    entry = pick_series(entries, start, end)
+    frame = None if entry is None else _read(store, entry, start, end)
+    return None if frame is None or frame.is_empty() else frame
+
+
+def _bars(
+    store: Store, args: argparse.Namespace, start: datetime | None, end: datetime | None
+) -> tuple[pl.DataFrame, list[str]]:
+    """The requested bars, and a note on the exchange when it was picked here; NothingCached if none."""
+    what = f"{args.timeframe} {args.symbol} bars"
+    entries = _entries(store, BARS.name, args.symbol, args.timeframe, args.exchange)
+    if not entries:
+        source = f" from {args.exchange}" if args.exchange else ""
+        raise NothingCached(f"no {what}{source} in the cache at {store.root} (python -m lib status lists what is)")
+    exchanges = ", ".join(sorted(e["exchange"] for e in entries))
+    frame = _optional(store, entries, start, end)
+    if frame is None:
+        raise NothingCached(f"no {what}{_window_text(start, end)} ({_cached_text(entries)})")
+    notes = [] if args.exchange else [f"exchange {frame['exchange'][0]} picked: the most cached {what} of {exchanges}"]
+    return frame, notes
+
+
+def _drawdowns(store: Store, args: argparse.Namespace) -> Report:
+    bars, notes = _bars(store, args, args.start, args.end)
+    totals = _entries(store, LIQUIDATION_TOTALS.name, args.symbol, LIQUIDATION_TIMEFRAME)
+    return drawdown_report(bars, top=args.top, liquidations=_optional(store, totals, args.start, args.end), notes=notes)
+
+
+def _liquidations(store: Store, args: argparse.Namespace) -> Report:
+    """Realised liquidations over the window (default: the cached liquidations' own range), bars and
+    open interest from `LEVEL_WARM_UP` before it for the estimate, and 1 % depth for fragility."""
+    series = (pick_series(_entries(store, LIQUIDATION_TOTALS.name, args.symbol, args.timeframe), args.start, args.end)
+              or pick_series(_entries(store, LIQUIDATIONS.name, args.symbol, EVENT), args.start, args.end))
+    if series is None:
+        raise NothingCached(f"no {args.timeframe} {args.symbol} liquidations{_window_text(args.start, args.end)} "
+                            f"in the cache at {store.root} (python -m lib status lists what is)")
+    start = args.start or datetime.fromisoformat(series["first_ts"])
+    liquidations = _read(store, series, start, args.end)
+    warm_up = start - LEVEL_WARM_UP
+    bars, notes = _bars(store, args, warm_up, args.end)
+    return liquidation_report(
+        liquidations,
+        bars,
+        start=start,
+        open_interest=_optional(store, _entries(store, OPEN_INTEREST.name, args.symbol), warm_up, args.end),
+        depth=_optional(store, _entries(store, DEPTH.name, args.symbol), start, args.end),
+        bucket_usd=args.bucket_usd,
+        notes=notes,
+    )
+
+
+def cmd_report(store: Store, args: argparse.Namespace) -> int:
+    if args.start and args.end and args.start >= args.end:
+        return _fail(f"--start must be before --end: the window{_window_text(args.start, args.end)} is empty")
+    try:
+        report = args.build(store, args)
+    except (NothingCached, ValueError) as exc:
+        return _fail(str(exc))
+    if args.format == "json":
+        print(json.dumps(report.summary, indent=1, allow_nan=False))
+    else:
+        sys.stdout.write(report.table.write_csv())
+    return 0
+
+
+def cmd_hash_password(store: Store, args: argparse.Namespace) -> int:
+    """Print the scrypt hash of a password for [cascade] password_hash in .streamlit/secrets.toml.
+
+    Asks twice on a terminal; otherwise reads the first line of stdin (for scripts)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            return _fail("the two passwords differ; nothing printed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < args.min_length:
+        return _fail(f"the password is shorter than {args.min_length} characters; nothing printed")
+    print(hash_password(password))
+    print('paste it into .streamlit/secrets.toml under [cascade]: password_hash = "scrypt$..." '
+          "(or admin_password_hash)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description="Cascade: crypto market stress data and reports")
     parser.add_argument("--data-dir", help="the cache directory (default: env CASCADE_DATA_DIR, else data/)")
@@ -134,6 +297,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="write the synthetic demo market (kept apart from real data)")
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=cmd_demo)
+
+    hashing = sub.add_parser("hash-password", help="print the scrypt hash of a password for hosted mode's secrets.toml")
+    hashing.add_argument("--min-length", type=int, default=12, help="refuse shorter passwords (default: 12)")
+    hashing.set_defaults(run=cmd_hash_password)
+
+    report = sub.add_parser("report", help="drawdown or liquidation report of one asset, as JSON or CSV")
+    kinds = report.add_subparsers(dest="report", required=True)
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--symbol", required=True, help="base asset, e.g. BTC")
+    window.add_argument("--exchange", help="exchange of the bars (default: the one with the most cached bars)")
+    window.add_argument("--timeframe", choices=list(TIMEFRAMES), default="1h")
+    window.add_argument("--start", type=_utc, help="first time included (ISO-8601, UTC)")
+    window.add_argument("--end", type=_until, help="last day included, or first time left out (ISO-8601, UTC)")
+    window.add_argument("--format", choices=("json", "csv"), default="json",
+                        help="json: the whole report; csv: its table")
+    drawdowns = kinds.add_parser("drawdowns", parents=[window], help="desk metrics; csv: the deepest episodes")
+    drawdowns.add_argument("--top", type=int, default=DEFAULT_TOP, help="episodes listed, deepest first")
+    drawdowns.set_defaults(run=cmd_report, build=_drawdowns)
+    liquidations = kinds.add_parser("liquidations", parents=[window],
+                                    help="realised totals, grid, bursts, estimated levels; csv: the grid cells")
+    liquidations.add_argument("--bucket-usd", type=_positive, help="price bucket size (default: about 200 buckets)")
+    liquidations.set_defaults(run=cmd_report, build=_liquidations)
     return parser
 
 

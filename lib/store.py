@@ -223,6 +223,24 @@ class Store:
             schema={name: dtype for name, dtype in ds.columns.items()},
         ).select(list(ds.schema))
 
+    def read(
+        self,
+        dataset: Dataset | str,
+        symbols: tuple[str, ...],
+        start: datetime,
+        end: datetime,
+        exchange: str | None = None,
+        timeframe: str | None = None,
+    ) -> pl.DataFrame:
+        """Rows of `symbols` with start <= ts < end (any exchange or timeframe unless given),
+        sorted by symbol and time."""
+        return (
+            self.scan(dataset, exchange=exchange, timeframe=timeframe)
+            .filter(pl.col(SYMBOL).is_in(symbols), pl.col(TS) >= start, pl.col(TS) < end)
+            .sort(SYMBOL, TS)
+            .collect()
+        )
+
     def _read_partition(self, path: Path) -> pl.DataFrame | None:
         if not path.exists() or not self._readable(path):
             return None

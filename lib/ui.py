@@ -5,7 +5,10 @@ The only lib module that imports streamlit. Pages call these; nothing here compu
 
 from __future__ import annotations
 
+import json
+import math
 import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -15,8 +18,10 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from lib import auth, export
 from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
+from lib.provenance import provenance_text
 from lib.refresh import write_demo_market
 from lib.schema import TS
 from lib.store import Store
@@ -37,13 +42,14 @@ class ActiveStore:
 
 
 def settings() -> Settings:
-    """Read on every run (cheap), so a changed CASCADE_DATA_DIR takes effect at once."""
-    return load_settings()
+    """Read on every run (cheap), so a changed CASCADE_DATA_DIR or secrets.toml takes effect at once."""
+    return load_settings(secrets=_secrets())
 
 
 def real_store() -> Store:
-    """The real cache (refresh and import write here, never into the demo store)."""
-    return Store(settings().data_dir)
+    """The real cache (refresh and import write here, never into the demo store); read-only for
+    hosted-mode viewers."""
+    return Store(settings().data_dir, read_only=not can_write())
 
 
 @st.cache_resource(show_spinner="Generating the demo market (synthetic)...")
@@ -69,6 +75,8 @@ def use_explicit_navigation() -> None:
 def active_store() -> ActiveStore:
     """Real data whenever any bars are cached; otherwise the synthetic demo market."""
     use_explicit_navigation()
+    if identity() is None:  # hosted mode, not signed in: no page shows data (app.py routes to the login)
+        st.stop()
     store = real_store()
     if any(entry["dataset"] == "bars" for entry in store.status()):
         return ActiveStore(store, is_demo=False)
@@ -136,43 +144,53 @@ def upload_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="cascade-upload-")
 
 
+KEPT = "kept_"  # widget state is dropped when a page is left; the view lives on under these keys
+VIEW_KEYS = ("view_assets", "view_exchange", "view_timeframe", "view_range", "view_weekend")
+
+
+def _keep(key: str) -> None:
+    st.session_state[KEPT + key] = st.session_state[key]
+
+
 def set_view_range(start: date, end: date) -> None:
-    """Move the shared date range (a preset button); the widgets pick it up on the rerun."""
-    st.session_state["view_range"] = (start, end)
+    """Move the shared date range (a preset button's callback); view_controls clamps it."""
+    st.session_state[KEPT + "view_range"] = (start, end)
 
 
 def view_controls(active: ActiveStore) -> View | None:
     """The sidebar controls every analytics page shares, bound to the URL query string.
 
     The first run of a session takes its values from the link (refused values fall back to
-    defaults with a note); afterwards the widgets drive, and the link follows them.
-    Returns None when nothing is cached to choose from.
+    defaults with a note); afterwards the widgets drive, the view follows the user from page to
+    page, and the link follows the view. Returns None when nothing is cached to choose from.
     """
     choices = choices_from_status(active.store.status(), settings().assets, settings().default_exchange)
     if choices is None:
         st.info("No bars are cached yet: fetch or import some on the Data page.")
         return None
-    if "view_assets" not in st.session_state:
+    if KEPT + "view_assets" not in st.session_state:
         view, notes = parse_view(st.query_params.to_dict(), choices)
-        st.session_state.update(
-            view_notes=notes,
-            view_assets=list(view.assets), view_exchange=view.exchange, view_timeframe=view.timeframe,
-            view_range=(view.start, view.end), view_weekend=view.weekend,
-        )
-    start, end = st.session_state["view_range"] if len(st.session_state["view_range"]) == 2 else (None, None)
-    if start is not None:  # a preset may ask for days the cache does not have
+        values = (list(view.assets), view.exchange, view.timeframe, (view.start, view.end), view.weekend)
+        st.session_state.update({KEPT + key: value for key, value in zip(VIEW_KEYS, values)}, view_notes=notes)
+    start, end = (*st.session_state[KEPT + "view_range"], None, None)[:2]
+    if start is not None and end is not None:  # a preset may ask for days the cache does not have
         start, end = max(start, choices.first_day), min(end, choices.last_day)
-        st.session_state["view_range"] = (start, end) if start <= end else (choices.default().start, choices.default().end)
+        st.session_state[KEPT + "view_range"] = (start, end) if start <= end else (choices.default().start, choices.default().end)
+    for key in VIEW_KEYS:
+        st.session_state[key] = st.session_state[KEPT + key]
     with st.sidebar:
         for note in st.session_state.get("view_notes", []):
             st.caption(f":material/info: Link: {note}")
-        assets = st.multiselect("Assets", choices.assets, key="view_assets") or list(choices.assets[:1])
-        exchange = st.selectbox("Exchange / source", choices.exchanges, key="view_exchange")
-        timeframe = st.selectbox("Timeframe", choices.timeframes, key="view_timeframe")
-        picked = st.date_input("Dates (UTC)", min_value=choices.first_day, max_value=choices.last_day, key="view_range")
-        weekend = st.radio("Weekend", list(WEEKENDS), format_func=WEEKENDS.get, key="view_weekend")
-    start, end = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else (choices.first_day, choices.last_day)
-    view = View(tuple(assets), exchange, timeframe, start, end, weekend)
+        kept = {"on_change": _keep}
+        assets = st.multiselect("Assets", choices.assets, key="view_assets", args=("view_assets",), **kept)
+        exchange = st.selectbox("Exchange / source", choices.exchanges, key="view_exchange", args=("view_exchange",), **kept)
+        timeframe = st.selectbox("Timeframe", choices.timeframes, key="view_timeframe", args=("view_timeframe",), **kept)
+        picked = st.date_input("Dates (UTC)", min_value=choices.first_day, max_value=choices.last_day, key="view_range",
+                               args=("view_range",), **kept)
+        weekend = st.radio("Weekend", list(WEEKENDS), format_func=WEEKENDS.get, key="view_weekend",
+                           args=("view_weekend",), **kept)
+    start, end = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else st.session_state[KEPT + "view_range"]
+    view = View(tuple(assets) or choices.assets[:1], exchange, timeframe, start, end, weekend)
     st.query_params.from_dict(view_params(view))
     return view
 
@@ -182,12 +200,7 @@ def _rows(
     root: str, version: str, dataset: str, assets: tuple[str, ...], lo: datetime, hi: datetime,
     exchange: str | None, timeframe: str | None,
 ) -> pl.DataFrame:
-    return (
-        Store(root).scan(dataset, exchange=exchange, timeframe=timeframe)
-        .filter(pl.col("symbol").is_in(assets), pl.col(TS) >= lo, pl.col(TS) < hi)
-        .sort("symbol", TS)
-        .collect()
-    )
+    return Store(root).read(dataset, assets, lo, hi, exchange, timeframe)
 
 
 def rows(
@@ -214,28 +227,41 @@ def liquidation_totals(active: ActiveStore, view: View, timeframe: str = "1h") -
     return rows(active, "liquidation_totals", view.assets, *day_bounds(view), timeframe=timeframe)
 
 
-def export_name(kind: str, symbol: str, view: View) -> str:
-    """File name (without extension) of a chart's PNG: page, asset and range."""
-    return f"cascade_{kind}_{symbol}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
+def export_name(chart: str, view: View) -> str:
+    """File name (without extension) of a chart's PNG: the chart (with its asset), source and range."""
+    return f"cascade_{chart}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
 
 
-def provenance(active: ActiveStore, view: View, frame: pl.DataFrame, dataset: str = "bars") -> None:
-    """One line under a page's charts: where the data comes from, what it covers, its gaps."""
+def provenance(active: ActiveStore, view: View, frame: pl.DataFrame, dataset: str = "bars") -> str:
+    """Show, under a page's title, where its data comes from, what it covers and its gaps; return
+    the same line for export footers."""
+    symbols = set(frame["symbol"].unique()) if not frame.is_empty() else set(view.assets)
     entries = [
         e for e in active.store.status()
         if e["dataset"] == dataset and e["exchange"] == view.exchange and e["timeframe"] == view.timeframe
-        and e["symbol"] in view.assets
+        and e["symbol"] in symbols
     ]
-    lo, hi = day_bounds(view)
-    gaps = sum(
-        1 for e in entries for g in e["gaps"] if datetime.fromisoformat(g["start"]) < hi and datetime.fromisoformat(g["end"]) > lo
-    )
-    covered = f"{frame[TS].min():%Y-%m-%d %H:%M} to {frame[TS].max():%Y-%m-%d %H:%M} UTC" if not frame.is_empty() else "nothing"
-    sources = sorted({e["source"] for e in entries})
-    fetched = min((e["fetched_at"] for e in entries), default=None)
-    text = (f"Source: {view.exchange} {dataset} {view.timeframe} ({', '.join(sources) or 'unknown'}), covering {covered}; "
-            f"{gaps} gap(s) in range, shown not filled; cached {ago(fetched)}.")
-    st.caption(("DEMO DATA (synthetic). " if active.is_demo else "") + text)
+    text = provenance_text(entries, frame, *day_bounds(view), active.is_demo)
+    st.caption(text)
+    return text
+
+
+def export_all(page: str, figures: dict[str, go.Figure], view: View, footer: str, assumptions: dict | None = None) -> None:
+    """'Export all charts': one zip of PNGs (2x) and a standalone HTML page, made on the server,
+    each chart with a footer giving its data's source and range (and the model's assumptions)."""
+    with st.expander("Export all charts (PNG + HTML)"):
+        if assumptions:
+            footer = f"{footer} · Assumptions: {json.dumps(assumptions, default=str, separators=(', ', ': '))}"
+        name = export_name(page, view)
+        if st.button("Build the zip", key=f"{page}_export"):
+            try:
+                with st.spinner("Rendering charts with Chromium..."):
+                    data = export.zip_bytes(export.bundle(figures, f"Cascade {page} · {footer}", f"Cascade: {page}"))
+            except export.ExportError as exc:
+                st.error(str(exc))
+            else:
+                st.download_button(f"Download {name}.zip", data, f"{name}.zip", mime="application/zip",
+                                   key=f"{page}_export_download")
 
 
 def chart(fig: go.Figure, key: str, filename: str) -> None:
@@ -250,3 +276,95 @@ ROW_PX = 35
 def table_height(frame: pl.DataFrame, max_rows: int = 25) -> int:
     """Pixel height that shows every row of a short table without an inner scrollbar."""
     return ROW_PX * (min(frame.height, max_rows) + 1) + 3
+
+
+# --- hosted mode: who is signed in (the rules are in lib/auth.py) ---------------------------------
+
+IDENTITY_KEY = "_cascade_identity"  # session_state: (Identity, the hash it matched) after a password sign-in
+SESSION_KEY = "_cascade_session"  # session_state: this session's key for the attempt limits
+DESK_KEY = "desk"  # the attempt-limit key shared by every session
+READ_ONLY_NOTE = (
+    "**Read-only.** On this hosted instance the cache is refreshed from the command line on a schedule "
+    "(`python -m lib refresh --default-set`); refreshes, imports and uploads here are for admins."
+)
+
+
+def _secrets() -> dict:
+    """st.secrets as a plain dict ({} when there is no secrets.toml)."""
+    return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
+
+
+def oidc_user() -> dict:
+    """st.user as a dict when an identity provider has signed this browser in, else {}."""
+    user = st.user.to_dict()
+    return user if user.get("is_logged_in") is True else {}
+
+
+def identity() -> auth.Identity | None:
+    """Who uses this session: in local mode everyone, with full access; in hosted mode the
+    allowed user an identity provider or the desk password signed in, else None."""
+    access = settings().access
+    if not access.hosted:
+        return auth.LOCAL
+    if access.oidc_providers and (user := oidc_user()) and (allowed := auth.oidc_identity(user, access)):
+        return allowed
+    signed, matched = st.session_state.get(IDENTITY_KEY, (None, None))
+    # valid only while the password it matched is still configured (changing it signs everyone out)
+    return signed if matched and matched in (access.password_hash, access.admin_password_hash) else None
+
+
+def can_write() -> bool:
+    """True if this session may refresh, import and upload."""
+    who = identity()
+    return who is not None and who.can_write
+
+
+@st.cache_resource(show_spinner=False)
+def _limiters(max_failures: int, window_s: float) -> tuple[auth.AttemptLimiter, auth.AttemptLimiter]:
+    """Process-wide attempt limits: one per session, and one for all sessions together."""
+    return auth.AttemptLimiter(max_failures, window_s), auth.AttemptLimiter(auth.DESK_MAX_FAILURES, window_s)
+
+
+def password_sign_in(password: str) -> str | None:
+    """Sign this session in with a desk password: None on success, else what to tell the user."""
+    access = settings().access
+    per_session, desk = _limiters(access.max_failures, access.failure_window_s)
+    session = st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
+    wait = max(per_session.wait_s(session), desk.wait_s(DESK_KEY))
+    if wait > 0:  # refused before checking, so a locked-out guesser learns nothing
+        return f"Too many attempts: wait {math.ceil(wait)} s and try again."
+    signed = auth.password_identity(password, access)
+    if signed is None:
+        per_session.failed(session)
+        desk.failed(DESK_KEY)
+        return "Wrong password."
+    per_session.succeeded(session)
+    matched = access.admin_password_hash if signed.can_write else access.password_hash
+    st.session_state[IDENTITY_KEY] = (signed, matched)
+    return None
+
+
+LOGIN_PROBLEM_KEY = "_cascade_login_problem"  # session_state: why the last password sign-in failed
+
+
+def submit_password(widget_key: str) -> None:
+    """The login form's callback: sign in with the password typed into `widget_key`, then blank it."""
+    st.session_state[LOGIN_PROBLEM_KEY] = password_sign_in(st.session_state.get(widget_key) or "")
+    st.session_state[widget_key] = ""
+
+
+def account_box() -> None:
+    """Hosted mode: who is signed in, with which role, and a sign-out button (in the sidebar)."""
+    who = identity()
+    if who is None or who.method == "local":
+        return
+    with st.sidebar:
+        st.caption(f":material/account_circle: {who.name} ({who.role})")
+        st.button("Sign out", key="sign_out", on_click=sign_out, icon=":material/logout:")
+
+
+def sign_out() -> None:
+    """Forget this session's password sign-in; end an identity provider's sign-in too."""
+    st.session_state.pop(IDENTITY_KEY, None)
+    if oidc_user():
+        st.logout()

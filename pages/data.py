@@ -30,6 +30,10 @@ else:
 for path in active.store.quarantined():
     st.error(f"Unreadable file moved to quarantine: `{path}`. The rest of the cache is used.")
 
+if not ui.can_write():  # hosted-mode viewers: the write forms below are not for them
+    st.info(ui.READ_ONLY_NOTE, icon=":material/lock:")
+    st.stop()
+
 store = ui.real_store()
 left, right = st.columns(2)
 

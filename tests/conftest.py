@@ -13,6 +13,8 @@ LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost", "0.0.0.0"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The app hides error details from users (.streamlit/config.toml); tests want to read them.
+    os.environ["STREAMLIT_CLIENT_SHOW_ERROR_DETAILS"] = "full"
     if os.environ.get("CI") == "true" and not SHARED_DATA.is_dir():
         raise pytest.UsageError(f"CI=true but the real test data is missing: {SHARED_DATA}")
 

@@ -156,3 +156,29 @@ def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> N
     assert not at.exception, [e.message for e in at.exception]
     titles = [json.dumps(spec["layout"]["title"]) for spec in charts(at).values()]
     assert any("liquidation map at 2026-01-31 06:00 UTC" in t for t in titles)
+
+
+def test_liquidity_page_on_demo_data(monkeypatch, data_dir: Path) -> None:
+    at = run_app(monkeypatch, data_dir, "pages/liquidity.py")
+    assert DEMO_BANNER in banners(at)
+    verdicts = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert len(verdicts) == 3 and all("weekday" in v for v in verdicts)
+    assert "cascades" in " ".join(charts(at))  # the synthetic Jan 31 / Feb 5 events are compared too
+
+
+def test_liquidity_page_verdict_on_real_btc(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2024-01-01", end="2025-12-31")
+    (verdict,) = [m.value for m in at.markdown if m.value.startswith("**BTC")]
+    assert "Weekend BTC quote volume is 51 % lower than on weekdays" in verdict
+    assert "significant at 5 %" in verdict and "not significant" not in verdict
+
+
+def test_the_view_follows_the_user_across_pages_and_into_the_link(monkeypatch, data_dir: Path) -> None:
+    at = run_app(monkeypatch, data_dir, "pages/drawdowns.py")
+    at.sidebar.multiselect(key="view_assets").set_value(["ETH"]).run()
+    assert at.query_params["assets"] in ("ETH", ["ETH"])
+    at.switch_page("pages/liquidity.py").run()
+    assert not at.exception
+    assert [m.value[:8] for m in at.markdown if m.value.startswith("**")] == ["**ETH:**"]
+    assert at.query_params["assets"] in ("ETH", ["ETH"])

@@ -25,9 +25,8 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import polars as pl
-import statsmodels.api as sm
 from scipy import stats
-from statsmodels.regression.linear_model import RegressionResultsWrapper
+from statsmodels.regression.linear_model import OLS, RegressionResultsWrapper
 
 from lib.analytics.liquidity import (
     BAR_MEASURES,
@@ -402,7 +401,7 @@ def _two_sample(values: np.ndarray, weekend: np.ndarray) -> dict[str, float]:
 def _weekend_hac_p(y: np.ndarray, weekend: np.ndarray) -> float:
     """p-value of the weekend dummy in ``y = a + b · weekend`` with Newey-West HAC errors."""
     x = weekend.astype(float)
-    fit = sm.OLS(y, np.column_stack([np.ones_like(x), x])).fit(
+    fit = OLS(y, np.column_stack([np.ones_like(x), x])).fit(
         cov_type="HAC", cov_kwds={"maxlags": newey_west_lags(len(y))}
     )
     return float(fit.pvalues[1])
@@ -420,9 +419,7 @@ def _day_fits(
         present = [d for d in DAYS if (weekday == d).any()]
         dummies = np.column_stack([(weekday == d).astype(float) for d in present])
         lags = newey_west_lags(group.height) if maxlags is None else maxlags
-        fit = sm.OLS(group[measure].cast(pl.Float64).to_numpy(), dummies).fit(
-            cov_type="HAC", cov_kwds={"maxlags": lags}
-        )
+        fit = OLS(group[measure].cast(pl.Float64).to_numpy(), dummies).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
         yield symbol, fit, present, [int(c) for c in dummies.sum(axis=0)]
 
 

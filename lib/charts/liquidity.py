@@ -189,7 +189,7 @@ def hour_of_week_heatmap(
         legend={"y": -0.16, "yanchor": "top", "x": 0, "xanchor": "left"},
         margin={"t": 110, "b": 90},
     )
-    return fig
+    return _framed(fig)
 
 
 def day_of_week_bars(
@@ -246,7 +246,7 @@ def day_of_week_bars(
         yaxis={"title": {"text": f"mean of daily values, {axis_title(measure, _first_symbol(means))}"}, **look.axis()},
         xaxis={"categoryorder": "array", "categoryarray": list(DAY_NAMES)},
     )
-    return fig
+    return _framed(fig)
 
 
 def weekend_box(
@@ -289,7 +289,7 @@ def weekend_box(
             **_value_axis(scaled, look, unit in LOG_UNITS if log_y is None else log_y),
         },
     )
-    return fig
+    return _framed(fig)
 
 
 def weekend_timeseries(
@@ -347,7 +347,7 @@ def weekend_timeseries(
         yaxis2={"title": {"text": f"weekend / weekday, trailing {window}"}, "ticksuffix": "×", "hoverformat": ".2f"},
         xaxis2={"hoverformat": "%a %d %b %Y"},
     )
-    return fig
+    return _framed(fig)
 
 
 def event_comparison_chart(
@@ -404,7 +404,7 @@ def event_comparison_chart(
         },
         yaxis={"autorange": "reversed", "showgrid": False},
     )
-    return fig
+    return _framed(fig)
 
 
 def share_of_week_by_year(
@@ -417,6 +417,7 @@ def share_of_week_by_year(
     ``share_of_volume(..., by=(WEEKDAY,), within=(YEAR,))`` of one symbol; Saturday and Sunday in
     the asset's colour, the weekend share written above each bar (Kaiko's headline figure)."""
     symbol = _one_symbol(shares)
+    shares = shares.filter(pl.col("share").is_not_null() & pl.col("share").is_not_nan())
     years = sorted(shares[YEAR].unique().to_list())
     grey = ("#DDE2E8", "#CDD4DC", "#BCC5CF", "#ABB6C2", "#9AA7B5")
     fig = go.Figure()
@@ -458,10 +459,11 @@ def share_of_week_by_year(
             title or f"{symbol} share of each year's volume by day of the week",
             subtitle or "Weekend share above each bar; an even week would give Saturday + Sunday 28.6 %",
         ),
+        xaxis={"type": "category"},
         yaxis={"tickformat": ".0%", "range": [0, 1.09], "title": {"text": "share of the year's volume"}},
         legend={"traceorder": "normal"},
     )
-    return fig
+    return _framed(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,7 +471,15 @@ def share_of_week_by_year(
 
 
 def _title(text: str, subtitle: str | None) -> dict[str, Any]:
-    return {"text": text, "subtitle": {"text": subtitle or "", "font": {"size": 12, "color": theme.MUTED}}}
+    return {"text": text, "subtitle": {"text": subtitle or ""}}
+
+
+def _framed(fig: go.Figure) -> go.Figure:
+    """The shared title / subtitle / legend framing of lib.charts.theme (nothing overlaps); a
+    legend the builder put under the plot stays there."""
+    below = fig.layout.legend.to_plotly_json() if (fig.layout.legend.y or 0) < 0 else None
+    theme.frame(fig, fig.layout.title.text, fig.layout.title.subtitle.text or "", fig.layout.height)
+    return fig.update_layout(legend=below) if below else fig
 
 
 def _one_symbol(frame: pl.DataFrame) -> str:

@@ -1,0 +1,116 @@
+"""Liquidation benchmarks on one year of a seeded random-walk market (the 1-minute bars of
+store_bench.py, and hourly bars made from them):
+
+- estimated liquidation levels for a year of hourly bars with hourly open interest, ~200 buckets;
+- the realised heatmap of a year of 1-minute liquidation totals, placed by each minute's range
+  and summed into hourly rows (as the page does with ``every="1h"``);
+- the size of that heatmap's figure JSON (what Streamlit sends to the browser), with the hourly
+  price line, and with the 1-minute price line a 1m view of the same year would draw.
+
+    .venv/bin/python bench/liquidations_bench.py
+
+Prints one line per figure. Goals (issue 6): levels < 1 s, heatmap < 0.5 s, figure < 2 MB.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from store_bench import minute_bars  # noqa: E402
+
+from lib.analytics.liquidation_levels import estimate_levels  # noqa: E402
+from lib.analytics.liquidations import nice_bucket_usd, realised_heatmap  # noqa: E402
+from lib.charts.liquidations import realised_heatmap_figure  # noqa: E402
+from lib.schema import TS  # noqa: E402
+
+MINUTES_1Y = 365 * 24 * 60
+SEED = 21
+OI_USD = 8e9  # open interest the walk starts from
+OI_HOURLY_SIGMA = 0.01
+LONG_MEAN_USD, SHORT_MEAN_USD = 20_000.0, 15_000.0  # mean liquidated USD per minute
+QUIET_MINUTES = 0.6  # share of minutes with no liquidation at all
+REPEATS = 5
+GOALS = {"levels": 1.0, "heatmap": 0.5, "figure_mb": 2.0}
+
+T = TypeVar("T")
+
+
+def best_of(run: Callable[[], T], repeats: int = REPEATS) -> tuple[float, T]:
+    """The fastest of `repeats` runs in seconds, and the last result."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = run()
+        timings.append(time.perf_counter() - started)
+    return min(timings), result
+
+
+def hourly(bars: pl.DataFrame) -> pl.DataFrame:
+    """1-minute bars summed into hourly bars."""
+    return bars.group_by_dynamic(TS, every="1h").agg(
+        pl.col("exchange", "symbol").first(),
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("volume").sum(),
+    ).with_columns(timeframe=pl.lit("1h"))
+
+
+def open_interest(bars: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """A random walk of open interest (USD), one value per bar."""
+    walk = OI_USD * np.exp(np.cumsum(rng.normal(0, OI_HOURLY_SIGMA, bars.height)))
+    return bars.select(TS, pl.Series("open_interest_usd", walk))
+
+
+def minute_totals(bars: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    """Liquidated USD per minute and side: exponential sizes, none in `QUIET_MINUTES` of minutes."""
+    n = bars.height
+    active = rng.random(n) >= QUIET_MINUTES
+    return bars.select(
+        "exchange", "symbol", TS,
+        pl.Series("long_usd", np.where(active, rng.exponential(LONG_MEAN_USD, n), 0.0)),
+        pl.Series("short_usd", np.where(active, rng.exponential(SHORT_MEAN_USD, n), 0.0)),
+    ).with_columns(timeframe=pl.lit("1m"))
+
+
+def verdict(value: float, goal: float) -> str:
+    return f"goal < {goal:g} {'met' if value < goal else 'NOT met'}"
+
+
+def main() -> None:
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    rng = np.random.default_rng(SEED)
+    minutes = minute_bars("BTC", MINUTES_1Y, SEED)
+    hours = hourly(minutes)
+    oi = open_interest(hours, rng)
+    totals = minute_totals(minutes, rng)
+
+    levels_s, estimate = best_of(lambda: estimate_levels(hours, oi))
+    grid = estimate.density
+    print(f"estimated levels, {hours.height:,} hourly bars x {grid.price.size} buckets of {grid.bucket_usd:g} USD: "
+          f"{levels_s:.3f} s; {verdict(levels_s, GOALS['levels'])} s")
+
+    bucket = nice_bucket_usd(minutes["low"].min(), minutes["high"].max())
+    heatmap_s, realised = best_of(lambda: realised_heatmap(totals, minutes, bucket_usd=bucket, every="1h"))
+    print(f"realised heatmap, {totals.height:,} one-minute totals into {len(realised.ts):,} hourly rows x "
+          f"{realised.price.size} buckets of {bucket:g} USD: {heatmap_s:.3f} s; {verdict(heatmap_s, GOALS['heatmap'])} s")
+
+    for label, price in (("hourly", hours), ("1-minute", minutes)):
+        size_mb = len(realised_heatmap_figure(realised, price).to_json()) / 1e6
+        print(f"realised heatmap figure JSON with the {label} price line ({price.height:,} points): "
+              f"{size_mb:.2f} MB; {verdict(size_mb, GOALS['figure_mb'])} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The reports of `python -m lib report`: frames in, a JSON-ready summary and one table out.
+
+Pure: the CLI loads the frames from the store and prints what comes back. Every timestamp is a
+bar open time rendered as ISO-8601 UTC with a ``Z`` (null where there is none); every amount is a
+fraction or USD, as the analytics return it.
+
+- `drawdown_report`: desk metrics of one series (max drawdown with its peak, trough and recovery,
+  current drawdown, ...) and its deepest episodes with their attribution shares;
+- `liquidation_report`: realised totals, the heatmap grid summary and its non-empty cells, the
+  largest bursts, and the estimated-level summary with every assumption used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+import polars.selectors as cs
+
+from lib.analytics import drawdowns as dd
+from lib.analytics.liquidation_levels import LevelEstimate, estimate_levels, fragility, fragility_by_weekend
+from lib.analytics.liquidations import (
+    DEFAULT_BURSTS,
+    grid_cells,
+    grid_summary,
+    largest_bursts,
+    nice_bucket_usd,
+    realised_heatmap,
+    window_totals,
+)
+from lib.schema import EXCHANGE, SYMBOL, TIMEFRAME, TS
+
+ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"  # chrono: "%.f" prints fractional seconds only when there are some
+DEFAULT_TOP = 10
+LEVEL_WARM_UP = timedelta(days=60)  # levels opened before the window still count inside it
+
+# desk_metrics names the dates of the max drawdown's episode; the report's top level uses the short names.
+MAX_DRAWDOWN_DATES = {
+    "max_drawdown_peak_ts": dd.PEAK_TS,
+    "max_drawdown_trough_ts": dd.TROUGH_TS,
+    "max_drawdown_recovery_ts": dd.RECOVERY_TS,
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `--format json` prints (`summary`) and what `--format csv` prints (`table`)."""
+
+    summary: dict[str, Any]
+    table: pl.DataFrame
+
+
+def json_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with datetimes as ISO-8601 UTC strings ending in Z and float NaN as null."""
+    return frame.with_columns(cs.datetime().dt.to_string(ISO_UTC), cs.float().fill_nan(None))
+
+
+def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The rows of `frame` as JSON-ready dicts."""
+    return json_ready(frame).to_dicts()
+
+
+def span(ts: pl.Series, first: str = "start", last: str = "end") -> dict[str, str | None]:
+    """The earliest and latest of `ts` as ISO-8601 UTC strings, under the names `first` and `last`."""
+    (row,) = records(ts.to_frame(TS).select(pl.col(TS).min().alias(first), pl.col(TS).max().alias(last)))
+    return row
+
+
+def series_header(frame: pl.DataFrame) -> dict[str, str]:
+    """symbol, exchange and timeframe of a frame holding one series; ValueError when it mixes them."""
+    header = {}
+    for column in (SYMBOL, EXCHANGE, TIMEFRAME):
+        values = frame[column].unique().to_list()
+        if len(values) != 1:
+            raise ValueError(f"one series at a time: {column} has {sorted(values)}")
+        header[column] = values[0]
+    return header
+
+
+def pick_series(
+    entries: Sequence[dict[str, Any]], start: datetime | None, end: datetime | None
+) -> dict[str, Any] | None:
+    """Of manifest entries (`Store.status()`), the one with the most rows among those whose cached
+    range [first_ts, last_ts] meets the window [start, end) (None: unbounded); ties go to the
+    exchange name first in order. None when no entry meets the window."""
+
+    def meets(entry: dict[str, Any]) -> bool:
+        first, last = datetime.fromisoformat(entry["first_ts"]), datetime.fromisoformat(entry["last_ts"])
+        return (start is None or last >= start) and (end is None or first < end)
+
+    candidates = sorted((e for e in entries if meets(e)), key=lambda e: (-e["rows"], e[EXCHANGE], e[TIMEFRAME]))
+    return candidates[0] if candidates else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawdowns
+
+
+def drawdown_report(
+    bars: pl.DataFrame,
+    *,
+    top: int = DEFAULT_TOP,
+    liquidations: pl.DataFrame | None = None,
+    notes: Sequence[str] = (),
+) -> Report:
+    """Desk metrics of one series of `bars` (close-based drawdowns) and its `top` deepest episodes,
+    deepest first, each with its attribution shares (weekend, sessions, and liquidation bursts when
+    `liquidations`, per-bar totals, are given; see `lib.analytics.drawdowns.attribution`)."""
+    header = series_header(bars)
+    frame = dd.with_drawdown(bars)
+    table = dd.top_episodes(dd.episodes(frame), top)
+    shares = dd.attribution(frame, table, liquidations=liquidations).drop(dd.PEAK_TS, dd.TROUGH_TS, dd.DEPTH)
+    episodes = table.join(shares, on=[SYMBOL, dd.EPISODE], how="left").sort(dd.DEPTH, dd.PEAK_TS).drop(SYMBOL)
+    (metrics,) = records(dd.desk_metrics(frame).drop(SYMBOL).rename(MAX_DRAWDOWN_DATES))
+    summary = {
+        **header,
+        **metrics,
+        "liquidation_attribution": liquidations is not None,
+        "notes": list(notes),
+        "episodes": records(episodes),
+    }
+    return Report(summary, json_ready(episodes))
+
+
+# ---------------------------------------------------------------------------------------------
+# Liquidations
+
+
+def liquidation_report(
+    liquidations: pl.DataFrame,
+    bars: pl.DataFrame,
+    *,
+    start: datetime,
+    open_interest: pl.DataFrame | None = None,
+    depth: pl.DataFrame | None = None,
+    bucket_usd: float | None = None,
+    bursts: int = DEFAULT_BURSTS,
+    notes: Sequence[str] = (),
+) -> Report:
+    """Realised liquidations from `start` (events or per-bar totals of one symbol, summed over
+    their rows) placed on the price axis with the `bars` of the same timeframe, and the estimated
+    levels from all of `bars` (pass a warm-up before `start`, see `LEVEL_WARM_UP`) and
+    `open_interest`, with cascade fragility against `depth` where given.
+
+    `bucket_usd` defaults to a round size giving about 200 buckets over the window's price range.
+    The grid conserves the notional: ``cell_total_usd + unplaced_usd = total_long_usd +
+    total_short_usd``. The table is the grid's non-empty cells.
+    """
+    header = series_header(bars)
+    timeframe = header[TIMEFRAME]
+    window = bars.filter(pl.col(TS) >= start)
+    realised = liquidations.filter(pl.col(TS) >= start)
+    if window.is_empty() or realised.is_empty():
+        raise ValueError(f"no {timeframe} bars or no liquidations from {start:%Y-%m-%d %H:%M} UTC")
+    bucket = bucket_usd or nice_bucket_usd(window["low"].min(), window["high"].max())
+    grid = realised_heatmap(realised, window, bucket_usd=bucket, every=timeframe)
+    totals = window_totals(realised, timeframe).select(pl.col("long_usd", "short_usd", "total_usd").sum())
+    (total,) = totals.to_dicts()
+    estimate = estimate_levels(bars, open_interest, bucket_usd=bucket)
+    summary = {
+        **header,
+        **span(window[TS]),
+        "liquidation_exchanges": sorted(realised[EXCHANGE].unique().to_list()),
+        **span(realised[TS], "liquidations_start", "liquidations_end"),
+        "total_long_usd": total["long_usd"],
+        "total_short_usd": total["short_usd"],
+        "total_usd": total["total_usd"],
+        "grid": grid_summary(grid),
+        "largest_bursts": records(largest_bursts(realised, n=bursts, every=timeframe, bars=window)),
+        "estimated": estimated_summary(estimate, depth),
+        "notes": list(notes),
+    }
+    return Report(summary, json_ready(grid_cells(grid)))
+
+
+def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None) -> dict[str, Any]:
+    """The estimate after its last bar: levels still open per side, cascade fragility (against the
+    weekday and weekend 1 % depth when `depth` is given), and the assumptions and notes behind it."""
+    table = fragility(estimate) if depth is None else fragility_by_weekend(estimate, depth)
+    return {
+        "kind": estimate.assumptions["kind"],
+        **span(estimate.density.ts, "from", "as_of"),
+        "last_price": estimate.last_price,
+        "open_long_usd": float(estimate.open_long_usd.sum()),
+        "open_short_usd": float(estimate.open_short_usd.sum()),
+        "fragility": records(table),
+        "assumptions": estimate.assumptions,
+        "notes": list(estimate.notes),
+    }

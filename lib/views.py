@@ -1,0 +1,199 @@
+"""What each page shows, built from frames: the analytics results and the figures, in one place.
+
+Pure (no Streamlit, no I/O), so the page and the command-line export draw the very same charts.
+Each builder takes the frames a page loaded and the page's own choices, and returns a small
+dataclass of frames and named figures, in the order the page shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import plotly.graph_objects as go
+import polars as pl
+
+from lib.analytics import drawdowns as dd
+from lib.analytics import liquidation_levels as levels
+from lib.analytics import liquidity as liq
+from lib.analytics import liquidity_stats as stats
+from lib.analytics.liquidations import DEFAULT_PLACEMENT, Grid, largest_bursts, nice_bucket_usd, realised_heatmap
+from lib.charts import liquidity as liquidity_charts
+from lib.charts.drawdowns import drawdown_figure, episode_scatter, underwater_comparison
+from lib.charts.liquidations import (
+    estimated_heatmap_figure,
+    liquidation_map_figure,
+    realised_heatmap_figure,
+    scorecard_figure,
+)
+from lib.charts.tables import episodes_with_attribution
+from lib.schema import SYMBOL, TIMEFRAME, TS
+
+SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
+BURSTS = 10  # the largest liquidation windows listed
+
+
+@dataclass(frozen=True)
+class DrawdownOptions:
+    top_n: int = 5
+    threshold: float = dd.DEEP_DRAWDOWN
+    intrabar: bool = False
+    log_price: bool = False
+    weekend: str = "utc"
+
+
+@dataclass
+class DrawdownView:
+    series: pl.DataFrame
+    metrics: pl.DataFrame
+    ranked: pl.DataFrame  # the top episodes, deepest first, with their attribution shares
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+
+
+def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: DrawdownOptions) -> DrawdownView:
+    """Drawdown series, desk metrics, the top-N episodes with attribution, and the page's charts:
+    one price/underwater figure per asset, the episode scatter and (for 2+ assets) the comparison."""
+    series = dd.with_drawdown(bars, intrabar=options.intrabar)
+    episodes = dd.episodes(series)
+    top = dd.top_episodes(episodes, options.top_n)
+    liquidations = None if liquidations is None or liquidations.is_empty() else liquidations
+    attribution = dd.attribution(series, top, weekend=options.weekend, liquidations=liquidations)
+    view = DrawdownView(series, dd.desk_metrics(series, deeper_than=options.threshold),
+                        episodes_with_attribution(top.sort(dd.DEPTH), attribution))
+    for symbol in series[SYMBOL].unique(maintain_order=True):
+        part = series.filter(pl.col(SYMBOL) == symbol)
+        view.figures[f"drawdown_{symbol}"] = drawdown_figure(
+            part, top.filter(pl.col(SYMBOL) == symbol), log_price=options.log_price, weekends=options.weekend,
+            title=f"{symbol} drawdown from the running peak")
+    view.figures["episodes"] = episode_scatter(dd.top_episodes(episodes, max(options.top_n, SCATTER_EPISODES)),
+                                               title="Depth against time under water")
+    if series[SYMBOL].n_unique() > 1:
+        aligned = dd.aligned_drawdowns(bars, intrabar=options.intrabar)
+        together = dd.underwater_together(aligned, deeper_than=options.threshold)
+        view.figures["compare"] = underwater_comparison(aligned, together=together, weekends=options.weekend,
+                                                        title="Under water together")
+    return view
+
+
+def zoom_to_episode(view: DrawdownView, episode: dict) -> None:
+    """Zoom the episode's asset chart to it (peak to recovery, or to the data's end while active),
+    with a tenth of its length as margin on each side."""
+    margin = timedelta(hours=max(episode[dd.UNDERWATER_HOURS] or 0, 24) * 0.1)
+    end = episode[dd.RECOVERY_TS] or view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])[TS].max()
+    view.figures[f"drawdown_{episode[SYMBOL]}"].update_xaxes(range=[episode[dd.PEAK_TS] - margin, end + margin])
+
+
+@dataclass(frozen=True)
+class LiquidationOptions:
+    bucket_usd: float | None = None  # None: a round size for the window's price range
+    placement: str = DEFAULT_PLACEMENT
+    scale: str = "absolute"
+    tiers: pl.DataFrame = field(default_factory=levels.tier_table)  # leverage, weight, mmr
+    split: str = "taker"
+    half_life: timedelta | None = None
+    weekend: str = "utc"
+
+
+@dataclass
+class LiquidationView:
+    bucket_usd: float
+    grid: Grid | None
+    bursts: pl.DataFrame | None
+    estimate: levels.LevelEstimate
+    at_step: levels.LevelEstimate
+    fragility: pl.DataFrame
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+
+
+def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: LiquidationOptions,
+              until: datetime | None = None) -> levels.LevelEstimate:
+    if until is not None:
+        bars, oi = bars.filter(pl.col(TS) <= until), oi.filter(pl.col(TS) <= until)
+    return levels.estimate_levels(
+        bars, None if oi.is_empty() else oi, bucket_usd=bucket, split=options.split, half_life=options.half_life,
+        leverage_mix=options.tiers.select("leverage", "weight"), mmr=options.tiers.select("leverage", "mmr"),
+    )
+
+
+def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_interest: pl.DataFrame,
+                 depth: pl.DataFrame, options: LiquidationOptions, step: datetime | None = None) -> LiquidationView:
+    """One asset's realised heatmap and largest bursts (when `totals` has rows), the estimated levels
+    (run over all of `bars`, the part before `since` being the warm-up), the map and fragility as
+    they stood at `step` (default: the last bar), and the scorecard. Raises ValueError when the
+    level model cannot run on these inputs."""
+    symbol = bars[SYMBOL][0]
+    window = bars.filter(pl.col(TS) >= since)
+    bucket = options.bucket_usd or nice_bucket_usd(window["low"].min(), window["high"].max())
+    estimate = _estimate(bars, open_interest, bucket, options)
+    at_step = estimate if step is None or step >= window[TS].max() else _estimate(bars, open_interest, bucket, options, step)
+    when = at_step.last_ts
+    grid = bursts = None
+    figures: dict[str, go.Figure] = {}
+    if not totals.is_empty():
+        grid = realised_heatmap(totals, window, bucket_usd=bucket, placement=options.placement)
+        bursts = largest_bursts(totals, n=BURSTS, every=bars[TIMEFRAME][0], bars=window)
+        figures["realised"] = realised_heatmap_figure(grid, window, scale=options.scale,
+                                                      title=f"{symbol} realised liquidations")
+    figures["estimated"] = estimated_heatmap_figure(estimate, bars, scale=options.scale, since=since,
+                                                    title=f"{symbol} estimated liquidation levels")
+    figures["map"] = liquidation_map_figure(at_step, title=f"{symbol} liquidation map at {when:%Y-%m-%d %H:%M} UTC")
+    if grid is not None:
+        captured = levels.capture(estimate, grid)
+        figures["scorecard"] = scorecard_figure(captured, levels.capture_summary(captured),
+                                                consumption=levels.consumption_score(estimate, bars, totals))
+    fragility = levels.fragility_by_weekend(at_step, depth, options.weekend)
+    return LiquidationView(bucket, grid, bursts, estimate, at_step, fragility, figures)
+
+
+@dataclass(frozen=True)
+class LiquidityOptions:
+    measure: str = liq.QUOTE_VOLUME
+    weekend: str = "utc"
+    tz: str = "UTC"
+    with_edge: bool = False  # EDGE costs ~9 µs a bar through `bidask`: opt in on long series
+
+
+@dataclass
+class LiquidityView:
+    effects: pl.DataFrame  # weekend_effect of the measure (and of 1 % depth where cached), per symbol
+    verdicts: dict[str, str]  # symbol -> the one-line verdict on the measure
+    figures: dict[str, go.Figure] = field(default_factory=dict)
+
+
+def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, options: LiquidityOptions) -> LiquidityView:
+    """Weekend against weekday for `options.measure`: the statistics and verdict per asset, the
+    hour-of-week heatmap per asset, day-of-week bars with CIs, weekday/weekend boxes, the daily
+    series with weekends shaded and the rolling ratio, the share of the week by year, 1 % depth
+    where the `depth` dataset has it, and the two 2026 cascades against their baseline (`events`:
+    bars around them, possibly empty)."""
+    measure = options.measure
+    measured = liq.with_calendar(liq.with_measures(bars, with_edge=options.with_edge), weekend=options.weekend, tz=options.tz)
+    days = liq.daily(measured)
+    effects = stats.weekend_effect(days, [measure])
+    verdicts = {row[SYMBOL]: stats.verdict(row) for row in effects.iter_rows(named=True)}
+    figures: dict[str, go.Figure] = {}
+    tests = stats.hour_of_week_tests(measured, measure)
+    cells = liq.aggregate(measured, liq.HOUR_OF_WEEK, [measure])
+    for symbol, line in verdicts.items():
+        figures[f"hour_of_week_{symbol}"] = liquidity_charts.hour_of_week_heatmap(
+            cells.filter(pl.col(SYMBOL) == symbol), measure, tests=tests, tz=options.tz, subtitle=line)
+    figures["day_of_week"] = liquidity_charts.day_of_week_bars(
+        stats.day_of_week_means(days, measure), measure, tests=stats.day_of_week_tests(days, measure))
+    figures["weekend_box"] = liquidity_charts.weekend_box(days, measure)
+    figures["daily"] = liquidity_charts.weekend_timeseries(days, liq.rolling_weekend_ratio(days, measure), measure,
+                                                           weekend=options.weekend)
+    first = measured.filter(pl.col(SYMBOL) == next(iter(verdicts)))
+    figures["share_of_week"] = liquidity_charts.share_of_week_by_year(liq.share_of_volume(first, liq.DAY_OF_WEEK))
+    if not depth.is_empty():
+        depth_days = liq.daily(liq.with_calendar(liq.depth_measures(depth), weekend=options.weekend, tz=options.tz),
+                               liq.DEPTH_MEASURES)
+        depth_effects = stats.weekend_effect(depth_days, [liq.DEPTH_USD])
+        effects = pl.concat([effects, depth_effects], how="diagonal_relaxed")
+        figures["depth_box"] = liquidity_charts.weekend_box(
+            depth_days, liq.DEPTH_USD, subtitle=" ".join(stats.verdict(r) for r in depth_effects.iter_rows(named=True)))
+    if not events.is_empty():
+        compared = liq.event_comparison(liq.with_measures(events, with_edge=options.with_edge))
+        if not compared.filter(pl.col("ratio").is_not_null()).is_empty():
+            figures["cascades"] = liquidity_charts.event_comparison_chart(
+                compared.filter(pl.col(SYMBOL) == compared[SYMBOL][0]))
+    return LiquidityView(effects, verdicts, figures)
