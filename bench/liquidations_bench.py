@@ -39,6 +39,7 @@ OI_USD = 8e9  # open interest the walk starts from
 OI_HOURLY_SIGMA = 0.01
 LONG_MEAN_USD, SHORT_MEAN_USD = 20_000.0, 15_000.0  # mean liquidated USD per minute
 QUIET_MINUTES = 0.6  # share of minutes with no liquidation at all
+LEVEL_BUCKETS = 200
 REPEATS = 5
 GOALS = {"levels": 1.0, "heatmap": 0.5, "figure_mb": 2.0}
 
@@ -84,8 +85,14 @@ def minute_totals(bars: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     ).with_columns(timeframe=pl.lit("1m"))
 
 
-def verdict(value: float, goal: float) -> str:
-    return f"goal < {goal:g} {'met' if value < goal else 'NOT met'}"
+def verdict(value: float, goal: float, unit: str) -> str:
+    return f"{value:.3f} {unit}; goal < {goal:g} {unit} {'met' if value < goal else 'NOT met'}"
+
+
+def level_bucket_usd(hours: pl.DataFrame, oi: pl.DataFrame) -> float:
+    """The bucket size giving `LEVEL_BUCKETS` buckets over the span of the estimate's levels."""
+    grid = estimate_levels(hours, oi).density
+    return grid.price.size * grid.bucket_usd / LEVEL_BUCKETS
 
 
 def main() -> None:
@@ -96,20 +103,20 @@ def main() -> None:
     oi = open_interest(hours, rng)
     totals = minute_totals(minutes, rng)
 
-    levels_s, estimate = best_of(lambda: estimate_levels(hours, oi))
-    grid = estimate.density
-    print(f"estimated levels, {hours.height:,} hourly bars x {grid.price.size} buckets of {grid.bucket_usd:g} USD: "
-          f"{levels_s:.3f} s; {verdict(levels_s, GOALS['levels'])} s")
+    level_bucket = level_bucket_usd(hours, oi)
+    levels_s, estimate = best_of(lambda: estimate_levels(hours, oi, bucket_usd=level_bucket))
+    print(f"estimated levels, {hours.height:,} hourly bars x {estimate.density.price.size} buckets of "
+          f"{level_bucket:.0f} USD: {verdict(levels_s, GOALS['levels'], 's')}")
 
     bucket = nice_bucket_usd(minutes["low"].min(), minutes["high"].max())
     heatmap_s, realised = best_of(lambda: realised_heatmap(totals, minutes, bucket_usd=bucket, every="1h"))
     print(f"realised heatmap, {totals.height:,} one-minute totals into {len(realised.ts):,} hourly rows x "
-          f"{realised.price.size} buckets of {bucket:g} USD: {heatmap_s:.3f} s; {verdict(heatmap_s, GOALS['heatmap'])} s")
+          f"{realised.price.size} buckets of {bucket:g} USD: {verdict(heatmap_s, GOALS['heatmap'], 's')}")
 
     for label, price in (("hourly", hours), ("1-minute", minutes)):
         size_mb = len(realised_heatmap_figure(realised, price).to_json()) / 1e6
         print(f"realised heatmap figure JSON with the {label} price line ({price.height:,} points): "
-              f"{size_mb:.2f} MB; {verdict(size_mb, GOALS['figure_mb'])} MB")
+              f"{verdict(size_mb, GOALS['figure_mb'], 'MB')}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import math
 import tempfile
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from lib.provenance import provenance_text
 from lib.refresh import write_demo_market
 from lib.schema import TS
 from lib.store import Store
-from lib.viewstate import WEEKENDS, View, choices_from_status, parse_view, view_params
+from lib.viewstate import WEEKENDS, View, choices_from_status, day_bounds, parse_view, view_params
+from lib.views import Loader
 
 DEMO_BANNER = (
     "**Demo data (synthetic).** Nothing is cached yet and no real data could be fetched, so every page "
@@ -212,19 +214,9 @@ def rows(
     return _rows(str(active.store.root), active.store.version(), dataset, assets, lo, hi, exchange, timeframe)
 
 
-def day_bounds(view: View) -> tuple[datetime, datetime]:
-    """The view's dates as [start 00:00, day after end 00:00) in UTC."""
-    return datetime.combine(view.start, time(), timezone.utc), datetime.combine(view.end + timedelta(days=1), time(), timezone.utc)
-
-
-def bars(active: ActiveStore, view: View) -> pl.DataFrame:
-    """The view's bars (all its assets, its exchange and timeframe)."""
-    return rows(active, "bars", view.assets, *day_bounds(view), view.exchange, view.timeframe)
-
-
-def liquidation_totals(active: ActiveStore, view: View, timeframe: str = "1h") -> pl.DataFrame:
-    """Liquidated USD per bar (long_usd, short_usd) for the view's assets, all exchanges."""
-    return rows(active, "liquidation_totals", view.assets, *day_bounds(view), timeframe=timeframe)
+def loader(active: ActiveStore) -> Loader:
+    """The cached `rows` of `active`, in the shape lib.views loads through."""
+    return partial(rows, active)
 
 
 def export_name(chart: str, view: View) -> str:

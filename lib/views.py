@@ -7,6 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,7 +29,13 @@ from lib.charts.liquidations import (
 )
 from lib.charts.tables import episodes_with_attribution
 from lib.schema import SYMBOL, TIMEFRAME, TS
+from lib.viewstate import View, day_bounds
 
+# load(dataset, symbols, start, end, exchange=None, timeframe=None): rows with start <= ts < end
+Loader = Callable[..., pl.DataFrame]
+
+LIQUIDATION_WARM_UP = timedelta(days=60)  # levels opened before the window still count inside it
+EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1), liq.CASCADES[-1].end + timedelta(days=1))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
 
@@ -197,3 +204,47 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
             figures["cascades"] = liquidity_charts.event_comparison_chart(
                 compared.filter(pl.col(SYMBOL) == compared[SYMBOL][0]))
     return LiquidityView(effects, verdicts, figures)
+
+
+def drawdown_inputs(load: Loader, view: View) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The view's bars, and hourly liquidation totals (any exchange) for the attribution."""
+    lo, hi = day_bounds(view)
+    return load("bars", view.assets, lo, hi, view.exchange, view.timeframe), load("liquidation_totals", view.assets, lo, hi, None, "1h")
+
+
+def liquidity_inputs(load: Loader, view: View) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The view's bars, its depth rows (any exchange), and the bars around the 2026 cascades."""
+    lo, hi = day_bounds(view)
+    return (load("bars", view.assets, lo, hi, view.exchange, view.timeframe), load("depth", view.assets, lo, hi),
+            load("bars", view.assets, *EVENT_SPAN, view.exchange, view.timeframe))
+
+
+def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFrame, ...]:
+    """One asset's bars from `LIQUIDATION_WARM_UP` before the view, its liquidation totals of the
+    view's timeframe (any exchange), open interest and depth."""
+    lo, hi = day_bounds(view)
+    early = lo - LIQUIDATION_WARM_UP
+    return (load("bars", (symbol,), early, hi, view.exchange, view.timeframe),
+            load("liquidation_totals", (symbol,), lo, hi, None, view.timeframe),
+            load("open_interest", (symbol,), early, hi), load("depth", (symbol,), early, hi))
+
+
+PAGES = ("drawdowns", "liquidity", "liquidations")
+
+
+def page_figures(load: Loader, page: str, view: View) -> dict[str, go.Figure]:
+    """Every figure `page` shows for `view`, with the page's default choices (for exports).
+    The liquidations page is drawn for each asset of the view."""
+    if page == "drawdowns":
+        return drawdowns(*drawdown_inputs(load, view), DrawdownOptions(weekend=view.weekend)).figures
+    if page == "liquidity":
+        return liquidity(*liquidity_inputs(load, view), LiquidityOptions(weekend=view.weekend)).figures
+    if page == "liquidations":
+        figures = {}
+        for symbol in view.assets:
+            bars, totals, oi, depth = liquidation_inputs(load, view, symbol)
+            if not bars.is_empty():
+                shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth, LiquidationOptions(weekend=view.weekend))
+                figures |= {f"{name}_{symbol}": fig for name, fig in shown.figures.items()}
+        return figures
+    raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from lib.schema import ASSETS, TIMEFRAMES
 
@@ -131,3 +131,9 @@ def choices_from_status(
         first_day=min(date.fromisoformat(e["first_ts"][:10]) for e in bars),
         last_day=max(date.fromisoformat(e["last_ts"][:10]) for e in bars),
     )
+
+
+def day_bounds(view: View) -> tuple[datetime, datetime]:
+    """The view's days as [start 00:00, the day after end 00:00) in UTC."""
+    return (datetime.combine(view.start, time(), timezone.utc),
+            datetime.combine(view.end + timedelta(days=1), time(), timezone.utc))

@@ -22,13 +22,12 @@ with st.sidebar:
         weekend=view.weekend,
     )
 
-bars = ui.bars(active, view)
+bars, liquidations = views.drawdown_inputs(ui.loader(active), view)
 if bars.is_empty():
     st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(view.assets)} between "
                f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
     st.stop()
 
-liquidations = ui.liquidation_totals(active, view)
 shown = views.drawdowns(bars, liquidations, options)
 selected = st.session_state.get("dd_episodes", {}).get("selection", {}).get("rows", [])
 if selected and selected[0] < shown.ranked.height:

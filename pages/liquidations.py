@@ -10,9 +10,9 @@ from lib import ui, views
 from lib.analytics import liquidation_levels as levels
 from lib.analytics.liquidations import PLACEMENTS, nice_bucket_usd
 from lib.charts.tables import bursts_table, fragility_table
+from lib.viewstate import day_bounds
 
 PRESET = ("Jan 31 / Feb 5-6 2026", date(2026, 1, 24), date(2026, 2, 12))
-WARM_UP = timedelta(days=60)  # levels opened before the window still count inside it
 
 active = ui.active_store()
 ui.data_banner(active)
@@ -22,10 +22,10 @@ view = ui.view_controls(active)
 if view is None:
     st.stop()
 
-lo, hi = ui.day_bounds(view)
+lo, _ = day_bounds(view)
 with st.sidebar:
     symbol = st.selectbox("Heatmap asset", view.assets, key="liq_symbol")
-bars = ui.rows(active, "bars", (symbol,), lo - WARM_UP, hi, view.exchange, view.timeframe)
+bars, totals, open_interest, depth = views.liquidation_inputs(ui.loader(active), view, symbol)
 window = bars.filter(pl.col("ts") >= lo)
 if window.is_empty():
     st.warning(f"No {view.timeframe} {symbol} bars from {view.exchange} between {view.start} and {view.end}.")
@@ -47,10 +47,8 @@ options = views.LiquidationOptions(
     bucket_usd=bucket, placement=placement, scale="relative" if relative else "absolute", tiers=tiers, split=split,
     half_life=timedelta(hours=half_life_h) if half_life_h else None, weekend=view.weekend,
 )
-totals = ui.liquidation_totals(active, view, view.timeframe).filter(pl.col("symbol") == symbol)
 try:
-    shown = views.liquidations(bars, lo, totals, ui.rows(active, "open_interest", (symbol,), lo - WARM_UP, hi),
-                               ui.rows(active, "depth", (symbol,), lo - WARM_UP, hi), options, step)
+    shown = views.liquidations(bars, lo, totals, open_interest, depth, options, step)
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()

@@ -1,15 +1,12 @@
 """Weekend against weekday liquidity: volume, spreads, price impact and depth by day and hour of
 the week, with statistics that say whether a difference is real (block bootstrap, HAC, BH)."""
 
-from datetime import datetime, timedelta, timezone
-
 import streamlit as st
 
 from lib import ui, views
 from lib.analytics import liquidity as liq
-from lib.analytics.liquidity import CASCADES, MEASURES
+from lib.analytics.liquidity import MEASURES
 
-EVENT_SPAN = (CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1), CASCADES[-1].end + timedelta(days=1))
 TIMEZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo", "Asia/Singapore")
 
 active = ui.active_store()
@@ -20,7 +17,7 @@ if view is None:
     st.stop()
 
 with st.sidebar:
-    measures = [m for m in liq.BAR_MEASURES]
+    measures = list(liq.BAR_MEASURES)
     options = views.LiquidityOptions(
         measure=st.selectbox("Measure", measures, index=measures.index(liq.QUOTE_VOLUME),
                              format_func=lambda m: MEASURES[m].label, key="lq_measure"),
@@ -29,14 +26,11 @@ with st.sidebar:
         with_edge=st.toggle("EDGE spread (slow on long 1-minute series)", key="lq_edge"),
     )
 
-bars = ui.bars(active, view)
+bars, depth, events = views.liquidity_inputs(ui.loader(active), view)
 if bars.is_empty():
     st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(view.assets)} between "
                f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
     st.stop()
-lo, hi = ui.day_bounds(view)
-depth = ui.rows(active, "depth", view.assets, lo, hi)
-events = ui.rows(active, "bars", view.assets, *EVENT_SPAN, view.exchange, view.timeframe)
 with st.spinner("Computing measures and statistics..."):
     shown = views.liquidity(bars, depth, events, options)
 footer = ui.provenance(active, view, bars)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from lib.cli import main
-from lib.reports import pick_series
+from lib.reports import drawdown_report, pick_series, records
 from lib.sources.files import read_import
 from lib.store import Store
 
@@ -229,3 +229,47 @@ TWIN = entry("aaa", 100, "2018-01-01T00:00:00Z", "2026-05-16T18:00:00Z")
 )
 def test_pick_series(entries: list[dict], start: datetime | None, end: datetime | None, expected: dict | None) -> None:
     assert pick_series(entries, start, end) == expected
+
+
+# --- the pure builders on hand-computed shapes --------------------------------------------------
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def hourly_bars(closes: list[float]) -> pl.DataFrame:
+    return pl.DataFrame({
+        "exchange": "test", "symbol": "BTC", "timeframe": "1h",
+        "ts": [T0 + timedelta(hours=i) for i in range(len(closes))], "close": closes,
+    })
+
+
+@pytest.mark.parametrize(
+    ("closes", "max_drawdown", "dates", "episodes"),
+    [
+        ([5.0], 0.0, (None, None, None), 0),  # single_row
+        ([1.0, 2.0, 3.0], 0.0, (None, None, None), 0),  # monotonic_up
+        ([4.0, 2.0, 1.0], -0.75, ("2024-01-01T00:00:00Z", "2024-01-01T02:00:00Z", None), 1),  # all_down
+        ([2.0, 1.0, 2.0, 1.5], -0.5, ("2024-01-01T00:00:00Z", "2024-01-01T01:00:00Z", "2024-01-01T02:00:00Z"), 2),
+    ],
+)
+def test_drawdown_report_on_shapes(closes: list[float], max_drawdown: float, dates: tuple, episodes: int) -> None:
+    result = drawdown_report(hourly_bars(closes))
+    summary = result.summary
+    assert (summary["symbol"], summary["exchange"], summary["timeframe"]) == ("BTC", "test", "1h")
+    assert summary["max_drawdown"] == max_drawdown
+    assert (summary["peak_ts"], summary["trough_ts"], summary["recovery_ts"]) == dates
+    assert len(summary["episodes"]) == result.table.height == episodes
+    json.dumps(summary, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (datetime(2026, 2, 5, 20, tzinfo=UTC), "2026-02-05T20:00:00Z"),
+        (datetime(2018, 2, 9, 9, 28, 14, 789_000, tzinfo=UTC), "2018-02-09T09:28:14.789Z"),  # Binance's 2018 bars
+        (None, None),
+    ],
+)
+def test_records_write_utc_times_with_a_z(value: datetime | None, text: str | None) -> None:
+    frame = pl.DataFrame({"ts": [value], "x": [float("nan")]}, schema={"ts": pl.Datetime("us", "UTC"), "x": pl.Float64})
+    assert records(frame) == [{"ts": text, "x": None}]
