@@ -46,6 +46,11 @@ def best_of(run: Callable[[], T], repeats: int = REPEATS) -> tuple[float, T]:
     return min(timings), result
 
 
+def machine() -> str:
+    """The context of the figures: cores, and how busy the machine was."""
+    return f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+
+
 def write_dataset(path: Path) -> int:
     """3 assets x 5 years of 1-minute bars in one Parquet file; returns the row count."""
     bars = pl.concat([minute_bars(symbol, MINUTES_5Y, 10 + i) for i, symbol in enumerate(ASSETS)])
@@ -75,7 +80,7 @@ def quantstats_details(bars: pl.DataFrame) -> list[pd.DataFrame]:
 
 
 def main() -> None:
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(machine())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bars_1m.parquet"
         rows = write_dataset(path)

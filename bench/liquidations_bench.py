@@ -14,18 +14,15 @@ Prints one line per figure. Goals (issue 6): levels < 1 s, heatmap < 0.5 s, figu
 
 from __future__ import annotations
 
-import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from drawdowns_bench import best_of, machine  # noqa: E402
 from store_bench import minute_bars  # noqa: E402
 
 from lib.analytics.liquidation_levels import estimate_levels  # noqa: E402
@@ -40,20 +37,7 @@ OI_HOURLY_SIGMA = 0.01
 LONG_MEAN_USD, SHORT_MEAN_USD = 20_000.0, 15_000.0  # mean liquidated USD per minute
 QUIET_MINUTES = 0.6  # share of minutes with no liquidation at all
 LEVEL_BUCKETS = 200
-REPEATS = 5
 GOALS = {"levels": 1.0, "heatmap": 0.5, "figure_mb": 2.0}
-
-T = TypeVar("T")
-
-
-def best_of(run: Callable[[], T], repeats: int = REPEATS) -> tuple[float, T]:
-    """The fastest of `repeats` runs in seconds, and the last result."""
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = run()
-        timings.append(time.perf_counter() - started)
-    return min(timings), result
 
 
 def hourly(bars: pl.DataFrame) -> pl.DataFrame:
@@ -96,7 +80,7 @@ def level_bucket_usd(hours: pl.DataFrame, oi: pl.DataFrame) -> float:
 
 
 def main() -> None:
-    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(machine())
     rng = np.random.default_rng(SEED)
     minutes = minute_bars("BTC", MINUTES_1Y, SEED)
     hours = hourly(minutes)

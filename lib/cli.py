@@ -17,6 +17,7 @@ import polars as pl
 from tqdm import tqdm
 
 from lib.analytics.drawdowns import LIQUIDATION_TIMEFRAME
+from lib import export
 from lib.auth import hash_password
 from lib.config import load_settings
 from lib.refresh import DEFAULT_SET, refresh_many, write_demo_market
@@ -35,7 +36,10 @@ from lib.schema import (
 )
 from lib.sources import SOURCES
 from lib.sources.files import KINDS, ImportFormatError, read_import
+from lib.provenance import provenance_text, series_entries
 from lib.store import Store, StoreError
+from lib.viewstate import choices_from_status, day_bounds, parse_view
+from lib.views import PAGES, page_figures
 
 
 def _utc(text: str) -> datetime:
@@ -243,6 +247,34 @@ def cmd_report(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(store: Store, args: argparse.Namespace) -> int:
+    """Every chart of the chosen pages for one view, as PNG (2x) or one standalone HTML per page,
+    each with the provenance footer the app's export gives them."""
+    status = store.status()
+    choices = choices_from_status(status, load_settings().assets, load_settings().default_exchange)
+    if choices is None:
+        return _fail(f"no bars are cached in {store.root}: refresh, import or run `python -m lib demo` first")
+    asked = {"assets": ",".join(args.assets or ()), "exchange": args.exchange, "timeframe": args.timeframe,
+             "start": args.start and args.start.date().isoformat(), "end": args.end and args.end.date().isoformat()}
+    view, notes = parse_view({k: v for k, v in asked.items() if v}, choices)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    bars = store.read("bars", view.assets, *day_bounds(view), view.exchange, view.timeframe)
+    entries = series_entries(status, "bars", view.exchange, view.timeframe, set(view.assets))
+    footer = provenance_text(entries, bars, *day_bounds(view), is_demo=False)
+    written: list[Path] = []
+    for page in PAGES if args.page == "all" else (args.page,):
+        try:
+            figures = page_figures(store.read, page, view)
+            files = export.bundle(figures, f"Cascade {page} · {footer}", f"Cascade: {page}", (args.format,))
+        except (ValueError, export.ExportError) as exc:
+            return _fail(f"{page}: {exc}")
+        written += export.write(files, args.out / page)
+    print(f"{len(written)} files written under {args.out} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}, "
+          f"{view.start} .. {view.end})")
+    return 0
+
+
 def cmd_hash_password(store: Store, args: argparse.Namespace) -> int:
     """Print the scrypt hash of a password for [cascade] password_hash in .streamlit/secrets.toml.
 
@@ -301,6 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
     hashing = sub.add_parser("hash-password", help="print the scrypt hash of a password for hosted mode's secrets.toml")
     hashing.add_argument("--min-length", type=int, default=12, help="refuse shorter passwords (default: 12)")
     hashing.set_defaults(run=cmd_hash_password)
+
+    exporting = sub.add_parser("export", help="write every chart of a page (or all pages) as PNG or HTML")
+    exporting.add_argument("--out", type=Path, required=True, help="folder to write into (one subfolder per page)")
+    exporting.add_argument("--page", choices=(*PAGES, "all"), default="all")
+    exporting.add_argument("--assets", nargs="+", metavar="SYMBOL", help="default: every cached asset")
+    exporting.add_argument("--exchange", help="exchange of the bars (default: as the app chooses)")
+    exporting.add_argument("--timeframe", choices=list(TIMEFRAMES), help="default: 1h where cached")
+    exporting.add_argument("--start", type=_utc, help="first day (default: a year before the last cached day)")
+    exporting.add_argument("--end", type=_utc, help="last day included (default: the last cached day)")
+    exporting.add_argument("--format", choices=("png", "html"), default="png")
+    exporting.set_defaults(run=cmd_export)
 
     report = sub.add_parser("report", help="drawdown or liquidation report of one asset, as JSON or CSV")
     kinds = report.add_subparsers(dest="report", required=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def png(fig: go.Figure, width: int = EXPORT_WIDTH, scale: float = EXPORT_SCALE) 
             if not _server["started"]:
                 kaleido.start_sync_server(mathjax=False, silence_warnings=True)
                 _server["started"] = True
-            return fig.to_image(format="png", width=width, height=fig.layout.height or EXPORT_HEIGHT, scale=scale)
+            with warnings.catch_warnings():  # plotly passes options a running server ignores, and says so
+                warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+                return fig.to_image(format="png", width=width, height=fig.layout.height or EXPORT_HEIGHT, scale=scale)
         except (RuntimeError, OSError, ValueError) as exc:
             raise ExportError(f"PNG export failed ({exc}); is Chromium installed (apt-get install chromium)?") from exc
 

@@ -12,6 +12,14 @@ from lib.schema import TS
 DEMO_PREFIX = "DEMO DATA (synthetic). "
 
 
+def series_entries(status: list[dict], dataset: str, exchange: str, timeframe: str, symbols: set[str]) -> list[dict]:
+    """The manifest entries of one dataset, exchange and timeframe for `symbols`."""
+    return [
+        e for e in status
+        if e["dataset"] == dataset and e["exchange"] == exchange and e["timeframe"] == timeframe and e["symbol"] in symbols
+    ]
+
+
 def provenance_text(entries: list[dict], frame: pl.DataFrame, lo: datetime, hi: datetime, is_demo: bool) -> str:
     """`entries`: the manifest entries of the series behind `frame` (the rows shown, lo <= ts < hi).
 

@@ -22,7 +22,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from lib import auth, export
 from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
-from lib.provenance import provenance_text
+from lib.provenance import provenance_text, series_entries
 from lib.refresh import write_demo_market
 from lib.schema import TS
 from lib.store import Store
@@ -228,11 +228,7 @@ def provenance(active: ActiveStore, view: View, frame: pl.DataFrame, dataset: st
     """Show, under a page's title, where its data comes from, what it covers and its gaps; return
     the same line for export footers."""
     symbols = set(frame["symbol"].unique()) if not frame.is_empty() else set(view.assets)
-    entries = [
-        e for e in active.store.status()
-        if e["dataset"] == dataset and e["exchange"] == view.exchange and e["timeframe"] == view.timeframe
-        and e["symbol"] in symbols
-    ]
+    entries = series_entries(active.store.status(), dataset, view.exchange, view.timeframe, symbols)
     text = provenance_text(entries, frame, *day_bounds(view), active.is_demo)
     st.caption(text)
     return text

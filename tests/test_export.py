@@ -1,0 +1,81 @@
+"""Exports: footers, standalone HTML, PNG through kaleido (guarded by a lock), and `python -m lib export`."""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from io import BytesIO
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+
+from lib import export
+from lib.cli import main
+from lib.charts.theme import EXPORT_SCALE, EXPORT_WIDTH
+
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="PNG export needs Chromium (apt-get install chromium)")
+
+
+def figure(height: int, title: str = "t") -> go.Figure:
+    return go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2]), layout={"height": height, "title": {"text": title}})
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_footer_is_added_to_a_copy_and_the_figure_grows() -> None:
+    original = figure(400)
+    footed = export.with_footer(original, "Data: binance bars 1h · covers 2024-01-01 to 2024-03-31 UTC")
+    assert original.layout.annotations == ()
+    assert "covers 2024-01-01" in footed.layout.annotations[0].text
+    assert footed.layout.height > 400
+
+
+def test_html_is_standalone_with_plotly_inlined_once() -> None:
+    page = export.html({"a": figure(300, "first chart"), "b": figure(300, "second chart")}, "Cascade: test")
+    assert page.count("plotly.js v") == 1  # the library's banner comment: inlined once, works offline
+    assert "first chart" in page and "second chart" in page
+
+
+@needs_chromium
+def test_png_has_the_export_width_at_2x() -> None:
+    width, height = png_size(export.png(figure(500)))
+    assert width == EXPORT_WIDTH * EXPORT_SCALE
+    assert height == 500 * EXPORT_SCALE
+
+
+@needs_chromium
+def test_concurrent_exports_each_get_their_own_image() -> None:
+    heights = [300, 350, 400, 450, 500, 550]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        sizes = list(pool.map(lambda h: png_size(export.png(figure(h, f"h{h}"))), heights * 2))
+    assert [h for _, h in sizes] == [h * EXPORT_SCALE for h in heights * 2]
+
+
+@needs_chromium
+def test_bundle_zips_pngs_and_an_index(tmp_path: Path) -> None:
+    files = export.bundle({"one": figure(300)}, "footer text", "Cascade: test")
+    archive = zipfile.ZipFile(BytesIO(export.zip_bytes(files)))
+    assert sorted(archive.namelist()) == ["index.html", "one.png"]
+    assert "footer text" in archive.read("index.html").decode()
+
+
+@needs_chromium
+def test_cli_export_writes_every_chart_of_a_page(tmp_path: Path, data_dir: Path, shared_data: Path, capsys) -> None:
+    sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
+    assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
+    out = tmp_path / "out"
+    assert main(["--data-dir", str(data_dir), "export", "--out", str(out), "--page", "drawdowns", "--assets", "BTC"]) == 0
+    written = sorted(p.name for p in (out / "drawdowns").iterdir())
+    assert written == ["drawdown_BTC.png", "episodes.png"]
+    assert "2 files written" in capsys.readouterr().out
+
+
+def test_cli_export_on_an_empty_cache_fails_with_a_reason(tmp_path: Path, data_dir: Path, capsys) -> None:
+    assert main(["--data-dir", str(data_dir), "export", "--out", str(tmp_path / "x")]) == 1
+    assert "no bars are cached" in capsys.readouterr().err
