@@ -20,6 +20,7 @@ from lib.analytics import liquidity as liq
 from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidations import DEFAULT_PLACEMENT, Grid, largest_bursts, nice_bucket_usd, realised_heatmap
 from lib.charts import liquidity as liquidity_charts
+from lib.charts.downsample import minmax
 from lib.charts.drawdowns import drawdown_figure, episode_scatter, underwater_comparison
 from lib.charts.liquidations import (
     estimated_heatmap_figure,
@@ -70,14 +71,14 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     for symbol in series[SYMBOL].unique(maintain_order=True):
         part = series.filter(pl.col(SYMBOL) == symbol)
         view.figures[f"drawdown_{symbol}"] = drawdown_figure(
-            part, top.filter(pl.col(SYMBOL) == symbol), log_price=options.log_price, weekends=options.weekend,
+            minmax(part, dd.DRAWDOWN), top.filter(pl.col(SYMBOL) == symbol), log_price=options.log_price, weekends=options.weekend,
             title=f"{symbol} drawdown from the running peak")
     view.figures["episodes"] = episode_scatter(dd.top_episodes(episodes, max(options.top_n, SCATTER_EPISODES)),
                                                title="Depth against time under water")
     if series[SYMBOL].n_unique() > 1:
         aligned = dd.aligned_drawdowns(bars, intrabar=options.intrabar)
         together = dd.underwater_together(aligned, deeper_than=options.threshold)
-        view.figures["compare"] = underwater_comparison(aligned, together=together, weekends=options.weekend,
+        view.figures["compare"] = underwater_comparison(minmax(aligned, dd.DRAWDOWN), together=together, weekends=options.weekend,
                                                         title="Under water together")
     return view
 
