@@ -36,7 +36,6 @@ MIN_SALT_BYTES = 8
 
 VIEWER = "viewer"  # browse and export
 ADMIN = "admin"  # also refresh, import and upload from the Data page
-ROLES = (VIEWER, ADMIN)
 
 PASSWORD_VIEWER = "desk"  # the name shown for whoever signs in with the shared password
 PASSWORD_ADMIN = "desk admin"  # ... and with the admin password
@@ -89,21 +88,30 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, key_bytes: int) 
     return hashlib.scrypt(_secret_bytes(password), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=key_bytes)
 
 
-def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+def hash_password(
+    password: str, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P,
+) -> str:
     """The scrypt hash string of `password` (a fresh random salt unless one is given).
 
     Raises ValueError for an empty password or parameters `verify_password` would refuse."""
     if not isinstance(password, str) or not password:
         raise ValueError("the password must be a non-empty string")
     salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
-    stored = f"{SCHEME}${n}${r}${p}${_b64(salt)}${_b64(_scrypt(password, salt, n, r, p, KEY_BYTES))}"
-    if parse_hash(stored) is None:
+    if not _acceptable(n, r, p, salt):
         raise ValueError(f"scrypt parameters out of bounds: N={n}, r={r}, p={p}, salt of {len(salt)} bytes")
-    return stored
+    return f"{SCHEME}${n}${r}${p}${_b64(salt)}${_b64(_scrypt(password, salt, n, r, p, KEY_BYTES))}"
+
+
+def _acceptable(n: int, r: int, p: int, salt: bytes) -> bool:
+    """True for parameters worth computing: N a power of two, memory within MAX_MEMORY, a real salt."""
+    power_of_two = 1 < n and n & (n - 1) == 0
+    return power_of_two and 1 <= r and 128 * n * r <= MAX_MEMORY and 1 <= p <= MAX_P and len(salt) >= MIN_SALT_BYTES
 
 
 @dataclass(frozen=True)
 class ScryptHash:
+    """A parsed hash string: the scrypt parameters, the salt and the derived key."""
+
     n: int
     r: int
     p: int
@@ -123,9 +131,7 @@ def parse_hash(stored: object) -> ScryptHash | None:
         salt, key = _unb64(parts[4]), _unb64(parts[5])
     except (ValueError, binascii.Error):
         return None
-    if not (1 < n and n & (n - 1) == 0 and 1 <= r and 128 * n * r <= MAX_MEMORY and 1 <= p <= MAX_P):
-        return None
-    if len(salt) < MIN_SALT_BYTES or len(key) != KEY_BYTES:
+    if not _acceptable(n, r, p, salt) or len(key) != KEY_BYTES:
         return None
     return ScryptHash(n, r, p, salt, key)
 

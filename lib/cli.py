@@ -17,11 +17,12 @@ import polars as pl
 from tqdm import tqdm
 
 from lib.analytics.drawdowns import LIQUIDATION_TIMEFRAME
+from lib.analytics.liquidation_levels import WARM_UP
 from lib import export
 from lib.auth import hash_password
 from lib.config import load_settings
-from lib.refresh import DEFAULT_SET, refresh_many, write_demo_market
-from lib.reports import DEFAULT_TOP, LEVEL_WARM_UP, Report, drawdown_report, liquidation_report, pick_series
+from lib.refresh import DEFAULT_SET, refresh_all, refresh_lock, refresh_many, write_demo_market
+from lib.reports import DEFAULT_TOP, Report, drawdown_report, liquidation_report, pick_series
 from lib.schema import (
     ASSETS,
     BARS,
@@ -35,6 +36,8 @@ from lib.schema import (
     TS,
 )
 from lib.sources import SOURCES
+from lib.sources.binance_archive import ARCHIVE_KINDS, FUTURES_ONLY, MARKET_DIRS, is_archive, read_archive
+from lib.sources.binance_download import ARCHIVES_SUBDIR, FAILED, FETCHED, KEPT, download
 from lib.sources.files import KINDS, ImportFormatError, read_import
 from lib.provenance import provenance_text, series_entries
 from lib.store import Store, StoreError
@@ -91,13 +94,19 @@ def cmd_status(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(store: Store, args: argparse.Namespace) -> int:
-    if args.default_set:
-        if args.if_empty and store.status():
-            print(f"cache at {store.root} already holds data: nothing fetched (run refresh without --if-empty)")
-            return 0
-        jobs = list(DEFAULT_SET)
-    else:
-        jobs = [(args.source, args.dataset, args.timeframe, args.since)]
+    """One refresh at a time per data directory: a second one exits 1 at once (RefreshRunning)."""
+    with refresh_lock(store):
+        return _refresh(store, args)
+
+
+def _refresh(store: Store, args: argparse.Namespace) -> int:
+    if args.default_set and args.if_empty and store.status():
+        print(f"cache at {store.root} already holds data: nothing fetched (run refresh without --if-empty)")
+        return 0
+    if args.all and not store.status():
+        print(f"the cache at {store.root} is empty: nothing to refresh (try: python -m lib refresh --default-set)")
+        return 0
+    jobs = list(DEFAULT_SET) if args.default_set else [(args.source, args.dataset, args.timeframe, args.since)]
     with tqdm(desc="refresh", unit=" rows", file=sys.stderr, disable=args.quiet) as bar:
 
         def progress(label: str, rows: int) -> None:
@@ -105,7 +114,12 @@ def cmd_refresh(store: Store, args: argparse.Namespace) -> int:
             bar.n = rows
             bar.refresh()
 
-        results = refresh_many(store, jobs, tuple(args.assets), args.until, args.seconds, progress)
+        if args.all:
+            results, skipped = refresh_all(store, args.until, args.seconds, progress)
+        else:
+            results, skipped = refresh_many(store, jobs, tuple(args.assets), args.until, args.seconds, progress), []
+    for note in skipped:
+        print(f"skipped {note}")
     failed = [r for r in results if r.error]
     for r in results:
         if not r.error:
@@ -115,19 +129,44 @@ def cmd_refresh(store: Store, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _import_file(
+    store: Store, path: Path, kind: str | None = None, exchange: str | None = None,
+    symbol: str | None = None, timeframe: str | None = None,
+) -> bool:
+    """Import one file (Binance archives and zips through read_archive), print one line; False if it failed."""
+    read = read_archive if is_archive(path) else read_import
+    try:
+        imported = read(path, kind, exchange, symbol, timeframe)
+        added = store.write(imported.dataset, imported.frame, source=f"file:{path.name}")
+    except (ImportFormatError, OSError) as exc:
+        print(f"failed  {path}: {exc}", file=sys.stderr)
+        return False
+    notes = f" ({'; '.join(imported.notes)})" if imported.notes else ""
+    print(f"ok      {path}: {imported.frame.height} rows as {imported.dataset.name} [{imported.layout}], {added} new{notes}")
+    return True
+
+
 def cmd_import(store: Store, args: argparse.Namespace) -> int:
-    failures = 0
-    for path in tqdm(args.paths, desc="import", unit=" file", file=sys.stderr, disable=args.quiet or len(args.paths) < 2):
-        try:
-            imported = read_import(path, args.kind, args.exchange, args.symbol, args.timeframe)
-            added = store.write(imported.dataset, imported.frame, source=f"file:{path.name}")
-        except (ImportFormatError, OSError) as exc:
-            print(f"failed  {path}: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        notes = f" ({'; '.join(imported.notes)})" if imported.notes else ""
-        print(f"ok      {path}: {imported.frame.height} rows as {imported.dataset.name} [{imported.layout}], {added} new{notes}")
-    return 1 if failures else 0
+    paths = tqdm(args.paths, desc="import", unit=" file", file=sys.stderr, disable=args.quiet or len(args.paths) < 2)
+    done = [_import_file(store, path, args.kind, args.exchange, args.symbol, args.timeframe) for path in paths]
+    return 0 if all(done) else 1
+
+
+def cmd_download(store: Store, args: argparse.Namespace) -> int:
+    """Fetch Binance archive files (resumable, checksum-verified) into --out, then import them."""
+    market = args.market or ("um" if args.kind in FUTURES_ONLY else "spot")
+    out = args.out or store.root / ARCHIVES_SUBDIR
+    try:
+        fetched = download(args.kind, args.symbol, market, args.interval, args.start, args.end, out)
+    except ValueError as exc:
+        return _fail(str(exc))
+    for f in fetched:
+        print(f"{f.status:<7} {f.relpath}: {f.detail}", file=sys.stderr if f.status == FAILED else sys.stdout)
+    available = [f.path for f in fetched if f.status in (FETCHED, KEPT)]
+    if not available:
+        return _fail(f"no {args.kind} file for {args.symbol} from {args.start} to {args.end} on data.binance.vision")
+    imported = [_import_file(store, path) for path in available]
+    return 0 if all(imported) and all(f.status != FAILED for f in fetched) else 1
 
 
 def cmd_demo(store: Store, args: argparse.Namespace) -> int:
@@ -212,7 +251,7 @@ def _drawdowns(store: Store, args: argparse.Namespace) -> Report:
 
 def _liquidations(store: Store, args: argparse.Namespace) -> Report:
     """Realised liquidations over the window (default: the cached liquidations' own range), bars and
-    open interest from `LEVEL_WARM_UP` before it for the estimate, and 1 % depth for fragility."""
+    open interest from `WARM_UP` before it for the estimate, and 1 % depth for fragility."""
     series = (pick_series(_entries(store, LIQUIDATION_TOTALS.name, args.symbol, args.timeframe), args.start, args.end)
               or pick_series(_entries(store, LIQUIDATIONS.name, args.symbol, EVENT), args.start, args.end))
     if series is None:
@@ -220,7 +259,7 @@ def _liquidations(store: Store, args: argparse.Namespace) -> Report:
                             f"in the cache at {store.root} (python -m lib status lists what is)")
     start = args.start or datetime.fromisoformat(series["first_ts"])
     liquidations = _read(store, series, start, args.end)
-    warm_up = start - LEVEL_WARM_UP
+    warm_up = start - WARM_UP
     bars, notes = _bars(store, args, warm_up, args.end)
     return liquidation_report(
         liquidations,
@@ -313,12 +352,27 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--since", type=_utc, help="first time to fetch when nothing is cached (ISO-8601, UTC)")
     refresh.add_argument("--until", type=_utc, help="fetch up to this time (default: now)")
     refresh.add_argument("--seconds", type=float, help="stop after this many seconds (what was fetched is kept)")
-    refresh.add_argument("--default-set", action="store_true", help="the default datasets: " + ", ".join(
+    which = refresh.add_mutually_exclusive_group()
+    which.add_argument("--default-set", action="store_true", help="the default datasets: " + ", ".join(
         f"{s} {d} {t}" for s, d, t, _ in DEFAULT_SET))
+    which.add_argument("--all", action="store_true",
+                       help="every cached series of a fetchable source, from its last row (--source, --dataset, "
+                            "--timeframe and --assets are ignored; imported files and demo data are skipped)")
     refresh.add_argument("--if-empty", action="store_true", help="with --default-set: only when the cache is empty")
     refresh.set_defaults(run=cmd_refresh)
 
-    imp = sub.add_parser("import", help="import CSV or Parquet files (layout auto-detected)")
+    down = sub.add_parser("download", help="fetch Binance public archive files (data.binance.vision) and import them")
+    down.add_argument("provider", choices=("binance",))
+    down.add_argument("--kind", choices=ARCHIVE_KINDS, required=True)
+    down.add_argument("--symbol", required=True, help="base asset (BTC) or Binance pair (BTCUSDT)")
+    down.add_argument("--market", choices=tuple(MARKET_DIRS), help="default: spot for klines, um for metrics and bookDepth")
+    down.add_argument("--interval", choices=list(TIMEFRAMES), default="1h", help="klines bar size (default: 1h)")
+    down.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD (UTC)")
+    down.add_argument("--end", type=date.fromisoformat, required=True, help="last day included, YYYY-MM-DD (UTC)")
+    down.add_argument("--out", type=Path, help=f"archive folder (default: {ARCHIVES_SUBDIR}/ in the data directory)")
+    down.set_defaults(run=cmd_download)
+
+    imp = sub.add_parser("import", help="import CSV, Parquet or Binance archive (zip) files (layout auto-detected)")
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     imp.add_argument("--kind", choices=KINDS, help="what the files hold (default: detected)")
     imp.add_argument("--exchange", help="exchange name to store under (default: from the file name)")

@@ -68,7 +68,9 @@ class Settings:
 
 
 def load_settings(
-    env: Mapping[str, str] | None = None, data_dir: str | Path | None = None, secrets: Mapping[str, object] | None = None,
+    env: Mapping[str, str] | None = None,
+    data_dir: str | Path | None = None,
+    secrets: Mapping[str, object] | None = None,
 ) -> Settings:
     """Settings from `env` (default os.environ) and Streamlit `secrets` (a plain dict; lib.ui passes
     st.secrets); an explicit `data_dir` wins over CASCADE_DATA_DIR."""

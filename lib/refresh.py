@@ -3,14 +3,17 @@ chunk as it arrives (an interrupted refresh keeps what it fetched), stop at a de
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from lib.sources import get_source
+from lib.sources import SOURCES, get_source
 from lib.sources.base import GeoBlocked, Source, SourceError, SourceUnavailable
-from lib.store import Store
+from lib.store import Store, StoreError
 
 # What `refresh --default-set` (and so `make run`) fetches on a machine with network:
 # (source, dataset, timeframe, first day when nothing is cached yet).
@@ -24,6 +27,14 @@ DEFAULT_SET: tuple[tuple[str, str, str, datetime | None], ...] = (
 DEMO_SEED = 7
 
 Progress = Callable[[str, int], None]  # (what is being fetched, rows stored so far)
+SeriesJob = tuple[str, str, str, str, datetime | None]  # (source, dataset, symbol, timeframe, since)
+
+REFRESH_LOCK = ".refresh.lock"
+NOT_REFRESHED: frozenset[str] = frozenset({"demo"})  # registered, but never what a cached series is refreshed from
+
+
+class RefreshRunning(StoreError):
+    """Another refresh holds the refresh lock of this data directory."""
 
 
 @dataclass(frozen=True)
@@ -88,24 +99,85 @@ def refresh_many(
 
     A source that cannot be reached at all is not asked again for its other symbols.
     """
+    series = [(source, dataset, symbol, timeframe, since) for source, dataset, timeframe, since in jobs for symbol in symbols]
+    return _refresh_each(store, series, until, seconds, progress)
+
+
+def _refresh_each(
+    store: Store,
+    series: list[SeriesJob],
+    until: datetime | None,
+    seconds: float | None,
+    progress: Progress | None,
+) -> list[RefreshResult]:
+    """Refresh each (source, dataset, symbol, timeframe, since) in turn, within `seconds` in all."""
     deadline = None if seconds is None else time.monotonic() + seconds
     results: list[RefreshResult] = []
+    sources: dict[str, Source] = {}
     unreachable: dict[str, str] = {}
-    for source_name, dataset, timeframe, since in jobs:
-        source = get_source(source_name)
-        for symbol in symbols:
-            if deadline is not None and time.monotonic() > deadline:
-                results.append(RefreshResult(source_name, dataset, symbol, timeframe, 0, "not started: time limit"))
-            elif source_name in unreachable:
-                results.append(RefreshResult(source_name, dataset, symbol, timeframe, 0, unreachable[source_name]))
-            elif dataset not in source.datasets:
-                results.append(RefreshResult(source_name, dataset, symbol, timeframe, 0, f"{source_name} has no {dataset}"))
-            else:
-                result = refresh_series(store, source, dataset, symbol, timeframe, since, until, deadline, progress)
-                if result.unreachable:
-                    unreachable[source_name] = result.error
-                results.append(result)
+    for source_name, dataset, symbol, timeframe, since in series:
+        if source_name not in sources:
+            sources[source_name] = get_source(source_name)
+        source = sources[source_name]
+        if deadline is not None and time.monotonic() > deadline:
+            results.append(RefreshResult(source_name, dataset, symbol, timeframe, 0, "not started: time limit"))
+        elif source_name in unreachable:
+            results.append(RefreshResult(source_name, dataset, symbol, timeframe, 0, unreachable[source_name]))
+        elif dataset not in source.datasets:
+            results.append(RefreshResult(source_name, dataset, symbol, timeframe, 0, f"{source_name} has no {dataset}"))
+        else:
+            result = refresh_series(store, source, dataset, symbol, timeframe, since, until, deadline, progress)
+            if result.unreachable:
+                unreachable[source_name] = result.error
+            results.append(result)
     return results
+
+
+def cached_series(entries: list[dict]) -> tuple[list[SeriesJob], list[str]]:
+    """Split manifest entries into the series a registered source can bring up to date (resuming
+    from their last row) and one note for each that it cannot (imported files, demo data)."""
+    jobs: list[SeriesJob] = []
+    skipped: list[str] = []
+    for entry in entries:
+        source = entry.get("source") or "unknown"
+        if source in SOURCES and source not in NOT_REFRESHED and source == entry["exchange"]:
+            jobs.append((source, entry["dataset"], entry["symbol"], entry["timeframe"], None))
+        else:
+            series = f"{entry['dataset']} {entry['exchange']} {entry['symbol']} {entry['timeframe']}"
+            skipped.append(f"{series}: written by {source}, not a source refresh fetches from")
+    return jobs, skipped
+
+
+def refresh_all(
+    store: Store, until: datetime | None = None, seconds: float | None = None, progress: Progress | None = None
+) -> tuple[list[RefreshResult], list[str]]:
+    """Bring every cached series of a fetchable source up to date (only the missing tail); returns
+    the results and a note per series left alone."""
+    jobs, skipped = cached_series(store.status())
+    return _refresh_each(store, jobs, until, seconds, progress), skipped
+
+
+@contextmanager
+def refresh_lock(store: Store) -> Iterator[None]:
+    """Hold <data dir>/.refresh.lock for a whole refresh, so a scheduled run and a manual one never
+    overlap; raises RefreshRunning at once when another process holds it. (The store's own lock
+    guards each write; this one spans many writes.)"""
+    if store.read_only:
+        raise StoreError(f"the store at {store.root} is read-only here; refresh it from the command line")
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / REFRESH_LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise RefreshRunning(f"another refresh is running (pid {handle.read().strip() or 'unknown'})") from None
+        try:
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 

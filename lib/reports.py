@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -35,7 +35,6 @@ from lib.schema import EXCHANGE, SYMBOL, TIMEFRAME, TS
 
 ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"  # chrono: "%.f" prints fractional seconds only when there are some
 DEFAULT_TOP = 10
-LEVEL_WARM_UP = timedelta(days=60)  # levels opened before the window still count inside it
 
 # desk_metrics names the dates of the max drawdown's episode; the report's top level uses the short names.
 MAX_DRAWDOWN_DATES = {
@@ -111,10 +110,11 @@ def drawdown_report(
     `liquidations`, per-bar totals, are given; see `lib.analytics.drawdowns.attribution`)."""
     header = series_header(bars)
     frame = dd.with_drawdown(bars)
-    table = dd.top_episodes(dd.episodes(frame), top)
+    every = dd.episodes(frame)
+    table = dd.top_episodes(every, top)
     shares = dd.attribution(frame, table, liquidations=liquidations).drop(dd.PEAK_TS, dd.TROUGH_TS, dd.DEPTH)
     episodes = table.join(shares, on=[SYMBOL, dd.EPISODE], how="left").sort(dd.DEPTH, dd.PEAK_TS).drop(SYMBOL)
-    (metrics,) = records(dd.desk_metrics(frame).drop(SYMBOL).rename(MAX_DRAWDOWN_DATES))
+    (metrics,) = records(dd.desk_metrics(frame, table=every).drop(SYMBOL).rename(MAX_DRAWDOWN_DATES))
     summary = {
         **header,
         **metrics,
@@ -142,7 +142,7 @@ def liquidation_report(
 ) -> Report:
     """Realised liquidations from `start` (events or per-bar totals of one symbol, summed over
     their rows) placed on the price axis with the `bars` of the same timeframe, and the estimated
-    levels from all of `bars` (pass a warm-up before `start`, see `LEVEL_WARM_UP`) and
+    levels from all of `bars` (pass a warm-up before `start`, see `liquidation_levels.WARM_UP`) and
     `open_interest`, with cascade fragility against `depth` where given.
 
     `bucket_usd` defaults to a round size giving about 200 buckets over the window's price range.

@@ -35,7 +35,6 @@ from lib.viewstate import View, day_bounds
 # load(dataset, symbols, start, end, exchange=None, timeframe=None): rows with start <= ts < end
 Loader = Callable[..., pl.DataFrame]
 
-LIQUIDATION_WARM_UP = timedelta(days=60)  # levels opened before the window still count inside it
 EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1), liq.CASCADES[-1].end + timedelta(days=1))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
@@ -66,7 +65,7 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     top = dd.top_episodes(episodes, options.top_n)
     liquidations = None if liquidations is None or liquidations.is_empty() else liquidations
     attribution = dd.attribution(series, top, weekend=options.weekend, liquidations=liquidations)
-    view = DrawdownView(series, dd.desk_metrics(series, deeper_than=options.threshold),
+    view = DrawdownView(series, dd.desk_metrics(series, table=episodes, deeper_than=options.threshold),
                         episodes_with_attribution(top.sort(dd.DEPTH), attribution))
     for symbol in series[SYMBOL].unique(maintain_order=True):
         part = series.filter(pl.col(SYMBOL) == symbol)
@@ -140,9 +139,9 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
     if not totals.is_empty():
         grid = realised_heatmap(totals, window, bucket_usd=bucket, placement=options.placement)
         bursts = largest_bursts(totals, n=BURSTS, every=bars[TIMEFRAME][0], bars=window)
-        figures["realised"] = realised_heatmap_figure(grid, window, scale=options.scale,
+        figures["realised"] = realised_heatmap_figure(grid, minmax(window, "close"), scale=options.scale,
                                                       title=f"{symbol} realised liquidations")
-    figures["estimated"] = estimated_heatmap_figure(estimate, bars, scale=options.scale, since=since,
+    figures["estimated"] = estimated_heatmap_figure(estimate, minmax(bars, "close"), scale=options.scale, since=since,
                                                     title=f"{symbol} estimated liquidation levels")
     figures["map"] = liquidation_map_figure(at_step, title=f"{symbol} liquidation map at {when:%Y-%m-%d %H:%M} UTC")
     if grid is not None:
@@ -221,10 +220,10 @@ def liquidity_inputs(load: Loader, view: View) -> tuple[pl.DataFrame, pl.DataFra
 
 
 def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFrame, ...]:
-    """One asset's bars from `LIQUIDATION_WARM_UP` before the view, its liquidation totals of the
+    """One asset's bars from `levels.WARM_UP` before the view, its liquidation totals of the
     view's timeframe (any exchange), open interest and depth."""
     lo, hi = day_bounds(view)
-    early = lo - LIQUIDATION_WARM_UP
+    early = lo - levels.WARM_UP
     return (load("bars", (symbol,), early, hi, view.exchange, view.timeframe),
             load("liquidation_totals", (symbol,), lo, hi, None, view.timeframe),
             load("open_interest", (symbol,), early, hi), load("depth", (symbol,), early, hi))

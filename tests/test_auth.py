@@ -57,7 +57,9 @@ def test_empty_or_non_string_passwords_cannot_be_hashed(password: object) -> Non
         hash_password(password)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("n", "r", "p", "salt"), [(1000, 8, 1, SALT), (2**20, 64, 1, SALT), (FAST_N, 8, 99, SALT), (FAST_N, 8, 1, b"short")])
+@pytest.mark.parametrize(
+    ("n", "r", "p", "salt"), [(1000, 8, 1, SALT), (2**20, 64, 1, SALT), (FAST_N, 8, 99, SALT), (FAST_N, 8, 1, b"short")],
+)
 def test_parameters_verification_would_refuse_are_refused_when_hashing(n: int, r: int, p: int, salt: bytes) -> None:
     with pytest.raises(ValueError):
         hash_password("a fine password", salt=salt, n=n, r=r, p=p)
@@ -205,7 +207,8 @@ DESK = Access(mode=HOSTED, allowed_emails=("carol@partner.example",), allowed_do
         ({"is_logged_in": True, "email": "dave@partner.example"}, None),
         ({"is_logged_in": True, "email": "eve@desk.example.evil.test"}, None),
         ({"is_logged_in": True, "email": "bob@desk.example", "email_verified": False}, None),
-        ({"is_logged_in": True, "email": "bob@desk.example", "email_verified": True}, Identity("bob@desk.example", VIEWER, "oidc")),
+        ({"is_logged_in": True, "email": "bob@desk.example", "email_verified": True},
+         Identity("bob@desk.example", VIEWER, "oidc")),
         ({"is_logged_in": False, "email": "bob@desk.example"}, None),
         ({"is_logged_in": "true", "email": "bob@desk.example"}, None),
         ({"email": "bob@desk.example"}, None),  # a host that names the viewer has not signed them in
@@ -361,7 +364,7 @@ def test_the_secrets_example_is_valid_toml_once_uncommented() -> None:
     assert parse_hash(access.password_hash) is not None
 
 
-def test_hash_password_command_prints_a_hash_that_verifies(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hash_password_command_prints_a_hash_that_verifies(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from lib.cli import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO("a long desk password\n"))
@@ -370,7 +373,7 @@ def test_hash_password_command_prints_a_hash_that_verifies(monkeypatch: pytest.M
     assert verify_password("a long desk password", stored)
 
 
-def test_hash_password_command_refuses_a_short_password(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hash_password_command_refuses_a_short_password(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from lib.cli import main
 
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))

@@ -221,7 +221,9 @@ def test_oidc_user_without_an_auth_section_is_not_trusted(hosted, hashes) -> Non
         ("hosted", None, True),
     ],
 )
-def test_mode_switch(monkeypatch, shared_dir: Path, hashes, env_mode: str | None, secrets_mode: str | None, login: bool) -> None:
+def test_mode_switch(
+    monkeypatch, shared_dir: Path, hashes, env_mode: str | None, secrets_mode: str | None, login: bool,
+) -> None:
     monkeypatch.setenv("CASCADE_DATA_DIR", str(shared_dir))
     if env_mode is None:
         monkeypatch.delenv("CASCADE_MODE", raising=False)

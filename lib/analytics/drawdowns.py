@@ -240,6 +240,7 @@ def top_episodes(table: Frame, n: int, *, by: By = SYMBOL) -> Frame:
 def desk_metrics(
     drawdowns: Frame,
     *,
+    table: pl.DataFrame | pl.LazyFrame | None = None,
     price: str = CLOSE,
     by: By = SYMBOL,
     deeper_than: float = DEEP_DRAWDOWN,
@@ -250,6 +251,7 @@ def desk_metrics(
     trailing_windows: Sequence[str] = TRAILING_WINDOWS,
 ) -> Frame:
     """One row per symbol of a `with_drawdown` frame; every value a fraction, hours or UTC time.
+    `table`: its `episodes`, when the caller has them already (they are not built twice).
 
     ===============================  ===========================================================
     start, end, bars                 first and last bar open time; number of bars
@@ -295,7 +297,7 @@ def desk_metrics(
         ),
     )
     deepest = pl.col(DEPTH).arg_min()
-    spells = episodes(frame, by=by).group_by(keys).agg(
+    spells = (episodes(frame, by=by) if table is None else table.lazy()).group_by(keys).agg(
         pl.col(PEAK_TS).get(deepest).alias("max_drawdown_peak_ts"),
         pl.col(TROUGH_TS).get(deepest).alias("max_drawdown_trough_ts"),
         pl.col(RECOVERY_TS).get(deepest).alias("max_drawdown_recovery_ts"),

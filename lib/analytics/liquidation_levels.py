@@ -65,6 +65,7 @@ SPLIT_RULES: dict[str, str] = {
     "even": "half long, half short",
 }
 ENTRY_RULES: dict[str, str] = {"typical": "(high + low + close) / 3", "close": "close"}
+WARM_UP = timedelta(days=60)  # levels opened before a window still count inside it: load bars this much earlier
 DIRECTION_LONG_SHARE = 0.7
 VOLUME_OPEN_SHARE = 0.05  # without OI: the part of a bar's traded notional taken as newly opened
 LIQUIDATION_FORMULAS = {LONG: "entry × (1 − 1/L + mmr)", SHORT: "entry × (1 + 1/L − mmr)"}
