@@ -197,6 +197,18 @@ def view_controls(active: ActiveStore) -> View | None:
     return view
 
 
+def analytics_page(title: str) -> tuple[ActiveStore, View]:
+    """The top of every analytics page: the data banner, the title and the shared view controls.
+    Stops the page (with a note) when no bars are cached to choose from."""
+    active = active_store()
+    data_banner(active)
+    st.title(title)
+    view = view_controls(active)
+    if view is None:
+        st.stop()
+    return active, view
+
+
 @st.cache_data(ttl=600, max_entries=64, show_spinner=False)
 def _rows(
     root: str, version: str, dataset: str, assets: tuple[str, ...], lo: datetime, hi: datetime,

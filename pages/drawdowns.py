@@ -6,12 +6,7 @@ import streamlit as st
 from lib import ui, views
 from lib.charts.tables import episode_table, metrics_table
 
-active = ui.active_store()
-ui.data_banner(active)
-st.title("Drawdowns")
-view = ui.view_controls(active)
-if view is None:
-    st.stop()
+active, view = ui.analytics_page("Drawdowns")
 
 with st.sidebar:
     options = views.DrawdownOptions(

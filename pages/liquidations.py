@@ -14,13 +14,8 @@ from lib.viewstate import day_bounds
 
 PRESET = ("Jan 31 / Feb 5-6 2026", date(2026, 1, 24), date(2026, 2, 12))
 
-active = ui.active_store()
-ui.data_banner(active)
-st.title("Liquidations")
+active, view = ui.analytics_page("Liquidations")
 st.sidebar.button(f"Preset: {PRESET[0]}", key="liq_preset", width="stretch", on_click=ui.set_view_range, args=PRESET[1:])
-view = ui.view_controls(active)
-if view is None:
-    st.stop()
 
 lo, _ = day_bounds(view)
 with st.sidebar:

@@ -9,12 +9,7 @@ from lib.analytics.liquidity import MEASURES
 
 TIMEZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo", "Asia/Singapore")
 
-active = ui.active_store()
-ui.data_banner(active)
-st.title("Weekend vs weekday liquidity")
-view = ui.view_controls(active)
-if view is None:
-    st.stop()
+active, view = ui.analytics_page("Weekend vs weekday liquidity")
 
 with st.sidebar:
     measures = list(liq.BAR_MEASURES)
