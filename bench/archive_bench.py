@@ -10,7 +10,9 @@ Prints one line: rows, files, seconds, rows per second.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import sys
 import tempfile
 import time
@@ -71,7 +73,8 @@ def bench(workdir: Path) -> None:
     paths = write_month_zips(minute_klines(YEAR, SEED), workdir / "archive")
     data_dir = workdir / "data"
     started = time.perf_counter()
-    code = main(["--data-dir", str(data_dir), "--quiet", "import", *map(str, paths)])
+    with contextlib.redirect_stdout(io.StringIO()):  # one "ok" line per file
+        code = main(["--data-dir", str(data_dir), "--quiet", "import", *map(str, paths)])
     seconds = time.perf_counter() - started
     rows = sum(entry["rows"] for entry in Store(data_dir).status())
     verdict = "ok" if code == 0 and seconds < GOAL_S else "OVER GOAL" if code == 0 else f"FAILED (exit {code})"

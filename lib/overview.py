@@ -31,13 +31,13 @@ from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidations import LONG, SHORT, nice_bucket_usd, window_totals
 from lib.charts.overview import story_figure
 from lib.schema import SYMBOL, TIMEFRAME, TIMEFRAMES, TS
-from lib.views import LIQUIDATION_WARM_UP, Loader
+from lib.views import Loader
 from lib.viewstate import View, day_bounds, view_params
 
 DRAWDOWN_HISTORY = timedelta(days=365)  # the running peak: the highest close of the year before
 LIQUIDITY_HISTORY = timedelta(weeks=12)  # "lately": twelve weekends against sixty weekdays
 REALISED_HISTORY = timedelta(days=1)
-LEVEL_HISTORY = timedelta(days=30)  # the level estimate's window, after LIQUIDATION_WARM_UP
+LEVEL_HISTORY = timedelta(days=30)  # the level estimate's window, after levels.WARM_UP
 FUNDING_HISTORY = timedelta(days=30)
 CHANGES: dict[str, timedelta] = {"change_24h": timedelta(hours=24), "change_7d": timedelta(days=7)}
 ROW_BAND = 0.05  # the row's estimated liquidations: longs within -5 %, shorts within +5 %
@@ -114,7 +114,7 @@ class Market:
 
 def read_market(load: Loader, view: View, asof: datetime) -> Market:
     """Every frame the row needs, through `load` (rows with start <= ts < asof)."""
-    early = asof - LEVEL_HISTORY - LIQUIDATION_WARM_UP
+    early = asof - LEVEL_HISTORY - levels.WARM_UP
     return Market(
         asof,
         bars=load("bars", view.assets, asof - DRAWDOWN_HISTORY, asof, view.exchange, view.timeframe),
@@ -183,7 +183,7 @@ def fragility(market: Market, view: View) -> pl.DataFrame:
     start = market.asof - LEVEL_HISTORY
     parts = []
     for symbol in view.assets:
-        bars = market.bars.filter(pl.col(SYMBOL) == symbol, pl.col(TS) >= start - LIQUIDATION_WARM_UP)
+        bars = market.bars.filter(pl.col(SYMBOL) == symbol, pl.col(TS) >= start - levels.WARM_UP)
         window = bars.filter(pl.col(TS) >= start)
         if window.is_empty():
             continue

@@ -35,6 +35,7 @@ with st.sidebar:
         tiers = st.data_editor(levels.tier_table(), key="liq_tiers", hide_index=True, num_rows="dynamic")
         split = st.selectbox("New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get, key="liq_split")
         half_life_h = st.number_input("Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")
+provenance, realised, estimated = st.container(), st.container(), st.container()
 step = st.select_slider("Replay: the liquidation map as it stood at", options=window["ts"].to_list(),
                         value=window["ts"][-1], format_func=lambda t: f"{t:%Y-%m-%d %H:%M} UTC", key="liq_step")
 
@@ -47,18 +48,21 @@ try:
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()
-footer = ui.provenance(active, view, window)
+with provenance:
+    footer = ui.provenance(active, view, window)
 
-st.subheader(f"Realised liquidations: {symbol} (measured)")
-if shown.grid is None:
-    st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. Import Coinglass-style "
-            "exports on the Data page, or record them with a collector.")
-else:
-    ui.chart(shown.figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view))
-    st.dataframe(bursts_table(shown.bursts), hide_index=True, key="liq_bursts")
+with realised:
+    st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
+    if shown.grid is None:
+        st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. Import Coinglass-style "
+                "exports on the Data page, or record them with a collector.")
+    else:
+        ui.chart(shown.figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view))
+        st.dataframe(bursts_table(shown.bursts), hide_index=True, key="liq_bursts")
 
-st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
-ui.chart(shown.figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view))
+with estimated:
+    st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
+    ui.chart(shown.figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view))
 ui.chart(shown.figures["map"], "liq_map", ui.export_name(f"liquidation_map_{symbol}_{step:%Y%m%dT%H%M}", view))
 left, right = st.columns(2)
 with left:
