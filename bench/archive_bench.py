@@ -84,7 +84,7 @@ def bench(workdir: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, help="where to write the archive files and the cache (default: a temp dir)")
+    parser.add_argument("--workdir", type=Path, help="where to write the archives and the cache (default: a temp dir)")
     args = parser.parse_args()
     if args.workdir:
         bench(args.workdir)

@@ -18,8 +18,15 @@ from tqdm import tqdm
 
 from lib.analytics.drawdowns import LIQUIDATION_TIMEFRAME
 from lib.analytics.liquidation_levels import WARM_UP
-from lib import export
 from lib.auth import hash_password
+from lib.collect import (
+    DEFAULT_DEPTH_INTERVAL_SECONDS,
+    DEFAULT_FLUSH_SECONDS,
+    DEFAULT_HEARTBEAT_SECONDS,
+    EXCHANGES as COLLECTOR_EXCHANGES,
+    Settings as CollectorSettings,
+    collect,
+)
 from lib.config import load_settings
 from lib.refresh import DEFAULT_SET, refresh_all, refresh_lock, refresh_many, write_demo_market
 from lib.reports import DEFAULT_TOP, Report, drawdown_report, liquidation_report, pick_series
@@ -42,7 +49,6 @@ from lib.sources.files import KINDS, ImportFormatError, read_import
 from lib.provenance import provenance_text, series_entries
 from lib.store import Store, StoreError
 from lib.viewstate import choices_from_status, day_bounds, parse_view
-from lib.views import PAGES, page_figures
 
 
 def _utc(text: str) -> datetime:
@@ -142,7 +148,8 @@ def _import_file(
         print(f"failed  {path}: {exc}", file=sys.stderr)
         return False
     notes = f" ({'; '.join(imported.notes)})" if imported.notes else ""
-    print(f"ok      {path}: {imported.frame.height} rows as {imported.dataset.name} [{imported.layout}], {added} new{notes}")
+    what = f"{imported.frame.height} rows as {imported.dataset.name} [{imported.layout}]"
+    print(f"ok      {path}: {what}, {added} new{notes}")
     return True
 
 
@@ -173,6 +180,19 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     demo = Store(load_settings(data_dir=store.root).demo_dir)
     added = write_demo_market(demo, args.seed)
     print(f"demo market (synthetic) written to {demo.root}: {added} new rows")
+    return 0
+
+
+def cmd_collect(store: Store, args: argparse.Namespace) -> int:
+    """Record a live feed until SIGTERM or Ctrl-C (see lib/collect.py); what it holds is stored on the way out."""
+    settings = CollectorSettings(flush_seconds=args.flush_seconds, heartbeat_seconds=args.heartbeat_seconds)
+    try:
+        beat = collect(store, args.kind, args.exchange, tuple(args.symbols), args.name, settings, args.interval,
+                       args.ws_url)
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(f"{beat.name} stopped: {beat.events_received} received, {beat.rows_written} new rows stored, "
+          f"{beat.reconnects} reconnects, {beat.events_lost} lost")
     return 0
 
 
@@ -286,6 +306,9 @@ def cmd_report(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_PAGES = ("drawdowns", "liquidity", "liquidations")  # lib.views.PAGES, without importing it
+
+
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
     """Every chart of the chosen pages for one view, as PNG (2x) or one standalone HTML per page,
     each with the provenance footer the app's export gives them."""
@@ -301,6 +324,11 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
     bars = store.read("bars", view.assets, *day_bounds(view), view.exchange, view.timeframe)
     entries = series_entries(status, "bars", view.exchange, view.timeframe, set(view.assets))
     footer = provenance_text(entries, bars, *day_bounds(view), is_demo=False)
+    # Imported here: the page builders pull in scipy, statsmodels and plotly (seconds), which the
+    # other commands (status, import, refresh run by cron) should not wait for.
+    from lib import export
+    from lib.views import PAGES, page_figures
+
     written: list[Path] = []
     for page in PAGES if args.page == "all" else (args.page,):
         try:
@@ -365,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("provider", choices=("binance",))
     down.add_argument("--kind", choices=ARCHIVE_KINDS, required=True)
     down.add_argument("--symbol", required=True, help="base asset (BTC) or Binance pair (BTCUSDT)")
-    down.add_argument("--market", choices=tuple(MARKET_DIRS), help="default: spot for klines, um for metrics and bookDepth")
+    down.add_argument("--market", choices=tuple(MARKET_DIRS),
+                      help="spot or USD-M futures (default: spot for klines, um for metrics and bookDepth)")
     down.add_argument("--interval", choices=list(TIMEFRAMES), default="1h", help="klines bar size (default: 1h)")
     down.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD (UTC)")
     down.add_argument("--end", type=date.fromisoformat, required=True, help="last day included, YYYY-MM-DD (UTC)")
@@ -384,13 +413,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(run=cmd_demo)
 
+    collecting = sub.add_parser("collect", help="record a live feed into the cache until SIGTERM or Ctrl-C")
+    feeds = collecting.add_subparsers(dest="kind", required=True)
+    live = argparse.ArgumentParser(add_help=False)
+    live.add_argument("--exchange", choices=COLLECTOR_EXCHANGES, required=True)
+    live.add_argument("--symbols", nargs="+", default=list(ASSETS), metavar="SYMBOL")
+    live.add_argument("--name", help="the collector's heartbeat name (default: <kind>-<exchange>)")
+    live.add_argument("--flush-seconds", type=_positive, default=DEFAULT_FLUSH_SECONDS,
+                      help=f"store held rows at least this often: the most a crash can lose (default: {DEFAULT_FLUSH_SECONDS:g})")
+    live.add_argument("--heartbeat-seconds", type=_positive, default=DEFAULT_HEARTBEAT_SECONDS,
+                      help=f"how often the heartbeat file is written (default: {DEFAULT_HEARTBEAT_SECONDS:g})")
+    liquidating = feeds.add_parser("liquidations", parents=[live], help="liquidation events from the exchange's websocket")
+    liquidating.add_argument("--ws-url", help="dev/test only: read this websocket (e.g. a local server) with built-in "
+                             "market definitions instead of the exchange's")
+    liquidating.set_defaults(run=cmd_collect, interval=DEFAULT_DEPTH_INTERVAL_SECONDS)
+    depth = feeds.add_parser("depth", parents=[live], help="order-book depth snapshots (REST) on a timer")
+    depth.add_argument("--interval", type=_positive, default=DEFAULT_DEPTH_INTERVAL_SECONDS,
+                       help=f"seconds between snapshots (default: {DEFAULT_DEPTH_INTERVAL_SECONDS:g})")
+    depth.set_defaults(run=cmd_collect, ws_url=None)
+
     hashing = sub.add_parser("hash-password", help="print the scrypt hash of a password for hosted mode's secrets.toml")
     hashing.add_argument("--min-length", type=int, default=12, help="refuse shorter passwords (default: 12)")
     hashing.set_defaults(run=cmd_hash_password)
 
     exporting = sub.add_parser("export", help="write every chart of a page (or all pages) as PNG or HTML")
     exporting.add_argument("--out", type=Path, required=True, help="folder to write into (one subfolder per page)")
-    exporting.add_argument("--page", choices=(*PAGES, "all"), default="all")
+    exporting.add_argument("--page", choices=(*EXPORT_PAGES, "all"), default="all")
     exporting.add_argument("--assets", nargs="+", metavar="SYMBOL", help="default: every cached asset")
     exporting.add_argument("--exchange", help="exchange of the bars (default: as the app chooses)")
     exporting.add_argument("--timeframe", choices=list(TIMEFRAMES), help="default: 1h where cached")

@@ -30,7 +30,8 @@ from lib.analytics import liquidity as liq
 from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidations import LONG, SHORT, nice_bucket_usd, window_totals
 from lib.charts.overview import story_figure
-from lib.schema import SYMBOL, TIMEFRAME, TIMEFRAMES, TS
+from lib.provenance import DEMO_PREFIX, provenance_text, series_entries
+from lib.schema import EXCHANGE, SYMBOL, TIMEFRAME, TIMEFRAMES, TS
 from lib.views import Loader
 from lib.viewstate import View, day_bounds, view_params
 
@@ -123,6 +124,17 @@ def read_market(load: Loader, view: View, asof: datetime) -> Market:
         depth=load("depth", view.assets, early, asof),
         funding=load("funding", view.assets, asof - FUNDING_HISTORY, asof),
     )
+
+
+def provenance_line(status: list[dict], dataset: str, frame: pl.DataFrame, lo: datetime, hi: datetime,
+                    is_demo: bool) -> str:
+    """`provenance_text` of the cached series behind `frame` (every exchange and timeframe in it) over [lo, hi)."""
+    if frame.is_empty():
+        return f"{DEMO_PREFIX if is_demo else ''}No {dataset} rows cached in this window."
+    symbols = set(frame[SYMBOL].unique())
+    pairs = frame.select(EXCHANGE, TIMEFRAME).unique().sort(EXCHANGE, TIMEFRAME).iter_rows()
+    entries = [e for exchange, timeframe in pairs for e in series_entries(status, dataset, exchange, timeframe, symbols)]
+    return provenance_text(entries, frame, lo, hi, is_demo)
 
 
 def bar_length() -> pl.Expr:

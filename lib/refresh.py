@@ -99,7 +99,8 @@ def refresh_many(
 
     A source that cannot be reached at all is not asked again for its other symbols.
     """
-    series = [(source, dataset, symbol, timeframe, since) for source, dataset, timeframe, since in jobs for symbol in symbols]
+    series = [(source, dataset, symbol, timeframe, since) for source, dataset, timeframe, since in jobs
+              for symbol in symbols]  # fmt: skip
     return _refresh_each(store, series, until, seconds, progress)
 
 

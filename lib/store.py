@@ -5,6 +5,7 @@ Layout (hive style, one file per partition):
     <root>/manifest.json     what is cached, from where, when fetched, and its gaps
     <root>/quarantine/...    files that could not be read, moved aside with their path kept
     <root>/.lock             held while writing, so two writers never interleave
+    <root>/collectors/<name>.json   each live collector's heartbeat (lib.collect)
 
 Writes are atomic (temporary file, fsync, rename): a crash leaves the previous file intact.
 Merges dedupe on the dataset key and keep the newest row, so a short or failed fetch never
@@ -17,9 +18,10 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
 LOCK = ".lock"
+COLLECTORS = "collectors"
+COLLECTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a heartbeat file's stem
 PART_FILE = "data.parquet"
 TMP_SUFFIX = ".tmp"
 COMPRESSION = "zstd"
@@ -307,6 +311,26 @@ class Store:
             with self.lock():
                 self.quarantine(path, f"damaged manifest ({exc}); rebuilt from the stored files")
                 return self._update_manifest(self._stored_series(), source="unknown", market_id=None)
+
+    def heartbeat(self, name: str, info: Mapping[str, object]) -> None:
+        """Write collector `name`'s heartbeat to <root>/collectors/<name>.json, atomically. No lock: each
+        collector writes only its own file, and a refresh holding the lock must not stall it."""
+        if self.read_only:
+            raise StoreError(f"the store at {self.root} is read-only here; run collectors from the command line")
+        if not COLLECTOR_NAME.fullmatch(name):
+            raise StoreError(f"collector name {name!r}: use letters, digits, '.', '_' and '-'")
+        payload = json.dumps(dict(info), indent=1, sort_keys=True)
+        _atomic_write_bytes(self.root / COLLECTORS / f"{name}.json", lambda tmp: tmp.write_text(payload))
+
+    def heartbeats(self) -> dict[str, dict]:
+        """Every collector's last heartbeat, by name; an unreadable file is skipped (logged)."""
+        beats: dict[str, dict] = {}
+        for path in sorted((self.root / COLLECTORS).glob("*.json")):
+            try:
+                beats[path.stem] = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                log.warning("skipping heartbeat %s: %s", path, exc)
+        return beats
 
     def version(self) -> str:
         """Changes whenever the store changes: a cache key for readers."""

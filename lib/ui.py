@@ -9,6 +9,7 @@ import json
 import math
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from datetime import date, datetime, time, timedelta, timezone
@@ -20,6 +21,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from lib import auth, export
+from lib import overview as overviews
 from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
 from lib.provenance import provenance_text, series_entries
@@ -197,6 +199,16 @@ def view_controls(active: ActiveStore) -> View | None:
     return view
 
 
+def default_dates(pick: Callable[[date, date], tuple[date, date]]) -> None:
+    """A page's own days for a link without dates: `pick(first, last cached day)`. Call before
+    `view_controls`, which reads the link on a session's first run only, so the view a user chose
+    is kept from page to page."""
+    choices = choices_from_status(active_store().store.status(), settings().assets, settings().default_exchange)
+    if choices is not None and not {"start", "end"} & set(st.query_params):
+        start, end = pick(choices.first_day, choices.last_day)
+        st.query_params.update({"start": start.isoformat(), "end": end.isoformat()})
+
+
 def analytics_page(title: str) -> tuple[ActiveStore, View]:
     """The top of every analytics page: the data banner, the title and the shared view controls.
     Stops the page (with a note) when no bars are cached to choose from."""
@@ -229,6 +241,16 @@ def rows(
 def loader(active: ActiveStore) -> Loader:
     """The cached `rows` of `active`, in the shape lib.views loads through."""
     return partial(rows, active)
+
+
+@st.cache_data(ttl=600, max_entries=16, show_spinner="Reading the market...")
+def _overview(root: str, version: str, is_demo: bool, view: View) -> overviews.Overview:
+    return overviews.overview(loader(ActiveStore(Store(root, read_only=True), is_demo)), view, is_demo)
+
+
+def overview(active: ActiveStore, view: View) -> overviews.Overview:
+    """The overview of `view` (the rows and the story chart), cached per store version and view."""
+    return _overview(str(active.store.root), active.store.version(), active.is_demo, view)
 
 
 def export_name(chart: str, view: View) -> str:

@@ -79,3 +79,10 @@ def test_cli_export_writes_every_chart_of_a_page(tmp_path: Path, data_dir: Path,
 def test_cli_export_on_an_empty_cache_fails_with_a_reason(tmp_path: Path, data_dir: Path, capsys) -> None:
     assert main(["--data-dir", str(data_dir), "export", "--out", str(tmp_path / "x")]) == 1
     assert "no bars are cached" in capsys.readouterr().err
+
+
+def test_the_cli_offers_every_page_the_views_can_draw() -> None:
+    from lib.cli import EXPORT_PAGES
+    from lib.views import PAGES
+
+    assert EXPORT_PAGES == PAGES

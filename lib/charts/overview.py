@@ -22,11 +22,14 @@ from lib.schema import SYMBOL, TIMEFRAMES, TS
 
 STORY_HEIGHT = 660
 PRICE_BASE = 100.0  # closes indexed to 100 at the window's first bar
-LEG_LABEL_Y = (0.99, 0.78)  # label heights in the price panel, alternated so neighbouring legs' labels stay apart
+LEG_LABEL_Y = (0.995, 0.9)  # label tops in the price panel, alternated so neighbouring legs' labels stay apart
+HEADROOM, FOOTROOM = 0.3, 0.03  # room above the highest close (for the labels) and below the lowest, as shares of the range
 BAR_FILL = 0.9  # a liquidation bar covers 90 % of its period
 DEMO_TITLE = "DEMO DATA (synthetic) · "
 DEMO_NOTE = "A generated market: its cascades on Sat 31 Jan and Thu 5 Feb 2026 stand in for the real ones"
 MINUS = "\u2212"
+NA, NOT_CACHED = "n/a", "not cached"
+MISSING = (NA, NOT_CACHED)  # table cells that say so are not links
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +39,7 @@ MINUS = "\u2212"
 def pct_text(value: float | None, *, signed: bool = False, digits: int = 1) -> str:
     """0.052 -> "5.2 %" ("+5.2 %" when `signed`), -0.3 -> "−30.0 %"; None -> "n/a"."""
     if value is None:
-        return "n/a"
+        return NA
     sign = MINUS if value < 0 else "+" if signed and value > 0 else ""
     return f"{sign}{abs(value) * 100:.{digits}f} %"
 
@@ -44,14 +47,14 @@ def pct_text(value: float | None, *, signed: bool = False, digits: int = 1) -> s
 def ratio_text(ratio: float | None, low: float | None = None, high: float | None = None) -> str:
     """0.43 -> "0.43×", with a CI "0.43× (0.36–0.51)"; None -> "n/a"."""
     if ratio is None:
-        return "n/a"
+        return NA
     interval = f" ({low:.2f}–{high:.2f})" if low is not None and high is not None else ""
     return f"{ratio:.2f}×{interval}"
 
 
 def funding_text(rate: float | None) -> str:
     """A funding rate (fraction per interval) as "+0.0100 %"; None -> "not cached"."""
-    return "not cached" if rate is None else f"{'+' if rate >= 0 else MINUS}{abs(rate) * 100:.4f} %"
+    return NOT_CACHED if rate is None else f"{'+' if rate >= 0 else MINUS}{abs(rate) * 100:.4f} %"
 
 
 def day_text(moment: datetime) -> str:
@@ -99,7 +102,9 @@ def story_figure(
                 STORY_HEIGHT)
     fig.update_layout(barmode="relative", bargap=0, hovermode="x unified")
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
-    fig.update_yaxes(title_text=f"Close ({PRICE_BASE:g} = first bar)", row=1, col=1)
+    low, high = (indexed["index"].min(), indexed["index"].max()) if bars.height else (PRICE_BASE, PRICE_BASE)
+    fig.update_yaxes(title_text=f"Close ({PRICE_BASE:g} = first bar)", row=1, col=1,
+                     range=[low - (high - low) * FOOTROOM, high + (high - low) * HEADROOM])
     top = float(liquidations["total_usd"].max() or 0.0) if liquidations.height else 0.0
     values, labels = usd_ticks(top)
     fig.update_yaxes(title_text="Liquidated", tickvals=values, ticktext=labels, range=[0, max(top, 1.0) * 1.05],
@@ -131,12 +136,12 @@ def _mark_legs(fig: go.Figure, legs: pl.DataFrame) -> None:
     for i, day in enumerate(days.iter_rows(named=True)):
         start = day["period_start"].replace(tzinfo=None)
         moves = " · ".join(f"{s} {pct_text(m)}" for s, m in zip(day[SYMBOL], day["move"], strict=True))
-        liquidated = "" if day["liquidated_usd"] is None else f"<br>{usd_text(day['liquidated_usd'])} liquidated"
+        liquidated = "" if day["liquidated_usd"] is None else f" · {usd_text(day['liquidated_usd'])} liquidated"
         fig.add_shape(type="rect", xref="x", yref="y domain", x0=start, x1=start + timedelta(days=1), y0=0, y1=1,
                       fillcolor=theme.DECLINE_FILL, line_width=0, layer="below")
         fig.add_annotation(
             x=start + timedelta(hours=12), xref="x", y=LEG_LABEL_Y[i % len(LEG_LABEL_Y)], yref="y domain",
-            text=f"<b>{day_text(start)} · {'weekend' if day['weekend'] else 'weekday'}</b><br>{moves}{liquidated}",
+            text=f"<b>{day_text(start)} · {'weekend' if day['weekend'] else 'weekday'}</b>{liquidated}<br>{moves}",
             showarrow=False, yanchor="top", align="center", font={"size": 11, "color": theme.INK},
             bgcolor="rgba(255, 255, 255, 0.85)", bordercolor=theme.UNDERWATER_LINE, borderwidth=1, borderpad=3)
 
@@ -174,15 +179,15 @@ PROXY_NOTE = (f"{PROXY_MARK} no open interest cached for the estimate's window: 
               "from traded volume, so its USD scale is only indicative.")
 
 
-def _cells(row: Mapping[str, object]) -> dict[str, str]:
+def cells(row: Mapping[str, object]) -> dict[str, str]:
     """Each table column's text for one row of `lib.overview.asset_rows`."""
     liquidated = (f"{usd_text(row['liquidated_long_usd'])} / {usd_text(row['liquidated_short_usd'])}"
-                  if row["liquidated_long_usd"] is not None else "not cached")
-    estimated = ("n/a" if row["estimated_long_usd"] is None else
+                  if row["liquidated_long_usd"] is not None else NOT_CACHED)
+    estimated = (NA if row["estimated_long_usd"] is None else
                  f"{usd_text(row['estimated_long_usd'])} / {usd_text(row['estimated_short_usd'])}"
                  + (PROXY_MARK if row["volume_proxy"] else ""))
     return {
-        "price": "n/a" if row["price"] is None else f"${row['price']:,.2f}",
+        "price": NA if row["price"] is None else f"${row['price']:,.2f}",
         "change_24h": pct_text(row["change_24h"], signed=True),
         "change_7d": pct_text(row["change_7d"], signed=True),
         "current_drawdown": pct_text(row["current_drawdown"]),
@@ -195,8 +200,9 @@ def _cells(row: Mapping[str, object]) -> dict[str, str]:
 
 
 def _escaped(text: str) -> str:
-    """Streamlit's Markdown reads $...$ as LaTeX: escape the dollar signs of amounts."""
-    return text.replace("$", "\\$")
+    """Streamlit's Markdown reads $...$ as LaTeX: escape the dollar signs of amounts; and keep a
+    percent sign on its number's line."""
+    return text.replace("$", "\\$").replace(" %", "\u00a0%")
 
 
 def row_table(rows: pl.DataFrame, links: Mapping[str, Mapping[str, str]]) -> str:
@@ -205,8 +211,9 @@ def row_table(rows: pl.DataFrame, links: Mapping[str, Mapping[str, str]]) -> str
     header = "| Asset | " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |"
     lines = [header, "|" + " --- |" * (len(TABLE_COLUMNS) + 1)]
     for row in rows.iter_rows(named=True):
-        cells, hrefs = _cells(row), links.get(row[SYMBOL], {})
-        shown = [f"[{_escaped(cells[key])}]({hrefs[key]})" if key in hrefs else _escaped(cells[key])
+        text, hrefs = cells(row), links.get(row[SYMBOL], {})
+        shown = [f"[{_escaped(text[key])}]({hrefs[key]})" if key in hrefs and text[key] not in MISSING
+                 else _escaped(text[key])
                  for _, key in TABLE_COLUMNS]
         lines.append(f"| **{row[SYMBOL]}** | " + " | ".join(shown) + " |")
     return "\n".join(lines)

@@ -149,8 +149,9 @@ def _zip_member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
 def _copy_with_header(source: IO[bytes], target: Path, header: tuple[str, ...] | None) -> None:
     """Copy a CSV stream to `target`, writing `header` first when its first line is not that header."""
     first = source.readline()
+    first_field = first.split(b",", 1)[0].strip().lstrip(b"\xef\xbb\xbf").decode(errors="replace")
     with target.open("wb") as out:
-        if header is not None and first.split(b",", 1)[0].strip().lstrip(b"\xef\xbb\xbf").decode() != header[0]:
+        if header is not None and first_field != header[0]:
             out.write((",".join(header) + "\n").encode())
         out.write(first)
         shutil.copyfileobj(source, out)
@@ -209,7 +210,8 @@ def _utc_times(values: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """bookDepth's timestamp ('2024-01-05 00:00:08', UTC) or an epoch number -> Datetime('us', 'UTC')."""
     if dtype.is_numeric():
         return epoch_to_utc(values)
-    return values.str.strip_chars().str.to_datetime(BOOK_DEPTH_TIME_FORMAT, time_unit="us", time_zone="UTC")
+    text = values.str.strip_chars()
+    return text.str.to_datetime(BOOK_DEPTH_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
 
 
 def depth_from_book_depth(rows: pl.DataFrame) -> pl.DataFrame:
@@ -232,7 +234,8 @@ def read_book_depth(csv: Path, exchange: str, symbol: str) -> pl.DataFrame:
         raise ArchiveError(f"cannot read {csv.name}: {str(exc).strip().splitlines()[0]}") from exc
     missing = [c for c in HEADERS[BOOK_DEPTH] if c not in raw.columns]
     if missing:
-        raise ArchiveError(f"{csv.name}: bookDepth column(s) {', '.join(missing)} missing; have {', '.join(raw.columns)}")
+        have = ", ".join(raw.columns)
+        raise ArchiveError(f"{csv.name}: bookDepth column(s) {', '.join(missing)} missing; have {have}")
     rows = raw.select(_utc_times(pl.col("timestamp"), raw.schema["timestamp"]).alias(TS), "percentage", "notional")
     if rows[TS].null_count():
         raise ArchiveError(f"{csv.name}: unparseable timestamp in data row {rows[TS].is_null().arg_true()[0] + 1}")

@@ -93,10 +93,10 @@ def _days(start: date, end: date) -> Iterator[date]:
 def periods(kind: str, start: date, end: date, today: date) -> list[str]:
     """The archive periods covering start..end (both included): monthly files for klines of months
     before the current one, daily files otherwise (metrics, bookDepth, klines of the current month)."""
-    this_month = today.replace(day=1)
-    months = sorted({day.replace(day=1) for day in _days(start, end)})
     if kind != KLINES:
         return [f"{day:%Y-%m-%d}" for day in _days(start, end)]
+    this_month = today.replace(day=1)
+    months = sorted({day.replace(day=1) for day in _days(start, end)})
     monthly = [f"{month:%Y-%m}" for month in months if month < this_month]
     daily = [f"{day:%Y-%m-%d}" for day in _days(max(start, this_month), end)]
     return monthly + daily
@@ -127,35 +127,33 @@ def _verified(path: Path) -> bool:
     return True
 
 
-def _write_then_rename(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + PART_SUFFIX)
-    part.write_bytes(data)
-    os.replace(part, path)
+def _part(path: Path) -> Path:
+    """Where `path` is written before it is complete: '<name>.part' beside it."""
+    return path.with_name(path.name + PART_SUFFIX)
 
 
 def fetch_file(relpath: str, out: Path, get: Getter) -> Fetched:
-    """Bring one archive file (and its .CHECKSUM) to `out/relpath`, unless it is already there and verified."""
+    """Bring one archive file (and its .CHECKSUM) to `out/relpath`, unless it is already there and verified.
+    Raises DownloadError when the server cannot be reached."""
     path = out / relpath
     if _verified(path):
         return Fetched(relpath, path, KEPT, "already downloaded and verified")
     url = f"{BASE_URL}/{relpath}"
-    try:
-        checksum = get(url + CHECKSUM_SUFFIX)
-        body = None if checksum is None else get(url)
-    except DownloadError as exc:
-        return Fetched(relpath, path, FAILED, str(exc))
+    checksum = get(url + CHECKSUM_SUFFIX)
+    body = None if checksum is None else get(url)
     if checksum is None or body is None:
         return Fetched(relpath, path, MISSING, f"no file for that period on data.binance.vision (HTTP {NOT_FOUND})")
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + PART_SUFFIX)
-    part.write_bytes(body)
+    _part(path).write_bytes(body)
     try:
-        verify_checksum(part, checksum.decode(errors="replace"), path.name)
+        verify_checksum(_part(path), checksum.decode(errors="replace"), path.name)
     except ArchiveError as exc:
-        part.unlink()
+        _part(path).unlink()
         return Fetched(relpath, path, FAILED, str(exc))
-    os.replace(part, path)
-    _write_then_rename(checksum_path(path), checksum)  # last: a zip without it is fetched again
+    os.replace(_part(path), path)
+    beside = checksum_path(path)  # written last: a zip without its .CHECKSUM is fetched again
+    _part(beside).write_bytes(checksum)
+    os.replace(_part(beside), beside)
     return Fetched(relpath, path, FETCHED, f"{len(body):,} bytes, sha256 verified")
 
 
@@ -183,5 +181,13 @@ def download(
     if end < start:
         raise ValueError(f"--end {end} is before --start {start}")
     pair = pair_of(symbol)
-    relpaths = [archive_relpath(market, kind, pair, interval, p) for p in periods(kind, start, end, today or _utc_today())]
-    return [fetch_file(relpath, out, get or http_get) for relpath in relpaths]
+    wanted = periods(kind, start, end, today or _utc_today())
+    relpaths = [archive_relpath(market, kind, pair, interval, period) for period in wanted]
+    fetched: list[Fetched] = []
+    for index, relpath in enumerate(relpaths):
+        try:
+            fetched.append(fetch_file(relpath, out, get or http_get))
+        except DownloadError as exc:  # unreachable after retries: the files after it would fail the same way
+            untried = (Fetched(rest, out / rest, FAILED, "not tried: see above") for rest in relpaths[index + 1 :])
+            return [*fetched, Fetched(relpath, out / relpath, FAILED, str(exc)), *untried]
+    return fetched

@@ -100,7 +100,8 @@ RELPATHS = [
     (("spot", "klines", "BTCUSDT", "1h", "2024-01"), "spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip"),
     (("spot", "klines", "BTCUSDT", "1m", "2024-01-05"), "spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-05.zip"),
     (("um", "klines", "ETHUSDT", "5m", "2024-01-05"), "futures/um/daily/klines/ETHUSDT/5m/ETHUSDT-5m-2024-01-05.zip"),
-    (("um", "metrics", "BTCUSDT", None, "2024-01-05"), "futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-05.zip"),
+    (("um", "metrics", "BTCUSDT", None, "2024-01-05"),
+     "futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-05.zip"),
     (("um", "bookDepth", "SOLUSDT", None, "2024-01-05"),
      "futures/um/daily/bookDepth/SOLUSDT/SOLUSDT-bookDepth-2024-01-05.zip"),
 ]  # fmt: skip
@@ -196,6 +197,10 @@ def two_members(path: Path) -> None:
     checksum_path(path).unlink()
 
 
+def unreadable_time(path: Path) -> None:
+    write_archive(path.parent, path.name, b"timestamp,percentage,depth,notional\nyesterday noon,-1,1.5,90000.0\n")
+
+
 REFUSED = [
     ("spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip", bad_checksum, "checksum mismatch"),
     ("spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip", truncated, "is not a complete zip archive"),
@@ -203,6 +208,8 @@ REFUSED = [
     ("spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip", two_members, "should hold one CSV file"),
     ("futures/cm/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip", None, "futures/cm archives are not supported"),
     ("spot/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-01-05.zip", None, "for USD-M futures only"),
+    ("futures/um/daily/bookDepth/BTCUSDT/BTCUSDT-bookDepth-2024-01-05.zip", unreadable_time,
+     "unparseable timestamp in data row 1"),
 ]
 
 
@@ -281,13 +288,15 @@ EXPECTED_DEPTH = [
 ]
 
 
-def test_book_depth_becomes_depth_snapshots(tmp_path: Path, data_dir: Path) -> None:
-    path = write_archive(tmp_path, "futures/um/daily/bookDepth/BTCUSDT/BTCUSDT-bookDepth-2024-01-05.zip",
-                         BOOK_DEPTH.encode())  # fmt: skip
+@pytest.mark.parametrize("header", [True, False])
+def test_book_depth_becomes_depth_snapshots(tmp_path: Path, data_dir: Path, header: bool) -> None:
+    csv = BOOK_DEPTH if header else BOOK_DEPTH.split("\n", 1)[1]
+    path = write_archive(tmp_path, "futures/um/daily/bookDepth/BTCUSDT/BTCUSDT-bookDepth-2024-01-05.zip", csv.encode())
     assert run(data_dir, "import", path) == 0
     expected = pl.DataFrame(
         [("binanceusdm", "BTC", "snapshot", utc(ts), *usd) for ts, *usd in EXPECTED_DEPTH],
-        schema=["exchange", "symbol", "timeframe", "ts", "bid_usd_1pct", "ask_usd_1pct", "bid_usd_2pct", "ask_usd_2pct"],
+        schema=["exchange", "symbol", "timeframe", "ts",
+                "bid_usd_1pct", "ask_usd_1pct", "bid_usd_2pct", "ask_usd_2pct"],
         orient="row",
     )
     got = stored(data_dir, "depth")
@@ -368,7 +377,8 @@ def test_a_download_whose_checksum_does_not_match_is_refused(
     out = tmp_path / "archives"
     assert download(data_dir, out, "klines", "2024-01-01", "2024-02-29") == 1
     err = capsys.readouterr().err
-    assert "failed  spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip: BTCUSDT-1h-2024-02.zip: checksum mismatch" in err
+    assert "failed  spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-02.zip: " in err
+    assert "BTCUSDT-1h-2024-02.zip: checksum mismatch" in err
     assert sorted(p.name for p in out.rglob("*.zip*")) == ["BTCUSDT-1h-2024-01.zip", "BTCUSDT-1h-2024-01.zip.CHECKSUM"]
     assert Store(data_dir).status()[0]["last_ts"] == "2024-01-31T23:00:00Z"
 
@@ -388,6 +398,20 @@ def test_downloads_that_cannot_be_done_fail_with_one_line(
     given = {**base, **dict(zip(args[::2], args[1::2], strict=True))}
     assert run(data_dir, "download", "binance", "--symbol", "BTC", *[x for kv in given.items() for x in kv]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_an_unreachable_server_stops_the_download_with_one_reason(
+    tmp_path: Path, data_dir: Path, monkeypatch, capsys
+) -> None:
+    def unreachable(url: str) -> bytes | None:
+        raise DownloadError(f"GET {url}: [Errno -3] Temporary failure in name resolution (4 tries)")
+
+    monkeypatch.setattr(binance_download, "http_get", unreachable)
+    assert download(data_dir, tmp_path / "archives", "bookDepth", "2024-01-05", "2024-01-07") == 1
+    err = capsys.readouterr().err
+    assert err.count("Temporary failure in name resolution") == 1
+    assert err.count(": not tried: see above") == 2
+    assert Store(data_dir).status() == []
 
 
 # --- http_get against a real HTTP server on loopback --------------------------------------------------

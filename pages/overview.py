@@ -1,0 +1,43 @@
+"""Overview: the state of each asset at a glance (each number opens its page with the view that
+computes it), the story of the selected window, and the desk's weekend brief."""
+
+import streamlit as st
+
+from lib import brief, export, ui
+from lib import overview as ov
+from lib.charts.overview import PROXY_NOTE, row_table
+from lib.viewstate import day_bounds
+
+ui.default_dates(ov.story_window)
+active, view = ui.analytics_page("Overview")
+shown = ui.overview(active, view)
+if shown.story.bars.is_empty():
+    st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(view.assets)} between "
+               f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
+    st.stop()
+
+status = active.store.status()
+left, right = st.columns([5, 1], vertical_alignment="center")
+left.caption(f"As of the last {view.timeframe} bar before {shown.asof:%a %d %b %Y %H:%M} UTC ({view.exchange}). "
+             "Each number opens its page, in a new tab, with the view that computes it.")
+if right.button("Weekend brief", key="ov_brief", icon=":material/description:", width="stretch"):
+    asof = min(shown.asof, brief.latest_close(status, view) or shown.asof)
+    try:
+        with st.spinner("Writing the brief (PNG rendered with Chromium)..."):
+            files = brief.files(brief.build(ui.loader(active), view, asof, status, active.is_demo))
+    except export.ExportError as exc:
+        st.error(str(exc))
+    else:
+        right.download_button("Download (zip)", export.zip_bytes(files), f"cascade_weekend_brief_{asof:%Y%m%dT%H%M}.zip",
+                              mime="application/zip", key="ov_brief_download", width="stretch")
+
+st.markdown(row_table(shown.rows, {symbol: ov.links(view, shown.asof, symbol) for symbol in view.assets}))
+st.caption("  \n".join(v for v in shown.rows["verdict"].drop_nulls()))
+if shown.rows["volume_proxy"].any():
+    st.caption(PROXY_NOTE)
+
+ui.chart(shown.figure, "ov_story", ui.export_name("story", view))
+footer = ui.provenance(active, view, shown.story.bars)
+realised = ov.provenance_line(status, "liquidation_totals", shown.story.totals, *day_bounds(view), active.is_demo)
+st.caption(f"Realised liquidations: {realised}")
+ui.export_all("overview", {"story": shown.figure}, view, f"{footer} Realised liquidations: {realised}")
