@@ -43,9 +43,9 @@ from lib.schema import (
     TS,
 )
 from lib.sources import SOURCES
-from lib.sources.binance_archive import ARCHIVE_KINDS, FUTURES_ONLY, MARKET_DIRS, is_archive, read_archive
+from lib.sources.binance_archive import ARCHIVE_KINDS, FUTURES_ONLY, MARKET_DIRS, read_any
 from lib.sources.binance_download import ARCHIVES_SUBDIR, FAILED, FETCHED, KEPT, download
-from lib.sources.files import KINDS, ImportFormatError, read_import
+from lib.sources.files import KINDS, ImportFormatError
 from lib.provenance import provenance_text, series_entries
 from lib.store import Store, StoreError
 from lib.viewstate import choices_from_status, day_bounds, parse_view
@@ -140,9 +140,8 @@ def _import_file(
     symbol: str | None = None, timeframe: str | None = None,
 ) -> bool:
     """Import one file (Binance archives and zips through read_archive), print one line; False if it failed."""
-    read = read_archive if is_archive(path) else read_import
     try:
-        imported = read(path, kind, exchange, symbol, timeframe)
+        imported = read_any(path, kind, exchange, symbol, timeframe)
         added = store.write(imported.dataset, imported.frame, source=f"file:{path.name}")
     except (ImportFormatError, OSError) as exc:
         print(f"failed  {path}: {exc}", file=sys.stderr)

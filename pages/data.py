@@ -7,7 +7,8 @@ from lib import ui
 from lib.refresh import refresh_many
 from lib.schema import DATASETS, TIMEFRAMES
 from lib.sources import SOURCES
-from lib.sources.files import KINDS, ImportFormatError, read_import
+from lib.sources.binance_archive import read_any
+from lib.sources.files import KINDS, ImportFormatError
 
 
 active = ui.active_store()
@@ -60,7 +61,7 @@ with left, st.form("refresh_form"):
 with right, st.form("import_form"):
     st.subheader("Import a file")
     limit = ui.settings().upload_limit_mb
-    upload = st.file_uploader(f"CSV or Parquet (up to {limit} MB)", type=["csv", "parquet"], key="upload")
+    upload = st.file_uploader(f"CSV, Parquet or a Binance archive zip (up to {limit} MB)", type=["csv", "parquet", "zip"], key="upload")
     kind = st.selectbox("Kind", ("auto", *KINDS), key="import_kind")
     exchange = st.text_input("Exchange (blank: from the file name)", key="import_exchange", max_chars=40)
     symbol = st.text_input("Symbol (blank: from the file name)", key="import_symbol", max_chars=12)
@@ -70,7 +71,7 @@ with right, st.form("import_form"):
         else:
             with ui.upload_folder() as folder:
                 try:
-                    imported = read_import(
+                    imported = read_any(
                         ui.saved_upload(upload, folder), None if kind == "auto" else kind,
                         exchange.strip() or None, symbol.strip().upper() or None,
                     )

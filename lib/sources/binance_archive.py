@@ -299,3 +299,9 @@ def read_archive(
         else:
             imported = _read_named(path, name, Path(folder), exchange, symbol, timeframe)
     return replace(imported, notes=(*notes, *imported.notes))
+
+
+def read_any(path: Path, kind: str | None = None, exchange: str | None = None, symbol: str | None = None,
+             timeframe: str | None = None) -> Imported:
+    """Any importable file: Binance archives and zips through `read_archive`, the rest through `read_import`."""
+    return (read_archive if is_archive(path) else read_import)(path, kind, exchange, symbol, timeframe)
