@@ -204,8 +204,8 @@ def sections(brief: Brief) -> list[Section]:
         "drawdowns": [f"{r[SYMBOL]} {cells(r)['price']}: drawdown {pct_text(r['current_drawdown'])} from its 1-year peak, "
                       f"{pct_text(r['drawdown_from_30d_high'])} from its 30-day high; 24 h {pct_text(r['change_24h'], signed=True)}, "
                       f"7 d {pct_text(r['change_7d'], signed=True)}; {liquidated(r)}" for r in rows],
-        "liquidity": [f"{r[SYMBOL]}: weekend / weekday quote volume {ratio_text(r['ratio'], r['ci_low'], r['ci_high'])}. "
-                      f"{r['verdict'] or ''}".strip() for r in rows],
+        "liquidity": [f"{r[SYMBOL]}: weekend / weekday {liq.MEASURES[r['measure']].short if r['measure'] else 'volume'} "
+                      f"{ratio_text(r['ratio'], r['ci_low'], r['ci_high'])}. {r['verdict'] or ''}".strip() for r in rows],
         "clusters": [_cluster_line(r[SYMBOL], brief.fragility) for r in rows],
         "funding": [funding(r[SYMBOL]) for r in rows],
         "weekends": [f"{w[SYMBOL]}: " + "; ".join(

@@ -29,7 +29,7 @@ from lib.collect import (
 )
 from lib.config import load_settings
 from lib.refresh import DEFAULT_SET, refresh_all, refresh_lock, refresh_many, write_demo_market
-from lib.reports import DEFAULT_TOP, Report, drawdown_report, liquidation_report, pick_series
+from lib.reports import DEFAULT_TOP, Report, drawdown_report, liquidity_report, liquidation_report, pick_series
 from lib.schema import (
     ASSETS,
     BARS,
@@ -48,7 +48,7 @@ from lib.sources.binance_download import ARCHIVES_SUBDIR, FAILED, FETCHED, KEPT,
 from lib.sources.files import KINDS, ImportFormatError
 from lib.provenance import provenance_text, series_entries
 from lib.store import Store, StoreError
-from lib.viewstate import choices_from_status, day_bounds, parse_view
+from lib.viewstate import View, choices_from_status, day_bounds, parse_view
 
 
 def _utc(text: str) -> datetime:
@@ -268,6 +268,14 @@ def _drawdowns(store: Store, args: argparse.Namespace) -> Report:
     return drawdown_report(bars, top=args.top, liquidations=_optional(store, totals, args.start, args.end), notes=notes)
 
 
+WEEKEND_NAMES = {"utc": "utc", "us-closed": "cme"}  # the CLI's names -> lib.analytics.sessions' names
+
+
+def _liquidity(store: Store, args: argparse.Namespace) -> Report:
+    bars, notes = _bars(store, args, args.start, args.end)
+    return liquidity_report(bars, WEEKEND_NAMES[args.weekend], notes=notes)
+
+
 def _liquidations(store: Store, args: argparse.Namespace) -> Report:
     """Realised liquidations over the window (default: the cached liquidations' own range), bars and
     open interest from `WARM_UP` before it for the estimate, and 1 % depth for fragility."""
@@ -308,18 +316,26 @@ def cmd_report(store: Store, args: argparse.Namespace) -> int:
 EXPORT_PAGES = ("drawdowns", "liquidity", "liquidations")  # lib.views.PAGES, without importing it
 
 
+def _asked_view(status: list[dict[str, Any]], **asked: str | None) -> View | None:
+    """The view the options ask for (unset ones: as the app chooses), with a note on stderr for each
+    refused value; None when no bars are cached."""
+    choices = choices_from_status(status, load_settings().assets, load_settings().default_exchange)
+    if choices is None:
+        return None
+    view, notes = parse_view({k: v for k, v in asked.items() if v}, choices)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return view
+
+
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
     """Every chart of the chosen pages for one view, as PNG (2x) or one standalone HTML per page,
     each with the provenance footer the app's export gives them."""
     status = store.status()
-    choices = choices_from_status(status, load_settings().assets, load_settings().default_exchange)
-    if choices is None:
+    view = _asked_view(status, assets=",".join(args.assets or ()), exchange=args.exchange, timeframe=args.timeframe,
+                       start=args.start and args.start.date().isoformat(), end=args.end and args.end.date().isoformat())
+    if view is None:
         return _fail(f"no bars are cached in {store.root}: refresh, import or run `python -m lib demo` first")
-    asked = {"assets": ",".join(args.assets or ()), "exchange": args.exchange, "timeframe": args.timeframe,
-             "start": args.start and args.start.date().isoformat(), "end": args.end and args.end.date().isoformat()}
-    view, notes = parse_view({k: v for k, v in asked.items() if v}, choices)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
     bars = store.read("bars", view.assets, *day_bounds(view), view.exchange, view.timeframe)
     entries = series_entries(status, "bars", view.exchange, view.timeframe, set(view.assets))
     footer = provenance_text(entries, bars, *day_bounds(view), is_demo=False)
@@ -338,6 +354,26 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
         written += export.write(files, args.out / page)
     print(f"{len(written)} files written under {args.out} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}, "
           f"{view.start} .. {view.end})")
+    return 0
+
+
+def cmd_brief(store: Store, args: argparse.Namespace) -> int:
+    """The weekend brief as of --asof (default: the close of the last cached bar) from cached data
+    only: a PNG page, a standalone HTML page and a Markdown summary written into --out."""
+    status = store.status()
+    view = _asked_view(status, assets=",".join(args.assets or ()), exchange=args.exchange, timeframe=args.timeframe)
+    if view is None:
+        return _fail(f"no bars are cached in {store.root}: refresh, import or run `python -m lib demo` first")
+    from lib import brief, export  # seconds of imports (see cmd_export)
+
+    asof = args.asof or brief.latest_close(status, view)
+    made = brief.build(store.read, view, asof, status, is_demo=False)
+    try:
+        written = export.write(brief.files(made), args.out)
+    except export.ExportError as exc:
+        return _fail(str(exc))
+    print(f"weekend brief as of {_when(asof)} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}; data read "
+          f"up to the bar of {_when(made.used_until) if made.used_until else 'nothing'}): {len(written)} files in {args.out}")
     return 0
 
 
@@ -446,7 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--format", choices=("png", "html"), default="png")
     exporting.set_defaults(run=cmd_export)
 
-    report = sub.add_parser("report", help="drawdown or liquidation report of one asset, as JSON or CSV")
+    briefing = sub.add_parser("brief", help="the weekend brief (PNG, HTML, Markdown) as of a time, from cached data only")
+    briefing.add_argument("--out", type=Path, required=True, help="folder to write into")
+    briefing.add_argument("--asof", type=_utc, help="use only data before this time (ISO-8601, UTC; default: the "
+                          "close of the last cached bar)")
+    briefing.add_argument("--assets", nargs="+", metavar="SYMBOL", help="default: every cached asset")
+    briefing.add_argument("--exchange", help="exchange of the bars (default: as the app chooses)")
+    briefing.add_argument("--timeframe", choices=list(TIMEFRAMES), help="default: 1h where cached")
+    briefing.set_defaults(run=cmd_brief)
+
+    report = sub.add_parser("report", help="drawdown, liquidity or liquidation report of one asset, as JSON or CSV")
     kinds = report.add_subparsers(dest="report", required=True)
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--symbol", required=True, help="base asset, e.g. BTC")
@@ -459,6 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     drawdowns = kinds.add_parser("drawdowns", parents=[window], help="desk metrics; csv: the deepest episodes")
     drawdowns.add_argument("--top", type=int, default=DEFAULT_TOP, help="episodes listed, deepest first")
     drawdowns.set_defaults(run=cmd_report, build=_drawdowns)
+    liquidity = kinds.add_parser("liquidity", parents=[window],
+                                 help="weekend against weekday per measure, with CIs and p-values; csv: the table")
+    liquidity.add_argument("--weekend", choices=tuple(WEEKEND_NAMES), default="utc",
+                           help="utc: Sat-Sun UTC; us-closed: CME crypto futures closed, Fri 16:00 to Sun 17:00 Chicago")
+    liquidity.set_defaults(run=cmd_report, build=_liquidity)
     liquidations = kinds.add_parser("liquidations", parents=[window],
                                     help="realised totals, grid, bursts, estimated levels; csv: the grid cells")
     liquidations.add_argument("--bucket-usd", type=_positive, help="price bucket size (default: about 200 buckets)")

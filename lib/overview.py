@@ -6,8 +6,8 @@ way its own page computes it, over the window that page opens with from the row'
 - price, and its change against the close 24 h and 7 d before the last bar;
 - the drawdown from the running peak of the year before, and from the 30-day high (the drawdowns
   page's desk metrics over that year);
-- weekend against weekday quote volume over the last twelve weeks: ratio, block-bootstrap CI and
-  verdict (the liquidity page's statistics);
+- weekend against weekday quote volume (base volume where quote volume is missing) over the last
+  twelve weeks: ratio, block-bootstrap CI and verdict (the liquidity page's statistics);
 - realised liquidations of the last 24 h (long / short, each asset's finest cached timeframe);
 - estimated long liquidations within -5 % and short within +5 % (the liquidations page's level
   model with its default choices, over the last 30 days after its warm-up), and the latest funding.
@@ -42,6 +42,9 @@ LEVEL_HISTORY = timedelta(days=30)  # the level estimate's window, after levels.
 FUNDING_HISTORY = timedelta(days=30)
 CHANGES: dict[str, timedelta] = {"change_24h": timedelta(hours=24), "change_7d": timedelta(days=7)}
 ROW_BAND = 0.05  # the row's estimated liquidations: longs within -5 %, shorts within +5 %
+# Weekend liquidity in quote volume (the liquidity page's default), or in base volume where quote
+# volume is missing on some days (Binance REST klines imported without it, as in 2026 here).
+LIQUIDITY_MEASURES: tuple[str, ...] = (liq.QUOTE_VOLUME, liq.VOLUME)
 
 # Each linked figure of a row -> (its page, the history that page opens with; None: the view itself).
 LINKS: dict[str, tuple[str, timedelta | None]] = {
@@ -172,12 +175,17 @@ def drawdowns(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 def weekend_liquidity(bars: pl.DataFrame, weekend: str) -> pl.DataFrame:
-    """Per symbol: weekend against weekday quote volume of `bars` (`weekend_effect`: ratio, ci_low,
-    ci_high, first_date, last_date, ...) with its one-line verdict."""
+    """Per symbol: weekend against weekday volume of `bars` (a `weekend_effect` row: measure, ratio,
+    ci_low, ci_high, ...; NaN as null) with its one-line verdict. The measure is the first of
+    `LIQUIDITY_MEASURES` with a value on as many days as any."""
     measured = liq.with_calendar(liq.with_measures(bars, with_edge=False), weekend=weekend)
-    effects = stats.weekend_effect(liq.daily(measured, [liq.QUOTE_VOLUME]), [liq.QUOTE_VOLUME])
-    return effects.with_columns(pl.Series("verdict", [stats.verdict(row) for row in effects.iter_rows(named=True)],
-                                          dtype=pl.String))
+    effects = stats.weekend_effect(liq.daily(measured, LIQUIDITY_MEASURES), LIQUIDITY_MEASURES)
+    days = pl.col("n_weekday") + pl.col("n_weekend")
+    chosen = effects.filter(days == days.max().over(SYMBOL)).group_by(SYMBOL, maintain_order=True).first()
+    return chosen.with_columns(
+        pl.col("ratio", "ci_low", "ci_high").fill_nan(None),
+        pl.Series("verdict", [stats.verdict(row) for row in chosen.iter_rows(named=True)], dtype=pl.String),
+    )
 
 
 def realised(totals: pl.DataFrame) -> pl.DataFrame:
@@ -231,7 +239,8 @@ def asset_rows(market: Market, view: View, fragile: pl.DataFrame) -> pl.DataFram
     parts = [
         prices(market.bars),
         drawdowns(market.bars),
-        weekend_liquidity(liquidity_bars, view.weekend).select(SYMBOL, "ratio", "ci_low", "ci_high", "verdict"),
+        weekend_liquidity(liquidity_bars, view.weekend).select(SYMBOL, "measure", "ratio", "ci_low", "ci_high",
+                                                               "verdict"),
         realised(market.totals),
         near_levels(fragile),
         latest_funding(market.funding),

@@ -21,6 +21,8 @@ import polars as pl
 import polars.selectors as cs
 
 from lib.analytics import drawdowns as dd
+from lib.analytics import liquidity as liq
+from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidation_levels import LevelEstimate, estimate_levels, fragility, fragility_by_weekend
 from lib.analytics.liquidations import (
     DEFAULT_BURSTS,
@@ -53,8 +55,9 @@ class Report:
 
 
 def json_ready(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` with datetimes as ISO-8601 UTC strings ending in Z and float NaN as null."""
-    return frame.with_columns(cs.datetime().dt.to_string(ISO_UTC), cs.float().fill_nan(None))
+    """`frame` with datetimes as ISO-8601 UTC strings ending in Z, dates as YYYY-MM-DD and float NaN as null."""
+    return frame.with_columns(cs.datetime().dt.to_string(ISO_UTC), cs.date().dt.to_string("%Y-%m-%d"),
+                              cs.float().fill_nan(None))
 
 
 def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -190,3 +193,28 @@ def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None
         "assumptions": estimate.assumptions,
         "notes": list(estimate.notes),
     }
+
+
+LIQUIDITY_MEASURES: tuple[str, ...] = (
+    liq.VOLUME, liq.QUOTE_VOLUME, liq.TRADES, liq.AMIHUD, liq.EDGE_SPREAD, liq.CS_SPREAD, liq.REALIZED_VOL,
+    liq.PARKINSON_VOL, liq.TAKER_BUY_SHARE,
+)
+
+
+def liquidity_report(bars: pl.DataFrame, weekend: str = "utc", notes: Sequence[str] = ()) -> Report:
+    """Weekend against weekday for one series of `bars`: per measure the daily means and medians of
+    each side, the weekend / weekday ratio with its block-bootstrap CI, the Mann-Whitney, Welch and
+    HAC p-values and the day counts (`liquidity_stats.weekend_effect`), plus a one-line verdict.
+    A bar is weekend or weekday by its open time under `weekend` ("utc" or "cme")."""
+    header = series_header(bars)
+    measured = liq.with_calendar(liq.with_measures(bars), weekend=weekend)
+    effects = stats.weekend_effect(liq.daily(measured), LIQUIDITY_MEASURES)
+    summary = {
+        **header,
+        **span(bars[TS]),
+        "weekend_definition": weekend,
+        "metrics": {row.pop("measure"): row for row in records(effects.drop(SYMBOL))},
+        "verdicts": {row["measure"]: stats.verdict(row) for row in effects.iter_rows(named=True)},
+        "notes": list(notes),
+    }
+    return Report(summary, json_ready(effects))

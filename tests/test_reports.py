@@ -273,3 +273,17 @@ def test_drawdown_report_on_shapes(closes: list[float], max_drawdown: float, dat
 def test_records_write_utc_times_with_a_z(value: datetime | None, text: str | None) -> None:
     frame = pl.DataFrame({"ts": [value], "x": [float("nan")]}, schema={"ts": pl.Datetime("us", "UTC"), "x": pl.Float64})
     assert records(frame) == [{"ts": text, "x": None}]
+
+
+def test_liquidity_json_has_every_metric_and_an_honest_ratio(store_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    out = json.loads(report(store_dir, capsys, "liquidity", "--symbol", "BTC", "--exchange", "binanceusdm",
+                            "--start", "2025-03-01", "--end", "2025-08-31", "--weekend", "us-closed"))
+    assert (out["symbol"], out["weekend_definition"]) == ("BTC", "cme")
+    assert {"volume", "quote_volume", "amihud", "edge_spread", "realized_vol"} <= set(out["metrics"])
+    volume = out["metrics"]["volume"]
+    for key in ("weekday_mean", "weekend_mean", "weekday_median", "weekend_median", "ratio", "ci_low", "ci_high",
+                "p_mannwhitney", "n_weekday", "n_weekend"):
+        assert key in volume
+    assert volume["ratio"] == pytest.approx(volume["weekend_mean"] / volume["weekday_mean"])
+    assert volume["ci_low"] <= volume["ratio"] <= volume["ci_high"]
+    assert "volume" in out["verdicts"]["volume"]

@@ -1,0 +1,133 @@
+"""Liquidity benchmarks on 3 assets x 5 years x 1-minute bars (7.9M rows, the seeded random walks
+of store_bench.py, with quote volume = volume x close), side by side with the plain Parquet scan
+of the columns each step reads (the floor) and the straightforward pandas way (the peer):
+
+- aggregates: hour-of-week and day-of-week means, medians and counts of quote volume, the daily
+  table and the plain weekend / weekday ratio (`with_calendar`, `aggregate`, `daily`);
+- statistics: what the page tests on them (`weekend_effect` with its block bootstrap,
+  `hour_of_week_tests`, `day_of_week_means`, `day_of_week_tests`);
+- measures: every per-bar measure of the page (`with_measures`, EDGE off as on the page).
+
+    .venv/bin/python bench/liquidity_bench.py [--quick]
+
+Goals (issue 8): each within 3x of its floor; the aggregates at least 5x faster than pandas.
+The peer gets its frame already in pandas (conversion not timed), as ours gets a polars frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drawdowns_bench import best_of, machine  # noqa: E402
+from run_all import Goal, report  # noqa: E402
+from store_bench import MINUTES_5Y, minute_bars  # noqa: E402
+
+from lib.analytics import liquidity as liq  # noqa: E402
+from lib.analytics import liquidity_stats as stats  # noqa: E402
+from lib.schema import ASSETS, BARS, SYMBOL, TIMEFRAME, TS, conform  # noqa: E402
+
+MINUTES_1Y = 365 * 24 * 60
+MEASURE = liq.QUOTE_VOLUME
+AGGREGATE_COLUMNS = (SYMBOL, TS, MEASURE)
+MEASURE_COLUMNS = (SYMBOL, TIMEFRAME, TS, "open", "high", "low", "close", "volume", "quote_volume", "trades",
+                   "taker_buy_volume", "volume_reliable")
+FLOOR_GOAL = Goal(3, "× floor")
+PEER_GOAL = Goal(5, "×", at_least=True)
+WEEKEND_DAY = 6  # ISO weekday: Saturday and Sunday are >= 6 (the "utc" weekend)
+
+
+def bars(minutes: int) -> pl.DataFrame:
+    """`minutes` one-minute bars per asset in the canonical bars schema, quote volume filled in."""
+    walks = pl.concat([minute_bars(symbol, minutes, 10 + i) for i, symbol in enumerate(ASSETS)])
+    return conform(walks.with_columns(quote_volume=pl.col("volume") * pl.col("close")), BARS)
+
+
+def scan(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The floor: read `columns` and nothing else."""
+    return pl.scan_parquet(path).select(columns).collect()
+
+
+def weekend_ratio(days: pl.DataFrame, measure: str) -> pl.DataFrame:
+    """Per symbol: mean of the weekend days' `measure` over the weekday days' (no interval)."""
+    return days.group_by(SYMBOL).agg(
+        (pl.col(measure).filter(pl.col(liq.WEEKEND)).mean() / pl.col(measure).filter(~pl.col(liq.WEEKEND)).mean())
+        .alias("ratio")
+    )
+
+
+def aggregates(frame: pl.DataFrame) -> tuple[pl.DataFrame, ...]:
+    """Ours: calendar keys, hour-of-week and day-of-week tables, daily rows and the weekend ratio."""
+    measured = liq.with_calendar(frame)
+    days = liq.daily(measured, [MEASURE])
+    return (liq.aggregate(measured, liq.HOUR_OF_WEEK, [MEASURE]), liq.aggregate(measured, liq.DAY_OF_WEEK, [MEASURE]),
+            days, weekend_ratio(days, MEASURE))
+
+
+def pandas_aggregates(frame: pd.DataFrame) -> tuple[pd.DataFrame | pd.Series, ...]:
+    """The peer: the same tables with pandas groupbys, as one would write them."""
+    ts = frame[TS]
+    keyed = frame.assign(weekday=ts.dt.day_of_week + 1, hour=ts.dt.hour, date=ts.dt.floor("D"))
+    keyed["weekend"] = keyed["weekday"] >= WEEKEND_DAY
+    stats_ = ["mean", "median", "count"]
+    hour_of_week = keyed.groupby([SYMBOL, "weekday", "hour"])[MEASURE].agg(stats_)
+    day_of_week = keyed.groupby([SYMBOL, "weekday"])[MEASURE].agg(stats_)
+    days = keyed.groupby([SYMBOL, "date", "weekend"])[MEASURE].mean().reset_index()
+    sides = days.groupby([SYMBOL, "weekend"])[MEASURE].mean().unstack()
+    return hour_of_week, day_of_week, days, sides[True] / sides[False]
+
+
+def statistics(measured: pl.DataFrame, days: pl.DataFrame) -> tuple[pl.DataFrame, ...]:
+    """What the page tests: the weekend effect (bootstrap CI, three tests), the 168 hour-of-week
+    cells (Mann-Whitney + BH), and the day-of-week means and tests (HAC)."""
+    return (stats.weekend_effect(days, [MEASURE]), stats.hour_of_week_tests(measured, MEASURE),
+            stats.day_of_week_means(days, MEASURE), stats.day_of_week_tests(days, MEASURE))
+
+
+def compare(label: str, ours: float, floor: float, peer: float | None = None) -> None:
+    """Report ours, ours against the floor and (when there is one) the peer against ours."""
+    report(f"liquidity: {label}", ours, "s")
+    report(f"liquidity: {label} / floor", ours / floor, "×", FLOOR_GOAL)
+    if peer is not None:
+        report(f"liquidity: pandas peer for {label}", peer, "s")
+        report(f"liquidity: {label}, faster than pandas", peer / ours, "×", PEER_GOAL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 year of minutes instead of 5")
+    minutes = MINUTES_1Y if parser.parse_args().quick else MINUTES_5Y
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bars_1m.parquet"
+        frame = bars(minutes)
+        frame.write_parquet(path, compression="zstd")
+        print(f"dataset: {frame.height:,} one-minute bars ({len(ASSETS)} assets x {minutes // MINUTES_1Y} years), "
+              f"{path.stat().st_size / 2**20:.0f} MB of Parquet")
+        narrow_floor, narrow = best_of(lambda: scan(path, AGGREGATE_COLUMNS))
+        wide_floor, _ = best_of(lambda: scan(path, MEASURE_COLUMNS))
+    report(f"liquidity: floor, scan of {', '.join(AGGREGATE_COLUMNS)} ({frame.height:,} rows)", narrow_floor, "s")
+    report(f"liquidity: floor, scan of the {len(MEASURE_COLUMNS)} bar columns", wide_floor, "s")
+
+    ours_s, (_, _, days, _) = best_of(lambda: aggregates(narrow))
+    as_pandas = narrow.to_pandas()
+    peer_s, _ = best_of(lambda: pandas_aggregates(as_pandas), repeats=2)
+    compare("aggregates (hour-of-week, day-of-week, daily, ratio)", ours_s, narrow_floor, peer_s)
+
+    measured = liq.with_calendar(narrow)
+    stats_s, _ = best_of(lambda: statistics(measured, days), repeats=2)
+    compare("statistics (bootstrap CI, tests, 168 cells)", stats_s, narrow_floor)
+
+    measures_s, _ = best_of(lambda: liq.with_measures(frame, with_edge=False), repeats=2)
+    compare("per-bar measures (with_measures, 13 measures, no EDGE)", measures_s, wide_floor)
+
+
+if __name__ == "__main__":
+    main()
