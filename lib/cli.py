@@ -191,7 +191,7 @@ def cmd_collect(store: Store, args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     print(f"{beat.name} stopped: {beat.events_received} received, {beat.rows_written} new rows stored, "
-          f"{beat.reconnects} reconnects, {beat.events_lost} lost")
+          f"{beat.reconnects} reconnects, {beat.errors} errors, {beat.events_lost} lost")
     return 0
 
 

@@ -50,9 +50,11 @@ EXCHANGES: tuple[str, ...] = ("bybit", "binanceusdm", "okx")
 
 
 class Feed(Protocol):
-    """What a collector reads: frames in one dataset's schema, and a count of events it had to drop."""
+    """What a collector reads: frames in one dataset's schema; how many events it had to drop and how
+    many times its connection was reopened."""
 
     lost: int
+    reconnects: int
 
     def frames(self) -> AsyncIterator[pl.DataFrame]: ...
 
@@ -116,7 +118,8 @@ class Heartbeat:
     events_received: int = 0  # rows read from the feed
     rows_written: int = 0  # rows new to the store (resent duplicates are not counted)
     events_lost: int = 0  # events the feed had to drop (see lib.sources.live.Tape)
-    reconnects: int = 0
+    reconnects: int = 0  # connections reopened (websocket feeds)
+    errors: int = 0  # failures of the feed, each followed by a backoff and a reopen
     last_error: str | None = None
     last_error_at: str | None = None
 
@@ -217,7 +220,7 @@ class Collector:
                 raise EOFError("the feed ended")
             except Exception as exc:  # any failure of the feed: record it, wait, reopen
                 self._error(exc)
-                self.heartbeat.reconnects += 1
+                self.heartbeat.errors += 1
                 self.heartbeat.state = RECONNECTING
                 delay = backoff_seconds(failures)
                 failures += 1
@@ -259,6 +262,7 @@ class Collector:
     def _beat(self) -> None:
         self.heartbeat.last_seen = _utc_iso(datetime.now(timezone.utc))
         self.heartbeat.events_lost = self.feed.lost
+        self.heartbeat.reconnects = self.feed.reconnects
         try:
             self.store.heartbeat(self.heartbeat.name, asdict(self.heartbeat))
         except (StoreError, OSError) as exc:  # a missed heartbeat must not stop the collecting

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
@@ -158,12 +158,14 @@ class LiquidityOptions:
     weekend: str = "utc"
     tz: str = "UTC"
     with_edge: bool = False  # EDGE costs ~9 µs a bar through `bidask`: opt in on long series
+    regime_split: date = liq.ETF_LAUNCH
 
 
 @dataclass
 class LiquidityView:
     effects: pl.DataFrame  # weekend_effect of the measure (and of 1 % depth where cached), per symbol
     verdicts: dict[str, str]  # symbol -> the one-line verdict on the measure
+    regimes: pl.DataFrame  # the measure by regime (before / after the split date) and weekend, per symbol
     figures: dict[str, go.Figure] = field(default_factory=dict)
 
 
@@ -174,7 +176,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     where the `depth` dataset has it, and the two 2026 cascades against their baseline (`events`:
     bars around them, possibly empty)."""
     measure = options.measure
-    measured = liq.with_calendar(liq.with_measures(bars, with_edge=options.with_edge), weekend=options.weekend, tz=options.tz)
+    measured = liq.with_calendar(liq.with_measures(bars, with_edge=options.with_edge), weekend=options.weekend,
+                                 tz=options.tz, regime_split=options.regime_split)
     days = liq.daily(measured)
     effects = stats.weekend_effect(days, [measure])
     verdicts = {row[SYMBOL]: stats.verdict(row) for row in effects.iter_rows(named=True)}
@@ -203,7 +206,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
         if not compared.filter(pl.col("ratio").is_not_null()).is_empty():
             figures["cascades"] = liquidity_charts.event_comparison_chart(
                 compared.filter(pl.col(SYMBOL) == compared[SYMBOL][0]))
-    return LiquidityView(effects, verdicts, figures)
+    regimes = liq.aggregate(measured, (liq.REGIME, liq.WEEKEND), [measure])
+    return LiquidityView(effects, verdicts, regimes, figures)
 
 
 def drawdown_inputs(load: Loader, view: View) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -19,6 +19,8 @@ with st.sidebar:
         weekend=view.weekend,
         tz=st.selectbox("Hours shown in", TIMEZONES, key="lq_tz"),
         with_edge=st.toggle("EDGE spread (slow on long 1-minute series)", key="lq_edge"),
+        regime_split=st.date_input("Regime split", liq.ETF_LAUNCH, key="lq_regime",
+                                   help="Default: the US spot bitcoin ETF launch, 2024-01-11"),
     )
 
 bars, depth, events = views.liquidity_inputs(ui.loader(active), view)
@@ -37,6 +39,8 @@ with st.expander("The statistics behind the verdicts"):
                "resampled, because hours and days are autocorrelated); Mann-Whitney U, Welch t and an OLS weekend "
                "dummy with Newey-West (HAC) errors; effective sample sizes from the lag-1 autocorrelation.")
     st.dataframe(shown.effects, hide_index=True, key="lq_effects")
+    st.caption(f"Before and after {options.regime_split} (mean, median and bars per regime and weekend flag):")
+    st.dataframe(shown.regimes, hide_index=True, key="lq_regimes")
 
 for name, fig in shown.figures.items():
     ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view))

@@ -157,7 +157,7 @@ def test_a_dropped_connection_reconnects_without_losing_or_doubling_rows(
         heartbeat, _ = record(server, exchange, store, rows=events.height)
         connections = server.connections
     assert connections == 2
-    assert heartbeat.reconnects == 1 and "NetworkError" in heartbeat.last_error
+    assert heartbeat.reconnects == 1  # ccxt may reopen it before any watch sees the drop: errors 0 or 1
     assert heartbeat.events_received > events.height  # the resent messages arrived twice...
     assert heartbeat.rows_written == events.height  # ...and were stored once
     assert_frame_equal(stored(store), expected_rows(events, exchange).sort("ts", "side"))
@@ -256,7 +256,7 @@ def test_depth_snapshots_are_stored_every_interval_after_a_failed_fetch(data_dir
         return await run
 
     heartbeat = asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
-    assert heartbeat.reconnects == 1 and heartbeat.last_error.startswith("NetworkError")
+    assert heartbeat.errors == 1 and heartbeat.last_error.startswith("NetworkError")
     assert {limit for _, limit in client.calls} == {PAGE_LIMITS["fetchOrderBook"]["okx"]}
     rows = stored(store, DEPTH.name).sort("symbol", "ts")
     assert rows.height == heartbeat.rows_written == heartbeat.events_received >= 4

@@ -221,6 +221,23 @@ class LiquidationFeed:
         self.tape = Tape()
         client.liquidations = self.tape  # ccxt's handlers append here (they create a cache only when None)
         self.lost = 0
+        self.connections = 0
+        client.on_connected = self._counting(client.on_connected)
+
+    def _counting(self, on_connected: Callable[..., None]) -> Callable[..., None]:
+        """ccxt's on_connected hook, counting connections: ccxt reopens a dropped one by itself when no
+        watch was waiting on it, so the feed's own failures undercount reconnects."""
+
+        def hook(ws_client: Any, message: Any = None) -> None:
+            self.connections += 1
+            on_connected(ws_client, message)
+
+        return hook
+
+    @property
+    def reconnects(self) -> int:
+        """Connections opened after the first."""
+        return max(0, self.connections - 1)
 
     def _watchers(self) -> list[Callable[[], Awaitable[Any]]]:
         if self.spec.per_symbol:
@@ -269,6 +286,7 @@ class DepthFeed:
     """One order-book snapshot per symbol every `interval_s` seconds (REST fetchOrderBook) -> DEPTH rows."""
 
     lost = 0  # a snapshot missed is retaken on the next round, never half-stored
+    reconnects = 0  # REST: nothing to reconnect; failed rounds show as the collector's errors
 
     def __init__(self, client: Any, exchange_id: str, symbols: Sequence[str], interval_s: float) -> None:
         self.client = client
