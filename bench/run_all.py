@@ -49,7 +49,10 @@ class Goal:
             return ""
         if self.at_least:
             return f"{1 - value / self.limit:.0%} short" if value > 0 else "short"
-        return f"{value / self.limit:.1f}× over" if self.limit > 0 else "over"
+        if self.limit <= 0:
+            return "over"
+        ratio = value / self.limit
+        return f"{ratio - 1:.0%} over" if ratio < 2 else f"{ratio:.1f}× over"
 
 
 @dataclass(frozen=True)

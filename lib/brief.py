@@ -29,7 +29,16 @@ from lib.analytics import liquidity as liq
 from lib.analytics.liquidations import LONG, SHORT
 from lib.charts import theme
 from lib.charts.liquidations import usd_text
-from lib.charts.overview import DEMO_TITLE, TABLE_COLUMNS, cells, day_text, funding_text, pct_text, ratio_text
+from lib.charts.overview import (
+    DEMO_TITLE,
+    PRICE_BASE,
+    TABLE_COLUMNS,
+    cells,
+    day_text,
+    funding_text,
+    pct_text,
+    ratio_text,
+)
 from lib.provenance import series_entries
 from lib.schema import SYMBOL, TIMEFRAMES, TS
 from lib.views import Loader
@@ -39,6 +48,9 @@ WEEKENDS_SHOWN = 2
 WEEKEND_HISTORY = timedelta(weeks=4)  # bars enough to hold the last two complete weekends
 TREND = timedelta(days=7)  # funding's mean and open interest's change over the last week
 PAGE_HEIGHT = 1560
+TABLE_ROW_PX = 26
+PERCENT = 100
+PAGE_STYLE = "font-family:sans-serif;max-width:1700px;margin:auto"  # as export.html's pages
 TITLES = {
     "drawdowns": "Drawdowns and realised liquidations",
     "liquidity": "Weekend liquidity, last 12 weeks",
@@ -96,7 +108,8 @@ def trends(funding: pl.DataFrame, open_interest: pl.DataFrame, asof: datetime) -
     """Per symbol: funding_7d_mean (the mean rate over the `TREND` before `asof`), the latest
     open_interest_usd and its open_interest_change_7d against the last value `TREND` before it."""
     ts, oi = pl.col(TS), pl.col("open_interest_usd")
-    rate = funding.group_by(SYMBOL).agg(pl.col("funding_rate").filter(ts >= asof - TREND).mean().alias("funding_7d_mean"))
+    rate = funding.group_by(SYMBOL).agg(
+        pl.col("funding_rate").filter(ts >= asof - TREND).mean().alias("funding_7d_mean"))
     held = open_interest.group_by(SYMBOL).agg(
         oi.last(), (oi.last() / oi.filter(ts <= ts.last() - TREND).last() - 1).alias("open_interest_change_7d"))
     return rate.join(held, on=SYMBOL, how="full", coalesce=True)
@@ -105,7 +118,8 @@ def trends(funding: pl.DataFrame, open_interest: pl.DataFrame, asof: datetime) -
 def last_weekends(bars: pl.DataFrame, weekend: str, n: int = WEEKENDS_SHOWN) -> pl.DataFrame:
     """The last `n` complete weekends per symbol of `bars` (a Friday close and a Monday open), oldest first."""
     moves = liq.weekend_moves(liq.with_calendar(bars, weekend=weekend))
-    return moves.drop_nulls(["friday_close", "monday_open"]).sort(SYMBOL, "start").group_by(SYMBOL, maintain_order=True).tail(n)
+    complete = moves.drop_nulls(["friday_close", "monday_open"]).sort(SYMBOL, "start")
+    return complete.group_by(SYMBOL, maintain_order=True).tail(n)
 
 
 def build(load: Loader, view: View, asof: datetime, status: list[dict], is_demo: bool) -> Brief:
@@ -121,14 +135,16 @@ def build(load: Loader, view: View, asof: datetime, status: list[dict], is_demo:
     early = asof - ov.LEVEL_HISTORY - ov.levels.WARM_UP
 
     def source(dataset: str, frame: pl.DataFrame, lo: datetime) -> str:
-        return ov.provenance_line(status, dataset, frame, lo, asof, is_demo)
+        """The provenance of `frame`'s rows from `lo` on."""
+        return ov.provenance_line(status, dataset, frame.filter(pl.col(TS) >= lo), lo, asof, is_demo)
 
     sources = {
         "drawdowns": f"{source('bars', market.bars, asof - ov.DRAWDOWN_HISTORY)} Realised liquidations: "
                      f"{source('liquidation_totals', market.totals, asof - ov.REALISED_HISTORY)}",
-        "liquidity": source("bars", market.bars.filter(pl.col(TS) >= asof - ov.LIQUIDITY_HISTORY), asof - ov.LIQUIDITY_HISTORY),
-        "clusters": f"Estimated from {source('bars', market.bars.filter(pl.col(TS) >= early), early)} Open interest: "
-                    f"{source('open_interest', market.open_interest, early)} 1 % depth: {source('depth', market.depth, early)}",
+        "liquidity": source("bars", market.bars, asof - ov.LIQUIDITY_HISTORY),
+        "clusters": f"Estimated from {source('bars', market.bars, early)} Open interest: "
+                    f"{source('open_interest', market.open_interest, early)} "
+                    f"1 % depth: {source('depth', market.depth, early)}",
         "funding": f"{source('funding', market.funding, month)} Open interest: {source('open_interest', oi, month)}",
         "weekends": source("bars", recent, asof - WEEKEND_HISTORY),
     }
@@ -152,8 +168,24 @@ class Section:
 
 def title(brief: Brief) -> str:
     view = brief.view
-    return (f"{DEMO_TITLE if brief.is_demo else ''}Cascade weekend brief · as of {brief.asof:{theme.DATE_TEXT}} UTC · "
-            f"{', '.join(view.assets)} · {view.exchange} {view.timeframe}")
+    demo = DEMO_TITLE if brief.is_demo else ""
+    return (f"{demo}Cascade weekend brief · as of {brief.asof:{theme.DATE_TEXT}} UTC · {', '.join(view.assets)} · "
+            f"{view.exchange} {view.timeframe}")
+
+
+def _drawdown_line(r: dict) -> str:
+    liquidated = ("realised liquidations not cached" if r["liquidated_long_usd"] is None else
+                  f"{usd_text(r['liquidated_long_usd'])} longs / {usd_text(r['liquidated_short_usd'])} shorts "
+                  "liquidated in 24 h")
+    return (f"{r[SYMBOL]} {cells(r)['price']}: drawdown {pct_text(r['current_drawdown'])} from its 1-year peak, "
+            f"{pct_text(r['drawdown_from_30d_high'])} from its 30-day high; "
+            f"24 h {pct_text(r['change_24h'], signed=True)}, 7 d {pct_text(r['change_7d'], signed=True)}; {liquidated}")
+
+
+def _liquidity_line(r: dict) -> str:
+    measure = liq.MEASURES[r["measure"]].short if r["measure"] else "volume"
+    ratio = ratio_text(r["ratio"], r["ci_low"], r["ci_high"])
+    return f"{r[SYMBOL]}: weekend / weekday {measure} {ratio}. {r['verdict'] or ''}".strip()
 
 
 def _book(fragile: pl.DataFrame) -> pl.DataFrame:
@@ -163,55 +195,51 @@ def _book(fragile: pl.DataFrame) -> pl.DataFrame:
 
 
 def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
-    """Longs and shorts within each band; the multiple of 1 % depth (weekend book, where cached) of the nearest."""
+    """Longs and shorts within each band, and the multiple of 1 % depth (the weekend book where
+    cached) the nearest band would sell or buy into."""
     mine = fragile.filter(pl.col(SYMBOL) == symbol)
     if mine.is_empty():
         return f"{symbol}: no bars to estimate from"
-    book = _book(mine)
-    sides = []
-    for side, word in ((LONG, "longs"), (SHORT, "shorts")):
+    book, sides = _book(mine), []
+    for side, word, depth_side in ((LONG, "longs", "bids"), (SHORT, "shorts", "asks")):
         rows = book.filter(pl.col("side") == side).sort(pl.col("band").abs())
         bands = ", ".join(f"{usd_text(r['liquidation_usd'])} within {pct_text(r['band'], signed=True, digits=0)}"
                           for r in rows.iter_rows(named=True))
-        multiple = rows["depth_multiple"][0]
-        depth = "" if multiple is None else f" ({multiple:.1f}× the {rows['period'][0]} 1 % {'bids' if side == LONG else 'asks'})"
+        nearest = rows.row(0, named=True)
+        depth = ("" if nearest["depth_multiple"] is None else
+                 f" (those within {pct_text(nearest['band'], signed=True, digits=0)}: {nearest['depth_multiple']:.1f}× "
+                 f"the {nearest['period']} 1 % {depth_side})")
         sides.append(f"{word} {bands}{depth}")
-    proxy = " (no open interest cached: volume proxy, USD scale indicative)" if mine["volume_proxy"][0] else ""
     no_depth = "" if mine["depth_usd"].drop_nulls().len() else "; no 1 % depth cached"
+    proxy = " (no open interest cached: volume proxy, USD scale indicative)" if mine["volume_proxy"][0] else ""
     return f"{symbol}: {'; '.join(sides)}{no_depth}{proxy}"
+
+
+def _funding_line(r: dict, trend: dict) -> str:
+    oi = ("open interest not cached in the last 30 days" if trend.get("open_interest_usd") is None else
+          f"open interest {usd_text(trend['open_interest_usd'])} "
+          f"({pct_text(trend['open_interest_change_7d'], signed=True)} in 7 d)")
+    mean = "" if trend.get("funding_7d_mean") is None else f" (7-day mean {funding_text(trend['funding_7d_mean'])})"
+    return f"{r[SYMBOL]}: funding {funding_text(r['funding_rate'])} per interval{mean}; {oi}"
+
+
+def _weekend_line(w: dict) -> str:
+    moves = (f"weekend of {day_text(start)} {pct_text(move, signed=True)} (low {pct_text(low)})"
+             for start, move, low in zip(w["start"], w["move"], w["max_drawdown"], strict=True))
+    return f"{w[SYMBOL]}: {'; '.join(moves)}"
 
 
 def sections(brief: Brief) -> list[Section]:
     """The brief's figures in words, in the order of `TITLES`."""
     rows = list(brief.rows.iter_rows(named=True))
-    trend = {r[SYMBOL]: r for r in brief.trends.iter_rows(named=True)}
-    weekends = brief.weekends.group_by(SYMBOL, maintain_order=True).agg(pl.all())
-
-    def liquidated(r: dict) -> str:
-        if r["liquidated_long_usd"] is None:
-            return "realised liquidations not cached"
-        return f"{usd_text(r['liquidated_long_usd'])} longs / {usd_text(r['liquidated_short_usd'])} shorts liquidated in 24 h"
-
-    def funding(symbol: str) -> str:
-        t = trend.get(symbol, {})
-        rate = next(r["funding_rate"] for r in rows if r[SYMBOL] == symbol)
-        oi = ("open interest not cached in the last 30 days" if t.get("open_interest_usd") is None else
-              f"open interest {usd_text(t['open_interest_usd'])} ({pct_text(t['open_interest_change_7d'], signed=True)} in 7 d)")
-        mean = "" if t.get("funding_7d_mean") is None else f" (7-day mean {funding_text(t['funding_7d_mean'])})"
-        return f"{symbol}: funding {funding_text(rate)} per interval{mean}; {oi}"
-
+    trends_by = {t[SYMBOL]: t for t in brief.trends.iter_rows(named=True)}
+    weekends = brief.weekends.group_by(SYMBOL, maintain_order=True).agg(pl.all()).iter_rows(named=True)
     lines = {
-        "drawdowns": [f"{r[SYMBOL]} {cells(r)['price']}: drawdown {pct_text(r['current_drawdown'])} from its 1-year peak, "
-                      f"{pct_text(r['drawdown_from_30d_high'])} from its 30-day high; 24 h {pct_text(r['change_24h'], signed=True)}, "
-                      f"7 d {pct_text(r['change_7d'], signed=True)}; {liquidated(r)}" for r in rows],
-        "liquidity": [f"{r[SYMBOL]}: weekend / weekday {liq.MEASURES[r['measure']].short if r['measure'] else 'volume'} "
-                      f"{ratio_text(r['ratio'], r['ci_low'], r['ci_high'])}. {r['verdict'] or ''}".strip() for r in rows],
+        "drawdowns": [_drawdown_line(r) for r in rows],
+        "liquidity": [_liquidity_line(r) for r in rows],
         "clusters": [_cluster_line(r[SYMBOL], brief.fragility) for r in rows],
-        "funding": [funding(r[SYMBOL]) for r in rows],
-        "weekends": [f"{w[SYMBOL]}: " + "; ".join(
-            f"weekend of {day_text(start)} {pct_text(move, signed=True)} (low {pct_text(low)})"
-            for start, move, low in zip(w["start"], w["move"], w["max_drawdown"], strict=True))
-            for w in weekends.iter_rows(named=True)] or ["no complete weekend cached in the last four weeks"],
+        "funding": [_funding_line(r, trends_by.get(r[SYMBOL], {})) for r in rows],
+        "weekends": [_weekend_line(w) for w in weekends] or ["no complete weekend cached in the last four weeks"],
     }
     return [Section(TITLES[key], tuple(lines[key]), brief.sources[key]) for key in TITLES]
 
@@ -219,7 +247,8 @@ def sections(brief: Brief) -> list[Section]:
 def markdown(brief: Brief) -> str:
     """The summary for a chat message: a bold title, each figure's lines and its data's provenance."""
     parts = [f"**{title(brief)}**", f"Cached data only, read up to {_when(brief.used_until)}."]
-    parts += [f"**{s.title}**\n" + "\n".join(f"- {line}" for line in s.lines) + f"\n_{s.source}_" for s in sections(brief)]
+    parts += [f"**{s.title}**\n" + "\n".join(f"- {line}" for line in s.lines) + f"\n_{s.source}_"
+              for s in sections(brief)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -237,20 +266,21 @@ def figure(brief: Brief) -> go.Figure:
     fig = make_subplots(
         rows=4, cols=2, specs=[[{"type": "table", "colspan": 2}, None], [{}, {}], [{}, {}], [{"colspan": 2}, None]],
         row_heights=[0.14, 0.3, 0.28, 0.28], vertical_spacing=0.055, horizontal_spacing=0.08,
-        subplot_titles=("", "Weekend / weekday quote volume, last 12 weeks (95 % CI)",
+        subplot_titles=("", "Weekend / weekday volume, last 12 weeks (95 % CI)",
                         "Estimated liquidations between the price and each move (USD, log)",
-                        "Funding rate per interval, last 30 days", "Open interest, last 30 days (100 = first value)",
+                        "Funding rate per interval, last 30 days",
+                        f"Open interest, last 30 days ({PRICE_BASE:g} = first value)",
                         TITLES["weekends"]))
     rows = list(brief.rows.iter_rows(named=True))
     texts = [cells(r) for r in rows]
     fig.add_trace(go.Table(
         header={"values": ["Asset", *(name for name, _ in TABLE_COLUMNS)], "fill_color": theme.GRID, "align": "left"},
         cells={"values": [[r[SYMBOL] for r in rows], *([t[key] for t in texts] for _, key in TABLE_COLUMNS)],
-               "align": "left", "height": 26}), row=1, col=1)
+               "align": "left", "height": TABLE_ROW_PX}), row=1, col=1)
     for r in rows:
         _ratio_marker(fig, r)
         _clusters(fig, brief.fragility.filter(pl.col(SYMBOL) == r[SYMBOL]), r[SYMBOL])
-        _lines(fig, brief.funding.filter(pl.col(SYMBOL) == r[SYMBOL]), "funding_rate", r[SYMBOL], 3, 1, scale=100)
+        _lines(fig, brief.funding.filter(pl.col(SYMBOL) == r[SYMBOL]), "funding_rate", r[SYMBOL], 3, 1, scale=PERCENT)
         _lines(fig, brief.open_interest.filter(pl.col(SYMBOL) == r[SYMBOL]), "open_interest_usd", r[SYMBOL], 3, 2,
                index=True)
         _weekend_bars(fig, brief.weekends.filter(pl.col(SYMBOL) == r[SYMBOL]), r[SYMBOL])
@@ -302,7 +332,7 @@ def _lines(fig: go.Figure, frame: pl.DataFrame, column: str, symbol: str, row: i
            scale: float = 1.0, index: bool = False) -> None:
     if frame.is_empty():
         return
-    values = frame[column] / frame[column][0] * 100 if index else frame[column] * scale
+    values = frame[column] / frame[column][0] * PRICE_BASE if index else frame[column] * scale
     fig.add_trace(go.Scatter(
         x=frame[TS].dt.replace_time_zone(None).to_list(), y=values.to_list(), mode="lines",
         line={"color": theme.asset_color(symbol), "width": 1.6}, name=symbol, legendgroup=symbol, showlegend=False),
@@ -312,8 +342,8 @@ def _lines(fig: go.Figure, frame: pl.DataFrame, column: str, symbol: str, row: i
 def _weekend_bars(fig: go.Figure, weekends: pl.DataFrame, symbol: str) -> None:
     fig.add_trace(go.Bar(
         x=[f"Weekend of {day_text(s)}" for s in weekends["start"]], y=weekends["move"].to_list(),
-        text=[f"{pct_text(m, signed=True)} (low {pct_text(low)})" for m, low in zip(weekends["move"], weekends["max_drawdown"],
-                                                                                  strict=True)],
+        text=[f"{pct_text(move, signed=True)} (low {pct_text(low)})"
+              for move, low in zip(weekends["move"], weekends["max_drawdown"], strict=True)],
         textposition="outside", cliponaxis=False, marker={"color": theme.asset_color(symbol)}, name=symbol,
         legendgroup=symbol, showlegend=False), row=4, col=1)
 
@@ -336,13 +366,17 @@ def html_page(brief: Brief, page: go.Figure) -> str:
                         config={"displaylogo": False})
     name = html.escape(title(brief))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{name}</title></head>"
-            f"<body style='font-family:sans-serif;max-width:1700px;margin:auto'><h1>{name}</h1>{summary}{chart}</body></html>")
+            f"<body style='{PAGE_STYLE}'><h1>{name}</h1>{summary}{chart}</body></html>")
+
+
+def stem(asof: datetime) -> str:
+    """The brief's file name without extension."""
+    return f"cascade_weekend_brief_{asof:%Y%m%dT%H%M}"
 
 
 def files(brief: Brief) -> dict[str, bytes]:
     """File name -> bytes: the page as PNG (footer included), the standalone HTML and the Markdown
     summary. Raises export.ExportError when the PNG cannot be rendered."""
-    page = figure(brief)
-    stem = f"cascade_weekend_brief_{brief.asof:%Y%m%dT%H%M}"
-    return {f"{stem}.png": export.png(export.with_footer(page, footer(brief))),
-            f"{stem}.html": html_page(brief, page).encode(), f"{stem}.md": markdown(brief).encode()}
+    page, name = figure(brief), stem(brief.asof)
+    return {f"{name}.png": export.png(export.with_footer(page, footer(brief))),
+            f"{name}.html": html_page(brief, page).encode(), f"{name}.md": markdown(brief).encode()}

@@ -136,7 +136,8 @@ def provenance_line(status: list[dict], dataset: str, frame: pl.DataFrame, lo: d
         return f"{DEMO_PREFIX if is_demo else ''}No {dataset} rows cached in this window."
     symbols = set(frame[SYMBOL].unique())
     pairs = frame.select(EXCHANGE, TIMEFRAME).unique().sort(EXCHANGE, TIMEFRAME).iter_rows()
-    entries = [e for exchange, timeframe in pairs for e in series_entries(status, dataset, exchange, timeframe, symbols)]
+    entries = [e for exchange, timeframe in pairs
+               for e in series_entries(status, dataset, exchange, timeframe, symbols)]
     return provenance_text(entries, frame, lo, hi, is_demo)
 
 
@@ -196,6 +197,11 @@ def realised(totals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+FRAGILITY_SCHEMA = {"side": pl.String, "band": pl.Float64, "price_bound": pl.Float64, "liquidation_usd": pl.Float64,
+                    "depth_usd": pl.Float64, "depth_multiple": pl.Float64, "period": pl.String, SYMBOL: pl.String,
+                    "volume_proxy": pl.Boolean}
+
+
 def fragility(market: Market, view: View) -> pl.DataFrame:
     """Per symbol, `fragility_by_weekend` of the level estimate as of the last bar, run as the
     liquidations page runs it for the last `LEVEL_HISTORY` (default choices, warm-up before it);
@@ -213,7 +219,7 @@ def fragility(market: Market, view: View) -> pl.DataFrame:
         proxy = oi.select(pl.col("open_interest_usd").drop_nulls()).is_empty()
         parts.append(levels.fragility_by_weekend(estimate, market.depth.filter(pl.col(SYMBOL) == symbol), view.weekend)
                      .with_columns(pl.lit(symbol).alias(SYMBOL), pl.lit(proxy).alias("volume_proxy")))
-    return pl.concat(parts) if parts else pl.DataFrame(schema={SYMBOL: pl.String, "side": pl.String, "band": pl.Float64})
+    return pl.concat(parts) if parts else pl.DataFrame(schema=FRAGILITY_SCHEMA)
 
 
 def near_levels(fragile: pl.DataFrame, band: float = ROW_BAND) -> pl.DataFrame:
@@ -274,7 +280,8 @@ def largest_legs(bars: pl.DataFrame, totals: pl.DataFrame, n: int = STORY_LEGS) 
     series = dd.with_drawdown(bars)
     legs = dd.decline_by_period(series, dd.top_episodes(dd.episodes(series), STORY_EPISODES), every=LEG_PERIOD)
     worst = legs.group_by("period_start").agg(pl.col("log_return").sum()).sort("log_return").head(n)
-    days = window_totals(totals, LEG_PERIOD).select(pl.col(TS).alias("period_start"), pl.col("total_usd").alias("liquidated_usd"))
+    days = window_totals(totals, LEG_PERIOD).select(pl.col(TS).alias("period_start"),
+                                                     pl.col("total_usd").alias("liquidated_usd"))
     return (
         legs.filter(pl.col("period_start").is_in(worst["period_start"].implode()), pl.col("log_return") < 0)
         .select("period_start", SYMBOL, (pl.col("log_return").exp() - 1).alias("move"), "weekend")

@@ -20,7 +20,10 @@ status = active.store.status()
 left, right = st.columns([5, 1], vertical_alignment="center")
 left.caption(f"As of the last {view.timeframe} bar before {shown.asof:%a %d %b %Y %H:%M} UTC ({view.exchange}). "
              "Each number opens its page, in a new tab, with the view that computes it.")
-if right.button("Weekend brief", key="ov_brief", icon=":material/description:", width="stretch"):
+# a callback, not the click's return value: it survives a rerun between the click and this line
+right.button("Weekend brief", key="ov_brief", icon=":material/description:", width="stretch",
+             on_click=st.session_state.update, kwargs={"ov_brief_asked": True})
+if st.session_state.pop("ov_brief_asked", False):
     asof = min(shown.asof, brief.latest_close(status, view) or shown.asof)
     try:
         with st.spinner("Writing the brief (PNG rendered with Chromium)..."):
@@ -28,7 +31,7 @@ if right.button("Weekend brief", key="ov_brief", icon=":material/description:", 
     except export.ExportError as exc:
         st.error(str(exc))
     else:
-        right.download_button("Download (zip)", export.zip_bytes(files), f"cascade_weekend_brief_{asof:%Y%m%dT%H%M}.zip",
+        right.download_button("Download (zip)", export.zip_bytes(files), f"{brief.stem(asof)}.zip",
                               mime="application/zip", key="ov_brief_download", width="stretch")
 
 st.markdown(row_table(shown.rows, {symbol: ov.links(view, shown.asof, symbol) for symbol in view.assets}))

@@ -67,8 +67,8 @@ def expected_rows(events: pl.DataFrame, exchange: str) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def stored(store: Store, dataset: str = LIQUIDATIONS.name) -> pl.DataFrame:
-    return store.scan(dataset).collect().sort("ts", "side")
+def stored(store: Store) -> pl.DataFrame:
+    return store.scan(LIQUIDATIONS).collect().sort("ts", "side")
 
 
 async def _record(server: FeedServer, exchange: str, store: Store, rows: int) -> tuple[Heartbeat, LiquidationFeed]:
@@ -258,7 +258,7 @@ def test_depth_snapshots_are_stored_every_interval_after_a_failed_fetch(data_dir
     heartbeat = asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
     assert heartbeat.errors == 1 and heartbeat.last_error.startswith("NetworkError")
     assert {limit for _, limit in client.calls} == {PAGE_LIMITS["fetchOrderBook"]["okx"]}
-    rows = stored(store, DEPTH.name).sort("symbol", "ts")
+    rows = store.scan(DEPTH).collect().sort("symbol", "ts")
     assert rows.height == heartbeat.rows_written == heartbeat.events_received >= 4
     assert set(rows["timeframe"]) == {SNAPSHOT}
     first_btc = rows.filter(symbol="BTC").row(0, named=True)

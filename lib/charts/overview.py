@@ -23,7 +23,8 @@ from lib.schema import SYMBOL, TIMEFRAMES, TS
 STORY_HEIGHT = 660
 PRICE_BASE = 100.0  # closes indexed to 100 at the window's first bar
 LEG_LABEL_Y = (0.995, 0.9)  # label tops in the price panel, alternated so neighbouring legs' labels stay apart
-HEADROOM, FOOTROOM = 0.3, 0.03  # room above the highest close (for the labels) and below the lowest, as shares of the range
+# Room above the highest close (for the labels) and below the lowest, as shares of the closes' range.
+HEADROOM, FOOTROOM = 0.3, 0.03
 BAR_FILL = 0.9  # a liquidation bar covers 90 % of its period
 DEMO_TITLE = "DEMO DATA (synthetic) · "
 DEMO_NOTE = "A generated market: its cascades on Sat 31 Jan and Thu 5 Feb 2026 stand in for the real ones"
@@ -96,10 +97,9 @@ def story_figure(
     if bars.height:
         theme.add_weekend_shading(fig, bars[TS].min(), bars[TS].max() + TIMEFRAMES[every], definition=weekend)
     start, end = (bars[TS].min(), bars[TS].max()) if bars.height else (None, None)
-    title = (f"{', '.join(symbols)}: price, weekends and liquidations" if start is None else
-             f"{', '.join(symbols)} from {day_text(start)} to {day_text(end)} {end:%Y}: price, weekends and liquidations")
-    theme.frame(fig, (DEMO_TITLE if demo else "") + title, _story_subtitle(symbols, covered, every, legs, weekend, demo),
-                STORY_HEIGHT)
+    span = "" if start is None else f" from {day_text(start)} to {day_text(end)} {end:%Y}"
+    title = f"{DEMO_TITLE if demo else ''}{', '.join(symbols)}{span}: price, weekends and liquidations"
+    theme.frame(fig, title, _story_subtitle(symbols, covered, every, legs, weekend, demo), STORY_HEIGHT)
     fig.update_layout(barmode="relative", bargap=0, hovermode="x unified")
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
     low, high = (indexed["index"].min(), indexed["index"].max()) if bars.height else (PRICE_BASE, PRICE_BASE)

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 LIVE_EXCHANGES: tuple[str, ...] = ("bybit", "binanceusdm", "okx")
 
 # Events held between two reads of the tape; more than this between reads are counted as lost.
-TAPE_SIZE = 50_000
+TAPE_SIZE = 10_000
 BYBIT_TOPIC = "allLiquidation"  # the complete tape ("liquidation" is the older, sampled topic)
 
 

@@ -1,4 +1,7 @@
-"""Browser tests: a real `streamlit run` on a free loopback port, driven by Playwright in Debian's Chromium."""
+"""Browser tests: a real `streamlit run` on a free loopback port, driven by Playwright in Debian's Chromium.
+
+Where Chromium or Playwright is missing the tests skip, except under CI=true, where they fail.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -37,31 +40,61 @@ class App:
         self.data_dir = data_dir
 
 
-def start_app(data_dir: Path) -> tuple[subprocess.Popen, App]:
+def start_app(
+    data_dir: Path, env: Mapping[str, str] | None = None, secrets: Path | None = None, log: Path | None = None,
+) -> tuple[subprocess.Popen, App]:
+    """Serve app.py from the project on `data_dir`, with extra `env` (e.g. CASCADE_MODE), and
+    Streamlit's secrets read from `secrets` only (never the repo's or the user's secrets.toml;
+    a missing file means no secrets). Server output goes to `log` if given."""
     port = free_port()
-    env = {**os.environ, "CASCADE_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    env = {**os.environ, "CASCADE_DATA_DIR": str(data_dir), **(env or {})}
+    args = ["--secrets.files", str(secrets)] if secrets is not None else []
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none", *args],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    finally:
+        if log is not None:
+            out.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
                 return process, App(url, data_dir)
         except OSError:
             time.sleep(0.3)
+    stop_app(process)
+    raise RuntimeError(f"streamlit did not start on {url} within {START_TIMEOUT_S} s (exit code {process.returncode})")
+
+
+def stop_app(process: subprocess.Popen) -> None:
     process.terminate()
-    raise RuntimeError(f"streamlit did not start on {url} within {START_TIMEOUT_S} s")
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def _missing(reason: str) -> None:
+    """Skip, or under CI=true fail: CI must run the browser tests, not quietly skip them."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but the browser tests cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
+        _missing(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -r requirements-test.txt)")
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
@@ -73,8 +106,7 @@ def served(data_dir: Path) -> Iterator[App]:
     """The app served on an empty data directory (so it starts on the demo market)."""
     process, app = start_app(data_dir)
     yield app
-    process.terminate()
-    process.wait(10)
+    stop_app(process)
 
 
 @pytest.fixture

@@ -1,0 +1,390 @@
+"""Page benchmarks: what a person waits for and what their browser receives.
+
+- every page of app.py under AppTest, on the demo market and on a real cache imported from
+  ../shared/data (as `make sample-data` does): rerun time cold (Streamlit's caches cleared) and warm
+  (median of reruns), the largest chart (len of the plotly spec) and all elements of the page;
+- every page in Chromium (Playwright) against `streamlit run` on a free loopback port, on the real
+  cache: time to the first chart drawn, bytes over the websocket (the page and its largest chart),
+  and the RSS of the app process after each page;
+- the drawdowns page at 1-minute bars for a year with the big dataset (3 assets x 5 years x 1m,
+  7.9M rows, store_bench's random walks, written with Store.write as exchange "bench"): the same
+  browser figures and the app's peak RSS (VmHWM).
+
+    .venv/bin/python bench/pages_bench.py [--quick]
+
+`--quick` makes the big dataset one year (the page reads the same year of minutes either way)
+and does fewer warm reruns. Goals (issue 8): warm rerun < 0.3 s; at most 1.5 MB per chart
+whatever the data size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drawdowns_bench import machine  # noqa: E402
+from run_all import Goal, report  # noqa: E402
+from store_bench import MINUTES_5Y, minute_bars  # noqa: E402
+
+from lib.config import DATA_DIR_ENV, PROJECT_ROOT, load_settings  # noqa: E402
+from lib.schema import ASSETS, BARS  # noqa: E402
+from lib.store import Store  # noqa: E402
+from lib.viewstate import choices_from_status, view_params  # noqa: E402
+
+APP = PROJECT_ROOT / "app.py"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+MINUTES_1Y = 365 * 24 * 60
+MB = 1e6
+TIMEOUT_S = 600.0
+WARM_RERUNS, QUICK_WARM_RERUNS = 5, 3
+RERUN_GOAL = Goal(0.3, "s")
+CHART_GOAL = Goal(1.5, "MB")
+BIG_PAGE = "drawdowns"  # url_path of the page opened on the big dataset
+VIEWPORT = {"width": 1400, "height": 1000}
+CHARTS_DRAWN_JS = "[...document.querySelectorAll('.js-plotly-plot')].filter(e => e._fullLayout).length"
+POLL_S = 0.05
+# Streamlit's ScriptFinishedStatus values that end a page run (not FINISHED_EARLY_FOR_RERUN)
+RUN_ENDED = (0, 1)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One entry of app.py's st.navigation."""
+
+    path: str  # relative to app.py, as AppTest.switch_page wants it
+    url_path: str
+    title: str
+    default: bool = False  # the page a session starts on
+
+
+def app_pages(app: Path = APP) -> list[Page]:
+    """The pages listed in app.py's `PAGES` (read from its source, so a new page is benched as
+    soon as it is routed)."""
+    for node in ast.walk(ast.parse(app.read_text())):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
+            return [
+                Page(call.args[0].value, **{k.arg: k.value.value for k in call.keywords if k.arg in Page.__annotations__})
+                for call in node.value.elts
+            ]
+    raise ValueError(f"no PAGES list in {app}")
+
+
+# --- data directories -----------------------------------------------------------------------------
+
+
+def real_cache(root: Path) -> Path | None:
+    """../shared/data imported into `root` by `make sample-data` (None when the data is absent).
+    `-o` keeps make from reinstalling the venv when requirements.txt is newer than its stamp."""
+    if not SHARED_DATA.is_dir():
+        return None
+    done = subprocess.run(["make", "-s", "-o", ".venv/.installed", "sample-data", f"PY={sys.executable}"],
+                          cwd=PROJECT_ROOT, env={**os.environ, DATA_DIR_ENV: str(root)}, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"make sample-data failed ({done.returncode}): {done.stderr[-2000:]}")
+    return root
+
+
+def minute_store(root: Path, minutes: int) -> Path:
+    """`minutes` one-minute bars per asset (store_bench's seeds) written through Store.write as
+    exchange "bench", timeframe 1m."""
+    store = Store(root)
+    for i, symbol in enumerate(ASSETS):
+        store.write(BARS, minute_bars(symbol, minutes, 10 + i), source="bench")
+    return root
+
+
+def default_query(data_dir: Path) -> dict[str, str]:
+    """The link to the view a page without a link of its own shows on `data_dir` (the real cache,
+    else the demo market, as lib.ui picks): the last year of the preferred exchange's bars."""
+    settings = load_settings(data_dir=data_dir)
+    status = Store(data_dir).status()
+    if not any(entry["dataset"] == "bars" for entry in status):
+        status = Store(settings.demo_dir).status()
+    return view_params(choices_from_status(status, settings.assets, settings.default_exchange).default())
+
+
+# --- AppTest --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Rerun:
+    """One page under AppTest."""
+
+    cold_s: float
+    warm_s: float
+    chart_bytes: list[int]
+    page_bytes: int
+    errors: list[str]
+
+
+def element_sizes(node: object) -> Iterator[tuple[str, int]]:
+    """(element type, serialised bytes) of every element under an AppTest tree node."""
+    for child in getattr(node, "children", {}).values():
+        proto = getattr(child, "proto", None)
+        if proto is not None and hasattr(proto, "ByteSize"):
+            yield getattr(child, "type", ""), proto.ByteSize()
+        yield from element_sizes(child)
+
+
+def timed_run(at: object) -> float:
+    started = time.perf_counter()
+    at.run()
+    return time.perf_counter() - started
+
+
+def rerun_page(page: Page, data_dir: Path, reruns: int) -> Rerun:
+    """Cold: Streamlit's caches cleared before the page's first run (the Parquet cache is on
+    disk). Warm: the median of `reruns` further reruns of the same session.
+
+    The session starts on the default page (switch_page needs one run), which may pick its own
+    dates; other pages get the link of their own default view, as a visit to their URL shows."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ[DATA_DIR_ENV] = str(data_dir)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    if not page.default:
+        at.query_params.update(default_query(data_dir))
+    at.run()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at.switch_page(page.path)
+    cold = timed_run(at)
+    warm = statistics.median(timed_run(at) for _ in range(reruns))
+    charts = [len(c.proto.spec) for c in at.get("plotly_chart")]
+    page_bytes = sum(size for _, size in element_sizes(at._tree))
+    return Rerun(cold, warm, charts, page_bytes, [e.message for e in at.exception])
+
+
+def apptest_section(label: str, data_dir: Path, pages: list[Page], reruns: int) -> None:
+    """Report every page's reruns and payload under AppTest."""
+    for page in pages:
+        run = rerun_page(page, data_dir, reruns)
+        name = f"{page.title} ({label})"
+        failed = f"page raised: {run.errors[0][:80]}" if run.errors else ""
+        report(f"{name}: rerun cold (AppTest)", run.cold_s, "s", note=failed)
+        report(f"{name}: rerun warm (AppTest, median of {reruns})", run.warm_s, "s", RERUN_GOAL)
+        if run.chart_bytes:
+            report(f"{name}: largest chart spec (AppTest)", max(run.chart_bytes) / MB, "MB", CHART_GOAL,
+                   note=f"{len(run.chart_bytes)} charts, page {run.page_bytes / MB:.2f} MB")
+
+
+# --- the browser ----------------------------------------------------------------------------------
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """The current and the peak resident set size of process `pid` (VmRSS, VmHWM), in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return tuple(int(fields[key].split()[0]) * 1024 / MB for key in ("VmRSS", "VmHWM"))
+
+
+@dataclass
+class Tap:
+    """What one page receives over Streamlit's websocket, decoded as ForwardMsg."""
+
+    bytes: int = 0
+    chart_bytes: list[int] = field(default_factory=list)
+    errors: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def attach(self, websocket: object) -> None:
+        websocket.on("framereceived", self.frame)
+
+    def frame(self, payload: bytes | str) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        self.bytes += len(data)
+        msg = ForwardMsg.FromString(data)
+        kind = msg.WhichOneof("type")
+        if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            element = msg.delta.new_element.WhichOneof("type")
+            if element == "plotly_chart":
+                self.chart_bytes.append(len(data))
+            self.errors += element == "exception"
+        elif kind == "script_finished" and msg.script_finished in RUN_ENDED:
+            self.finished.set()
+
+
+@dataclass
+class Visit:
+    """One page load in a fresh browser context. Times in seconds from the start of navigation."""
+
+    finished_s: float | None  # the server finished the page's script
+    first_chart_s: float | None  # the first plotly chart drawn
+    drawn_s: float | None  # every chart drawn: the page is complete
+    tap: Tap
+
+
+async def wait_drawn(page: object, count: int, started: float, deadline: float) -> tuple[float | None, float | None]:
+    """Poll until the first and then `count` plotly charts are drawn; their times."""
+    first = None
+    while time.perf_counter() < deadline:
+        drawn = await page.evaluate(CHARTS_DRAWN_JS)
+        now = time.perf_counter() - started
+        first = first if first is not None or drawn == 0 else now
+        if drawn >= count:
+            return first, now
+        await asyncio.sleep(POLL_S)
+    return first, None
+
+
+@contextlib.asynccontextmanager
+async def fresh_context(browser: object) -> AsyncIterator[object]:
+    """A new browser context: no cookies, no HTTP cache (a new user)."""
+    context = await browser.new_context(viewport=VIEWPORT)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+async def visit(context: object, url: str, timeout_s: float = TIMEOUT_S) -> Visit:
+    """Open `url` in a new tab of `context` and wait for the script to finish and every chart to draw."""
+    page = await context.new_page()
+    try:
+        tap = Tap()
+        page.on("websocket", tap.attach)
+        started = time.perf_counter()
+        deadline = started + timeout_s
+        await page.goto(url)
+        first_task = asyncio.create_task(wait_drawn(page, 1, started, deadline))
+        try:
+            await asyncio.wait_for(tap.finished.wait(), timeout_s)
+        except TimeoutError:
+            first_task.cancel()
+            return Visit(None, None, None, tap)
+        finished = time.perf_counter() - started
+        if not tap.chart_bytes:
+            first_task.cancel()
+            return Visit(finished, None, finished, tap)
+        first, _ = await first_task
+        _, drawn = await wait_drawn(page, len(tap.chart_bytes), started, deadline)
+        return Visit(finished, first, drawn, tap)
+    finally:
+        await page.close()
+
+
+@contextlib.contextmanager
+def served(data_dir: Path) -> Iterator[tuple[int, str]]:
+    """`streamlit run app.py` on a free loopback port serving `data_dir`: (its pid, its URL)."""
+    from tests.browser.conftest import start_app
+
+    process, app = start_app(data_dir)
+    try:
+        yield process.pid, app.url
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[object]:
+    """Debian's Chromium driven by Playwright (never `playwright install`)."""
+    from playwright.async_api import async_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def page_url(base: str, page: Page, query: dict[str, str] | None = None) -> str:
+    return f"{base}/{page.url_path}" + (f"?{urlencode(query)}" if query else "")
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+@dataclass(frozen=True)
+class Visits:
+    """One page three ways: the first visit after the server started (its caches cold), a new
+    user on the warm server (empty browser cache), and that user opening the page again."""
+
+    first: Visit
+    new_user: Visit
+    returning: Visit
+
+
+async def visit_three_ways(browser: object, url: str) -> Visits:
+    async with fresh_context(browser) as context:
+        first = await visit(context, url)
+    async with fresh_context(browser) as context:
+        return Visits(first, await visit(context, url), await visit(context, url))
+
+
+def report_visits(name: str, visits: Visits) -> None:
+    """The browser figures of one page; the headline is the new user on a warm server."""
+    shown, tap = visits.new_user, visits.new_user.tap
+    errors = f"; the page showed {tap.errors} exception(s)" if tap.errors else ""
+    others = (f"first visit after start {seconds(visits.first.first_chart_s)}, "
+              f"returning user {seconds(visits.returning.first_chart_s)}")
+    if shown.first_chart_s is None:
+        report(f"{name}: time to first chart (Chromium)", None, "s",
+               note=f"no chart; page complete in {seconds(shown.finished_s)}{errors}")
+    else:
+        report(f"{name}: time to first chart (Chromium)", shown.first_chart_s, "s",
+               note=f"script done at {seconds(shown.finished_s)}, all {len(tap.chart_bytes)} charts at "
+                    f"{seconds(shown.drawn_s)}; {others}{errors}")
+        report(f"{name}: largest chart over the websocket", max(tap.chart_bytes) / MB, "MB", CHART_GOAL)
+    report(f"{name}: bytes over the websocket per page", tap.bytes / MB, "MB")
+
+
+async def browser_section(label: str, data_dir: Path, pages: list[Page], query: dict[str, str] | None = None) -> None:
+    """Each page three ways (see Visits); RSS of the app after each page and its peak."""
+    with served(data_dir) as (pid, url):
+        started_mb, _ = rss_mb(pid)
+        async with chromium() as browser:
+            for page in pages:
+                report_visits(f"{page.title} ({label})", await visit_three_ways(browser, page_url(url, page, query)))
+                report(f"app RSS after {page.title} ({label})", rss_mb(pid)[0], "MB")
+        report(f"app peak RSS, {label}", rss_mb(pid)[1], "MB", note=f"{started_mb:.0f} MB when started")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 1-year big dataset, fewer reruns")
+    quick = parser.parse_args().quick
+    reruns, minutes = (QUICK_WARM_RERUNS, MINUTES_1Y) if quick else (WARM_RERUNS, MINUTES_5Y)
+    pages = app_pages()
+    print(f"{machine()}; pages: {', '.join(p.url_path for p in pages)}")
+    with tempfile.TemporaryDirectory(prefix="cascade-pages-bench-") as tmp:
+        root = Path(tmp)
+        (root / "demo").mkdir()
+        started = time.perf_counter()
+        real = real_cache(root / "real")
+        print(f"real cache imported from {SHARED_DATA} in {time.perf_counter() - started:.0f} s" if real
+              else f"no real data at {SHARED_DATA}: real-data figures skipped")
+        apptest_section("demo", root / "demo", pages, reruns)
+        if real:
+            apptest_section("real", real, pages, reruns)
+            asyncio.run(browser_section("real", real, pages))
+        started = time.perf_counter()
+        big = minute_store(root / "big", minutes)
+        rows = sum(e["rows"] for e in Store(big).status())
+        print(f"big store: {rows:,} one-minute rows written in {time.perf_counter() - started:.0f} s")
+        big_pages = [p for p in pages if p.url_path == BIG_PAGE]
+        asyncio.run(browser_section(f"{rows / 1e6:.1f}M 1m rows, 1m for a year", big, big_pages, default_query(big)))
+
+
+if __name__ == "__main__":
+    main()

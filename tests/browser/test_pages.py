@@ -1,0 +1,212 @@
+"""What a person sees in Chromium on a real cache built from ../shared/data: every page draws its
+charts without an error, the modebar camera saves a 2x PNG named cascade_..., a shared link
+restores its view (and the link follows the widgets), and hosted mode shows only the login until
+the right password is given.
+
+Screenshots land in $CASCADE_SCREENSHOTS (default /tmp/cascade-screenshots): look at them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from PIL import Image
+
+from lib.auth import hash_password
+from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH
+from lib.cli import main
+from lib.config import PROJECT_ROOT
+from lib.ui import DEMO_BANNER
+from tests.browser.conftest import App, start_app, stop_app
+from tests.conftest import SHARED_DATA
+
+SCREENSHOTS = Path(os.environ.get("CASCADE_SCREENSHOTS", "/tmp/cascade-screenshots"))
+WAIT_MS = 120_000  # a cold page on a busy two-core machine can take 20 s
+EXPORT_ALL = "Export all charts (PNG + HTML)"  # the last thing each analytics page writes
+TRACES = "g.trace, g.hm, image"  # what plotly draws for data (lines, bars, heatmaps), not just axes
+CHART_DRAWN = f"""() => {{
+    const boxes = [...document.querySelectorAll('[data-testid=stPlotlyChart]')];
+    return boxes.length > 0 && boxes.every(b => b.querySelector('.js-plotly-plot .main-svg')
+                                                && b.querySelector('.js-plotly-plot').querySelector('{TRACES}'));
+}}"""
+MIN_COLOURS = 64  # a blank or nearly blank screenshot has a handful of colours; our pages have thousands
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PASSWORD = "a long desk password for the browser test"
+
+# url path -> what shows the page has finished (analytics pages end with the export expander)
+PAGES = {"overview": EXPORT_ALL, "drawdowns": EXPORT_ALL, "liquidity": EXPORT_ALL, "liquidations": EXPORT_ALL,
+         "data": None}
+if not (PROJECT_ROOT / "pages" / "overview.py").exists():
+    del PAGES["overview"]
+
+
+@pytest.fixture(scope="module")
+def real_cache(browser, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 1h Binance spot bars, BTC's realised liquidations and BTC funding, imported as a user
+    would. Asks for the browser first, so a machine without Chromium skips before the import."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real market data not found at {SHARED_DATA} (it sits beside the project)")
+    root = tmp_path_factory.mktemp("browser-real") / "data"
+    files = [  # the REST files (to May 2026) first, then the richer archive files over them
+        *sorted((SHARED_DATA / "ohlcv").glob("binance_spot_*USDT_1h_ohlcv.parquet")),
+        *sorted((SHARED_DATA / "ohlcv").glob("binance_spot_*USDT_1h.parquet")),
+        SHARED_DATA / "liquidations" / "coinglass_BTC_liquidations_agg_1h.parquet",
+        SHARED_DATA / "derivatives" / "binance_usdm_BTCUSDT_funding_rate.parquet",
+    ]
+    assert main(["--data-dir", str(root), "--quiet", "import", *map(str, files)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def app(real_cache: Path) -> Iterator[App]:
+    """The app in local mode on the real cache, one server for the module (its caches stay warm)."""
+    folder = real_cache.parent
+    process, served = start_app(real_cache, env={"CASCADE_MODE": "local"}, secrets=folder / "no-secrets.toml",
+                                log=folder / "local.log")
+    yield served
+    stop_app(process)
+
+
+@pytest.fixture(scope="module")
+def hosted_app(real_cache: Path) -> Iterator[App]:
+    """The same cache served in hosted mode, with a desk password in a secrets file outside the repo."""
+    folder = real_cache.parent
+    secrets = folder / "secrets.toml"
+    secrets.write_text(f'[cascade]\npassword_hash = "{hash_password(PASSWORD, n=2**10)}"\n')
+    process, served = start_app(real_cache, env={"CASCADE_MODE": "hosted"}, secrets=secrets, log=folder / "hosted.log")
+    yield served
+    stop_app(process)
+
+
+def shot(target, name: str) -> Image.Image:
+    """Screenshot a page or an element to SCREENSHOTS/name.png; return the image."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    png = target.screenshot(path=SCREENSHOTS / f"{name}.png")
+    return Image.open(BytesIO(png))
+
+
+def colours(image: Image.Image) -> int:
+    return len(image.convert("RGB").getcolors(maxcolors=1 << 24))
+
+
+def no_exception(page) -> None:
+    errors = page.get_by_test_id("stException")
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def wait_for_page(page, done: str | None) -> None:
+    """Until the script has written its last element and plotly has drawn every chart."""
+    if done is None:
+        page.get_by_test_id("stDataFrame").first.wait_for(timeout=WAIT_MS)
+    else:
+        page.get_by_text(done).wait_for(timeout=WAIT_MS)
+        page.wait_for_function(CHART_DRAWN, timeout=WAIT_MS)
+
+
+def query(page) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_renders_its_charts(app: App, page, path: str) -> None:
+    page.goto(f"{app.url}/{path}")
+    wait_for_page(page, PAGES[path])
+    no_exception(page)
+    assert page.get_by_text(DEMO_BANNER[:30]).count() == 0, "the real cache was not used"
+    assert colours(shot(page, f"page_{path}")) > MIN_COLOURS
+    charts = page.locator(".js-plotly-plot")
+    if PAGES[path] is None:
+        return  # the Data page: its tables, no charts
+    assert charts.count() >= 1
+    for i in range(charts.count()):  # each chart drew data (traces), not just empty axes
+        assert charts.nth(i).locator(TRACES).count() > 0, f"chart {i} on {path} has no traces"
+    first = shot(charts.first, f"chart_{path}")
+    assert first.width > 300 and colours(first) > MIN_COLOURS
+
+
+def test_modebar_camera_downloads_a_2x_png(app: App, page, tmp_path: Path) -> None:
+    page.goto(f"{app.url}/drawdowns")
+    wait_for_page(page, EXPORT_ALL)
+    chart = page.locator(".js-plotly-plot").first
+    chart.hover()
+    with page.expect_download(timeout=WAIT_MS) as download:
+        chart.locator(".modebar-btn[data-title='Download plot as a PNG']").click()
+    name = download.value.suggested_filename
+    view = query(page)
+    assert name.startswith("cascade_") and name.endswith(f"_binance_1h_{view['start']}_{view['end']}.png"), name
+    path = tmp_path / name
+    download.value.save_as(path)
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (EXPORT_SCALE * EXPORT_WIDTH, EXPORT_SCALE * EXPORT_HEIGHT)
+    image = Image.open(path)
+    image.load()  # the whole file decodes
+    assert colours(image) > MIN_COLOURS
+    (SCREENSHOTS / "download.png").write_bytes(data)
+
+
+def test_shared_link_restores_the_view_and_follows_the_widgets(app: App, browser) -> None:
+    link = "/drawdowns?assets=ETH&exchange=binance&timeframe=1h&start=2025-01-01&end=2025-06-30"
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # a colleague: no session yet
+    try:
+        page = context.new_page()
+        page.goto(app.url + link)
+        wait_for_page(page, EXPORT_ALL)
+        no_exception(page)
+        sidebar = page.get_by_test_id("stSidebar")
+        assets = sidebar.get_by_test_id("stMultiSelect")
+        assert [tag.get_attribute("aria-label") for tag in assets.locator("[data-tag]").all()] == ["ETH"]
+        dates = sidebar.get_by_test_id("stDateInput")
+        assert [i.input_value() for i in dates.locator("input[type=date]").all()] == ["2025-01-01", "2025-06-30"]
+        assert "".join(dates.get_by_test_id("stDateInputField").inner_text().split()) == "2025/01/01–2025/06/30"
+        assert "ETH" in page.get_by_text("Data: binance bars 1h").inner_text()
+        assert query(page) == {"assets": "ETH", "exchange": "binance", "timeframe": "1h",
+                               "start": "2025-01-01", "end": "2025-06-30", "weekend": "utc"}
+        shot(page, "shared_link")
+
+        sidebar.get_by_test_id("stRadio").get_by_text("CME crypto futures closed").click()
+        page.wait_for_url("**weekend=cme**", timeout=WAIT_MS)
+        assets.get_by_role("combobox").click()
+        page.get_by_role("option", name="SOL").click()
+        page.wait_for_url("**assets=ETH%2CSOL**", timeout=WAIT_MS)
+        wait_for_page(page, EXPORT_ALL)
+        no_exception(page)
+        assert query(page) == {"assets": "ETH,SOL", "exchange": "binance", "timeframe": "1h",
+                               "start": "2025-01-01", "end": "2025-06-30", "weekend": "cme"}
+    finally:
+        context.close()
+
+
+def test_hosted_mode_shows_only_the_login_until_the_right_password(hosted_app: App, page) -> None:
+    page.goto(f"{hosted_app.url}/drawdowns?assets=ETH&start=2025-01-01&end=2025-03-31")
+    password = page.get_by_label("Desk password")
+    password.wait_for(timeout=WAIT_MS)
+    shot(page, "hosted_login")
+
+    def shows_no_data() -> None:
+        no_exception(page)
+        for hidden in (".js-plotly-plot", "[data-testid=stDataFrame]", "[data-testid=stSidebarNav]",
+                       "[data-testid=stMultiSelect]"):
+            assert page.locator(hidden).count() == 0, f"{hidden} shown before sign-in"
+        assert page.get_by_text("Drawdowns").count() == 0 and page.get_by_text("binance").count() == 0
+
+    shows_no_data()
+    password.fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Wrong password.").wait_for(timeout=WAIT_MS)
+    shows_no_data()
+
+    page.get_by_label("Desk password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("stSidebarNav").wait_for(timeout=WAIT_MS)
+    wait_for_page(page, EXPORT_ALL)
+    no_exception(page)
+    assert page.get_by_text("desk (viewer)").count() == 1
+    assert page.get_by_label("Desk password").count() == 0
+    assert colours(shot(page, "hosted_signed_in")) > MIN_COLOURS
