@@ -95,8 +95,8 @@ def parse_results(lines: Iterable[str]) -> list[Result]:
     for line in lines:
         if line.startswith(PREFIX):
             raw = json.loads(line[len(PREFIX):])
-            goal = Goal(**raw.pop("goal")) if raw["goal"] else None
-            found.append(Result(**raw, goal=goal))
+            goal = raw.pop("goal")
+            found.append(Result(**raw, goal=Goal(**goal) if goal else None))
     return found
 
 

@@ -115,7 +115,7 @@ def test_wrong_password_is_refused(hosted, hashes) -> None:
 
 def test_right_password_opens_the_pages_read_only(hosted, hashes) -> None:
     at = sign_in(start({"cascade": hashes}), VIEWER_PASSWORD)
-    assert [t.value for t in at.title] == ["Drawdowns"] and at.get("plotly_chart")
+    assert [t.value for t in at.title] == ["Overview"] and at.get("plotly_chart")
     assert any("desk (viewer)" in c.value for c in at.sidebar.caption)
     at = data_page(at)
     assert at.dataframe, "viewers browse the cache's status"
@@ -197,7 +197,7 @@ def test_oidc_allowlist(hosted, email: str, role: str | None) -> None:
         assert any("is not allowed here" in e.value for e in at.error)
         assert at.button(key="oidc_sign_out")
         return
-    assert [t.value for t in at.title] == ["Drawdowns"] and shows_data(at)
+    assert [t.value for t in at.title] == ["Overview"] and shows_data(at)
     assert any(f"{email.lower()} ({role})" in c.value for c in at.sidebar.caption)
     at = data_page(at)
     assert write_forms(at) == (list(WRITE_WIDGETS) if role == "admin" else [])
