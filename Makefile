@@ -39,8 +39,10 @@ sample-data: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m lib demo
 
-bench: $(VENV)/.installed
-	$(PY) bench/store_bench.py
+# Every bench/*_bench.py, then one table of figures against goals (BENCH_ARGS=--quick: smaller, minutes not an hour).
+# Needs the test requirements (playwright, quantstats) and Debian chromium.
+bench: $(VENV)/.installed-test
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -29,7 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers_ws import HOUR_MS, FeedServer, binance_messages, bybit_messages, okx_messages, split_aggregates  # noqa: E402
+from helpers_ws import (  # noqa: E402
+    HOUR_MS,
+    FeedServer,
+    binance_messages,
+    bybit_messages,
+    okx_messages,
+    split_aggregates,
+)
 from run_all import Goal, report  # noqa: E402
 
 from lib.schema import LIQUIDATIONS  # noqa: E402

@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/run_all.py [--quick] [--only NAME ...]
 
-The benches print their own lines as they go (shown here as they arrive); at the end comes one
-Markdown table: measure, figure, goal, met?. `--quick` shrinks the datasets of the benches that
-take a size (liquidity, pages, sessions) and skips the two that always build the full 7.9M-row
-dataset and take minutes (store_bench, drawdowns_bench: quantstats alone takes over a minute).
+Every `bench/*_bench.py` runs (a new bench is picked up by its name), in `ORDER` first. The benches
+print their own lines as they go (shown here as they arrive); at the end comes one Markdown table:
+measure, figure, goal, met?. `--quick` passes `--quick` to the benches that take it (smaller
+datasets), `QUICK_ARGS` to some that do not, and skips `QUICK_SKIPS`: the two that always build the
+full 7.9M-row dataset and take minutes (quantstats alone takes over a minute).
 
 The protocol: a bench reports a figure by printing one `RESULT {json}` line (see `report`); the
 older benches print prose, read here through `LEGACY` (one pattern per figure).
@@ -27,6 +28,9 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 PREFIX = "RESULT "
 QUICK_SKIPS = ("store_bench.py", "drawdowns_bench.py")  # 7.9M rows, no size option: minutes each
+QUICK_ARGS: dict[str, tuple[str, ...]] = {"collector_bench.py": ("--seconds", "60")}  # 10 minutes by default
+ORDER = ("liquidity_bench.py", "drawdowns_bench.py", "liquidations_bench.py", "store_bench.py", "archive_bench.py",
+         "overview_bench.py", "pages_bench.py", "sessions_bench.py", "collector_bench.py")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ LEGACY: dict[str, tuple[Legacy, ...]] = {
         Legacy("drawdowns: quantstats on the same series", r"quantstats .*?series: " + SECONDS, "s"),
         Legacy("drawdowns: faster than quantstats", r"ratio: ours ([\d.]+)x", "×", Goal(20, "×", at_least=True)),
     ),
+    "archive_bench.py": (
+        Legacy("archive: import 1 year of 1m klines (12 monthly zips)", r"archive import: .*? in " + SECONDS, "s",
+               Goal(10, "s")),
+    ),
     "liquidations_bench.py": (
         Legacy("liquidations: estimated levels, 1 year hourly", r"estimated levels, .*?: " + SECONDS, "s", Goal(1, "s")),
         Legacy("liquidations: realised heatmap, 1 year of minutes", r"realised heatmap, .*?: " + SECONDS, "s",
@@ -151,15 +159,17 @@ def derived(results: list[Result]) -> list[Result]:
     return []
 
 
-# name, arguments in a full run, arguments with --quick
-BENCHES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("liquidity_bench.py", (), ("--quick",)),
-    ("liquidations_bench.py", (), ()),
-    ("drawdowns_bench.py", (), ()),
-    ("store_bench.py", (), ()),
-    ("pages_bench.py", (), ("--quick",)),
-    ("sessions_bench.py", (), ("--quick",)),
-)
+def benches() -> list[str]:
+    """Every bench file: those in `ORDER` first, then the others by name."""
+    names = sorted(path.name for path in BENCH_DIR.glob("*_bench.py"))
+    return sorted(names, key=lambda name: ORDER.index(name) if name in ORDER else len(ORDER))
+
+
+def arguments(name: str, quick: bool) -> tuple[str, ...]:
+    """A bench's command-line arguments in a full or a quick run."""
+    if not quick:
+        return ()
+    return ("--quick",) if '"--quick"' in (BENCH_DIR / name).read_text() else QUICK_ARGS.get(name, ())
 
 
 def run_bench(name: str, args: tuple[str, ...]) -> tuple[list[str], float, int]:
@@ -183,7 +193,7 @@ def results_of(name: str, lines: list[str], code: int) -> list[Result]:
     if name in LEGACY:
         text = "\n".join(lines)
         return [spec.parse(text) for spec in LEGACY[name]]
-    return parse_results(lines)
+    return parse_results(lines) or [Result(f"{name}: no RESULT lines; see its output above", None, "")]
 
 
 def table(results: list[Result]) -> str:
@@ -199,15 +209,15 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller datasets; skip the 7.9M-row store and drawdown benches")
+    parser.add_argument("--quick", action="store_true", help="smaller datasets; skip " + ", ".join(QUICK_SKIPS))
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these benches (e.g. pages_bench.py)")
     args = parser.parse_args()
     started, before = time.perf_counter(), machine()
     results: list[Result] = []
-    for name, full, quick in BENCHES:
+    for name in benches():
         if (args.only and name not in args.only) or (args.quick and name in QUICK_SKIPS):
             continue
-        lines, seconds, code = run_bench(name, quick if args.quick else full)
+        lines, seconds, code = run_bench(name, arguments(name, args.quick))
         results += results_of(name, lines, code)
         print(f"   ({name}: {seconds:.0f} s)", flush=True)
     results += derived(results)

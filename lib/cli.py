@@ -192,6 +192,8 @@ def cmd_collect(store: Store, args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(f"{beat.name} stopped: {beat.events_received} received, {beat.rows_written} new rows stored, "
           f"{beat.reconnects} reconnects, {beat.errors} errors, {beat.events_lost} lost")
+    if beat.rows_held:
+        return _fail(f"{beat.rows_held} rows could not be stored: {beat.last_error}")
     return 0
 
 
@@ -455,10 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--symbols", nargs="+", default=list(ASSETS), metavar="SYMBOL")
     live.add_argument("--name", help="the collector's heartbeat name (default: <kind>-<exchange>)")
     live.add_argument("--flush-seconds", type=_positive, default=DEFAULT_FLUSH_SECONDS,
-                      help=f"store held rows at least this often: the most a crash can lose (default: {DEFAULT_FLUSH_SECONDS:g})")
+                      help="store held rows at least this often: the most a crash can lose "
+                      f"(default: {DEFAULT_FLUSH_SECONDS:g})")
     live.add_argument("--heartbeat-seconds", type=_positive, default=DEFAULT_HEARTBEAT_SECONDS,
                       help=f"how often the heartbeat file is written (default: {DEFAULT_HEARTBEAT_SECONDS:g})")
-    liquidating = feeds.add_parser("liquidations", parents=[live], help="liquidation events from the exchange's websocket")
+    liquidating = feeds.add_parser("liquidations", parents=[live],
+                                   help="liquidation events from the exchange's websocket")
     liquidating.add_argument("--ws-url", help="dev/test only: read this websocket (e.g. a local server) with built-in "
                              "market definitions instead of the exchange's")
     liquidating.set_defaults(run=cmd_collect, interval=DEFAULT_DEPTH_INTERVAL_SECONDS)

@@ -116,6 +116,7 @@ class Heartbeat:
     last_event_at: str | None = None
     last_flush_at: str | None = None
     events_received: int = 0  # rows read from the feed
+    rows_held: int = 0  # rows read but not stored yet (at stop: rows that could not be stored)
     rows_written: int = 0  # rows new to the store (resent duplicates are not counted)
     events_lost: int = 0  # events the feed had to drop (see lib.sources.live.Tape)
     reconnects: int = 0  # connections reopened (websocket feeds)
@@ -151,7 +152,7 @@ class Buffer:
         return frame
 
     def put_back(self, frame: pl.DataFrame, since: float) -> None:
-        """Rows whose write failed, back in front of what arrived meanwhile."""
+        """Rows whose write failed, back in front of what arrived meanwhile, due again `since` + a period."""
         self.frames.insert(0, frame)
         self.rows += frame.height
         self.since = since
@@ -202,6 +203,9 @@ class Collector:
             await self._flush()
             self.heartbeat.state = STOPPED
             self._beat()
+        if self.buffer.rows:
+            log.error("%s: %d rows could not be stored (%s)", self.heartbeat.name, self.buffer.rows,
+                      self.heartbeat.last_error)
         log.info("%s stopped: %d events received, %d new rows stored", self.heartbeat.name,
                  self.heartbeat.events_received, self.heartbeat.rows_written)
         return self.heartbeat
@@ -239,15 +243,15 @@ class Collector:
                 last_beat = self.clock()
 
     async def _flush(self) -> None:
-        """Append what the buffer holds (in a thread); on a store failure keep it for the next flush."""
-        since = self.buffer.since
+        """Append what the buffer holds (in a thread); on a store failure keep it and retry one flush
+        period later."""
         frame = self.buffer.take()
         if frame is None:
             return
         try:
             added = await asyncio.to_thread(self.store.write, self.dataset, frame, source=self.source)
         except (StoreError, OSError) as exc:
-            self.buffer.put_back(frame, since if since is not None else self.clock())
+            self.buffer.put_back(frame, self.clock())
             self._error(exc)
             log.warning("%s: store write failed (%s); %d rows kept for the next flush",
                         self.heartbeat.name, _one_line(exc), self.buffer.rows)
@@ -263,6 +267,7 @@ class Collector:
         self.heartbeat.last_seen = _utc_iso(datetime.now(timezone.utc))
         self.heartbeat.events_lost = self.feed.lost
         self.heartbeat.reconnects = self.feed.reconnects
+        self.heartbeat.rows_held = self.buffer.rows
         try:
             self.store.heartbeat(self.heartbeat.name, asdict(self.heartbeat))
         except (StoreError, OSError) as exc:  # a missed heartbeat must not stop the collecting

@@ -1,9 +1,12 @@
 """Data: what is cached, how fresh it is, where it has holes; refresh from a source; import a file."""
 
+from datetime import datetime, timezone
+
 import polars as pl
 import streamlit as st
 
 from lib import ui
+from lib.collect import collector_status
 from lib.refresh import refresh_many
 from lib.schema import DATASETS, TIMEFRAMES
 from lib.sources import SOURCES
@@ -28,6 +31,8 @@ else:
         with st.expander(f"{entry['dataset']} {entry['exchange']} {entry['symbol']} {entry['timeframe']}: "
                          f"{entry['gap_count']} gaps (shown, never filled)"):
             st.dataframe(pl.DataFrame(entry["gaps"]), hide_index=True, width="stretch")
+for name, beat in ui.real_store().heartbeats().items():
+    st.caption(f":material/sensors: {name}: {collector_status(beat, datetime.now(timezone.utc))}")
 for path in active.store.quarantined():
     st.error(f"Unreadable file moved to quarantine: `{path}`. The rest of the cache is used.")
 

@@ -134,12 +134,11 @@ ENCODERS: dict[str, Callable[[pl.DataFrame], list[Message]]] = {
 def _bybit(raw: str) -> tuple[str | None, bool]:
     request = json.loads(raw)
     op = request.get("op")
+    answer = {"success": True, "conn_id": "loopback", "req_id": str(request.get("req_id")), "op": op}
     if op == "ping":
-        return json.dumps({"success": True, "ret_msg": "pong", "conn_id": "loopback", "req_id": str(request.get("req_id")),
-                           "op": "ping"}), False
+        return json.dumps({**answer, "ret_msg": "pong"}), False
     if op == "subscribe":
-        return json.dumps({"success": True, "ret_msg": "", "conn_id": "loopback", "req_id": str(request.get("req_id")),
-                           "op": "subscribe"}), True
+        return json.dumps({**answer, "ret_msg": ""}), True
     return None, False
 
 

@@ -182,3 +182,12 @@ def test_the_view_follows_the_user_across_pages_and_into_the_link(monkeypatch, d
     assert not at.exception
     assert [m.value[:8] for m in at.markdown if m.value.startswith("**")] == ["**ETH:**"]
     assert at.query_params["assets"] in ("ETH", ["ETH"])
+
+
+def test_data_page_says_when_a_collector_is_down(monkeypatch, data_dir: Path) -> None:
+    from lib.store import Store
+
+    Store(data_dir).heartbeat("bybit-liquidations", {"last_seen": "2026-01-31T18:00:00+00:00", "state": "running",
+                                                     "heartbeat_seconds": 10})
+    at = run_app(monkeypatch, data_dir)
+    assert any("bybit-liquidations: collector down: last seen" in c.value for c in at.caption)

@@ -35,7 +35,7 @@ from lib.config import PROJECT_ROOT
 from lib.schema import DEPTH, EVENT, LIQUIDATIONS, SNAPSHOT
 from lib.sources.ccxt import PAGE_LIMITS, depth_frame
 from lib.sources.live import FEEDS, LiquidationFeed, DepthFeed, Tape, live_client, with_ws_url
-from lib.store import Store
+from lib.store import Store, StoreError
 
 from helpers_ws import ENCODERS, FeedServer, Message, split_aggregates
 
@@ -266,6 +266,55 @@ def test_depth_snapshots_are_stored_every_interval_after_a_failed_fetch(data_dir
     assert first_btc == depth_frame(BOOK, ts, "okx", "BTC", contract_size=0.01).row(0, named=True)
 
 
+class FlakyStore(Store):
+    """A store whose first write fails as a full disk would."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.attempts = 0
+
+    def write(self, *args: Any, **kwargs: Any) -> int:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise OSError(28, "No space left on device")
+        return super().write(*args, **kwargs)
+
+
+class ListFeed:
+    """A feed that yields given frames, then waits."""
+
+    lost = reconnects = 0
+
+    def __init__(self, frames: list[pl.DataFrame]) -> None:
+        self._frames = frames
+
+    async def frames(self) -> Any:
+        for frame in self._frames:
+            yield frame
+        await asyncio.Event().wait()
+
+
+def test_rows_whose_write_failed_are_kept_and_stored_by_the_next_flush(events: pl.DataFrame, data_dir: Path) -> None:
+    rows = expected_rows(events, "bybit")
+    store = FlakyStore(data_dir)
+
+    async def scenario() -> Heartbeat:
+        feed = ListFeed([rows.head(100), rows.slice(100)])
+        collector = Collector(store, LIQUIDATIONS, feed, new_heartbeat("flaky", LIQUIDATIONS, "bybit", ["BTC"], FAST),
+                              FAST, source="test")
+        stop = asyncio.Event()
+        run = asyncio.create_task(collector.run(stop))
+        while collector.heartbeat.rows_written < rows.height:
+            await asyncio.sleep(0.05)
+        stop.set()
+        return await run
+
+    heartbeat = asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
+    assert store.attempts == 2 and heartbeat.last_error == "OSError: [Errno 28] No space left on device"
+    assert heartbeat.rows_held == 0
+    assert_frame_equal(stored(store), rows.sort("ts", "side"))
+
+
 # --- pure parts ----------------------------------------------------------------------------------
 
 NOW = utc(2026, 5, 20, 12, 0)
@@ -343,6 +392,16 @@ def test_with_ws_url_points_the_linear_feed_at_a_local_server_without_touching_t
         node = node[key]
     assert node == "ws://127.0.0.1:9"
     assert json.dumps(client.urls, sort_keys=True) == before
+
+
+def test_heartbeats_are_one_file_per_collector_and_a_damaged_one_is_skipped(data_dir: Path) -> None:
+    store = Store(data_dir)
+    store.heartbeat("liquidations-bybit", {"state": "running"})
+    store.heartbeat("depth-okx", {"state": "stopped"})
+    (data_dir / "collectors" / "half.json").write_text('{"state": "runn')
+    assert store.heartbeats() == {"depth-okx": {"state": "stopped"}, "liquidations-bybit": {"state": "running"}}
+    with pytest.raises(StoreError, match="collector name"):
+        store.heartbeat("../manifest", {})
 
 
 def test_the_command_line_offers_exactly_the_exchanges_with_a_known_side_convention() -> None:

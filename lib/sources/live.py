@@ -36,11 +36,17 @@ import polars as pl
 from ccxt.async_support.base.ws.cache import ArrayCache
 
 from lib.schema import LIQUIDATIONS, empty
-from lib.sources.ccxt import DEFAULT_PAGE_LIMIT, PAGE_LIMITS, QUOTE, TIMEOUT_MS, depth_frame, liquidations_frame, market_symbol
+from lib.sources.ccxt import (
+    DEFAULT_PAGE_LIMIT,
+    PAGE_LIMITS,
+    QUOTE,
+    TIMEOUT_MS,
+    depth_frame,
+    liquidations_frame,
+    market_symbol,
+)
 
 log = logging.getLogger(__name__)
-
-LIVE_EXCHANGES: tuple[str, ...] = ("bybit", "binanceusdm", "okx")
 
 # Events held between two reads of the tape; more than this between reads are counted as lost.
 TAPE_SIZE = 10_000
@@ -111,7 +117,7 @@ def live_client(exchange_id: str, symbols: Sequence[str], ws_url: str | None = N
     """A ccxt.pro client for `exchange_id`. With `ws_url` (dev/test): its websocket points there and
     its markets are `offline_markets` (no REST call is made)."""
     if exchange_id not in FEEDS:
-        raise ValueError(f"live feeds exist for {', '.join(LIVE_EXCHANGES)}; not {exchange_id}")
+        raise ValueError(f"live feeds exist for {', '.join(FEEDS)}; not {exchange_id}")
     client = getattr(ccxt.pro, exchange_id)({"enableRateLimit": True, "timeout": TIMEOUT_MS})
     if ws_url is not None:
         client.urls = with_ws_url(client.urls, exchange_id, ws_url)
@@ -164,7 +170,8 @@ def live_liquidations_frame(
     events = [e for liq in liquidations for e in liquidation_events(exchange_id, liq) if e["symbol"] in markets]
     complete = [e for e in events if None not in (e["timestamp"], e["price"], e["contracts"])]
     if len(complete) < len(events):
-        log.warning("%s: dropped %d liquidation(s) without time, price or size", exchange_id, len(events) - len(complete))
+        log.warning("%s: dropped %d liquidation(s) without time, price or size",
+                    exchange_id, len(events) - len(complete))
     frames = [
         liquidations_frame(
             [
