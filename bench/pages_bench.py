@@ -71,13 +71,18 @@ class Page:
     default: bool = False  # the page a session starts on
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def app_pages(app: Path = APP) -> list[Page]:
     """The pages listed in app.py's `PAGES` (read from its source, so a new page is benched as
     soon as it is routed)."""
     for node in ast.walk(ast.parse(app.read_text())):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
+            keywords = Page.__annotations__
             return [
-                Page(call.args[0].value, **{k.arg: k.value.value for k in call.keywords if k.arg in Page.__annotations__})
+                Page(call.args[0].value, **{k.arg: k.value.value for k in call.keywords if k.arg in keywords})
                 for call in node.value.elts
             ]
     raise ValueError(f"no PAGES list in {app}")
@@ -180,7 +185,7 @@ def apptest_section(label: str, data_dir: Path, pages: list[Page], reruns: int) 
         report(f"{name}: rerun warm (AppTest, median of {reruns})", run.warm_s, "s", RERUN_GOAL)
         if run.chart_bytes:
             report(f"{name}: largest chart spec (AppTest)", max(run.chart_bytes) / MB, "MB", CHART_GOAL,
-                   note=f"{len(run.chart_bytes)} charts, page {run.page_bytes / MB:.2f} MB")
+                   note=f"{plural(len(run.chart_bytes), 'chart')}, page {run.page_bytes / MB:.2f} MB")
 
 
 # --- the browser ----------------------------------------------------------------------------------
@@ -343,7 +348,7 @@ def report_visits(name: str, visits: Visits) -> None:
                note=f"no chart; page complete in {seconds(shown.finished_s)}{errors}")
     else:
         report(f"{name}: time to first chart (Chromium)", shown.first_chart_s, "s",
-               note=f"script done at {seconds(shown.finished_s)}, all {len(tap.chart_bytes)} charts at "
+               note=f"script done at {seconds(shown.finished_s)}, {plural(len(tap.chart_bytes), 'chart')} drawn at "
                     f"{seconds(shown.drawn_s)}; {others}{errors}")
         report(f"{name}: largest chart over the websocket", max(tap.chart_bytes) / MB, "MB", CHART_GOAL)
     report(f"{name}: bytes over the websocket per page", tap.bytes / MB, "MB")

@@ -138,7 +138,8 @@ LEGACY: dict[str, tuple[Legacy, ...]] = {
                Goal(10, "s")),
     ),
     "liquidations_bench.py": (
-        Legacy("liquidations: estimated levels, 1 year hourly", r"estimated levels, .*?: " + SECONDS, "s", Goal(1, "s")),
+        Legacy("liquidations: estimated levels, 1 year hourly", r"estimated levels, .*?: " + SECONDS, "s",
+               Goal(1, "s")),
         Legacy("liquidations: realised heatmap, 1 year of minutes", r"realised heatmap, .*?: " + SECONDS, "s",
                Goal(0.5, "s")),
         Legacy("liquidations: heatmap figure JSON, hourly price line", r"hourly price line .*?: ([\d.]+) MB", "MB",

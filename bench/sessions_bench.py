@@ -39,6 +39,7 @@ from pages_bench import (  # noqa: E402
     fresh_context,
     minute_store,
     page_url,
+    plural,
     real_cache,
     rss_mb,
     served,
@@ -69,7 +70,9 @@ class PeakRss(threading.Thread):
 
 def percentile(values: list[float], q: float) -> float:
     """The `q` quantile, interpolated (statistics' 'inclusive' method: p95 of one value is that value)."""
-    return values[0] if len(values) == 1 else statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,11 @@ async def new_session(browser: object, url: str) -> Visit:
 
 def report_load(label: str, result: Load) -> None:
     """p50 / p95 latency and memory of one N."""
-    name = f"{label}, {result.sessions} session{'s' * (result.sessions > 1)}"
+    name = f"{label}, {plural(result.sessions, 'session')}"
     drawn = [v.drawn_s for v in result.visits if v.drawn_s is not None]
     finished = [v.finished_s for v in result.visits if v.finished_s is not None]
     failed = len(result.visits) - len(drawn)
-    note = f"{len(drawn)} loads" + (f", {failed} never completed" if failed else "")
+    note = plural(len(drawn), "load") + (f", {failed} never completed" if failed else "")
     if drawn:
         report(f"{name}: page complete p50", statistics.median(drawn), "s", note=note)
         report(f"{name}: page complete p95", percentile(drawn, P95), "s",

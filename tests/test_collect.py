@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ KLINES = Path("ohlcv/binance_usdm_BTCUSDT_1h.parquet")
 HOURS = slice(1, 7)  # 2025-11-23 07:00 .. 12:00 UTC: both sides liquidated every hour
 WAIT_S = 20.0  # the longest a scenario may take on a loaded machine
 FAST = Settings(flush_seconds=0.3, heartbeat_seconds=0.2)
+
+
+def run_async(coroutine: Any) -> Any:
+    """asyncio.run in a thread of its own: Playwright's sync API (the browser tests) can leave an
+    event loop running in this one, and asyncio.run refuses to start inside it."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def utc(*parts: int) -> datetime:
@@ -89,7 +97,7 @@ async def _record(server: FeedServer, exchange: str, store: Store, rows: int) ->
 
 def record(server: FeedServer, exchange: str, store: Store, rows: int) -> tuple[Heartbeat, LiquidationFeed]:
     """Collect from `server` in this process until it has sent everything and `rows` new rows are stored."""
-    return asyncio.run(_record(server, exchange, store, rows))
+    return run_async(_record(server, exchange, store, rows))
 
 
 # --- side conventions: a raw message of each exchange -> the stored row ---------------------------
@@ -255,7 +263,7 @@ def test_depth_snapshots_are_stored_every_interval_after_a_failed_fetch(data_dir
         stop.set()
         return await run
 
-    heartbeat = asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
+    heartbeat = run_async(asyncio.wait_for(scenario(), WAIT_S))
     assert heartbeat.errors == 1 and heartbeat.last_error.startswith("NetworkError")
     assert {limit for _, limit in client.calls} == {PAGE_LIMITS["fetchOrderBook"]["okx"]}
     rows = store.scan(DEPTH).collect().sort("symbol", "ts")
@@ -309,7 +317,7 @@ def test_rows_whose_write_failed_are_kept_and_stored_by_the_next_flush(events: p
         stop.set()
         return await run
 
-    heartbeat = asyncio.run(asyncio.wait_for(scenario(), WAIT_S))
+    heartbeat = run_async(asyncio.wait_for(scenario(), WAIT_S))
     assert store.attempts == 2 and heartbeat.last_error == "OSError: [Errno 28] No space left on device"
     assert heartbeat.rows_held == 0
     assert_frame_equal(stored(store), rows.sort("ts", "side"))

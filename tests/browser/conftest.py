@@ -40,12 +40,12 @@ class App:
         self.data_dir = data_dir
 
 
-def start_app(
+def launch_app(
     data_dir: Path, env: Mapping[str, str] | None = None, secrets: Path | None = None, log: Path | None = None,
 ) -> tuple[subprocess.Popen, App]:
-    """Serve app.py from the project on `data_dir`, with extra `env` (e.g. CASCADE_MODE), and
-    Streamlit's secrets read from `secrets` only (never the repo's or the user's secrets.toml;
-    a missing file means no secrets). Server output goes to `log` if given."""
+    """Start serving app.py from the project on `data_dir` (without waiting for it), with extra
+    `env` (e.g. CASCADE_MODE) and Streamlit's secrets read from `secrets` only, never from the
+    repo's or the user's secrets.toml (a missing file means no secrets). Output goes to `log`."""
     port = free_port()
     env = {**os.environ, "CASCADE_DATA_DIR": str(data_dir), **(env or {})}
     args = ["--secrets.files", str(secrets)] if secrets is not None else []
@@ -59,16 +59,28 @@ def start_app(
     finally:
         if log is not None:
             out.close()
-    url = f"http://127.0.0.1:{port}"
+    return process, App(f"http://127.0.0.1:{port}", data_dir)
+
+
+def wait_ready(process: subprocess.Popen, app: App) -> App:
+    """Until the server answers its health check; stops it and raises if it does not in time."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return process, App(url, data_dir)
+            if urllib.request.urlopen(f"{app.url}/_stcore/health", timeout=2).read() == b"ok":
+                return app
         except OSError:
             time.sleep(0.3)
     stop_app(process)
-    raise RuntimeError(f"streamlit did not start on {url} within {START_TIMEOUT_S} s (exit code {process.returncode})")
+    raise RuntimeError(f"streamlit did not start on {app.url} within {START_TIMEOUT_S} s (exit code {process.returncode})")
+
+
+def start_app(
+    data_dir: Path, env: Mapping[str, str] | None = None, secrets: Path | None = None, log: Path | None = None,
+) -> tuple[subprocess.Popen, App]:
+    """launch_app, then wait until it serves."""
+    process, app = launch_app(data_dir, env, secrets, log)
+    return process, wait_ready(process, app)
 
 
 def stop_app(process: subprocess.Popen) -> None:
@@ -87,7 +99,7 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
         _missing(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")

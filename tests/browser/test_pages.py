@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
@@ -23,7 +24,7 @@ from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH
 from lib.cli import main
 from lib.config import PROJECT_ROOT
 from lib.ui import DEMO_BANNER
-from tests.browser.conftest import App, start_app, stop_app
+from tests.browser.conftest import App, launch_app, stop_app, wait_ready
 from tests.conftest import SHARED_DATA
 
 SCREENSHOTS = Path(os.environ.get("CASCADE_SCREENSHOTS", "/tmp/cascade-screenshots"))
@@ -66,24 +67,30 @@ def real_cache(browser, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(real_cache: Path) -> Iterator[App]:
-    """The app in local mode on the real cache, one server for the module (its caches stay warm)."""
-    folder = real_cache.parent
-    process, served = start_app(real_cache, env={"CASCADE_MODE": "local"}, secrets=folder / "no-secrets.toml",
-                                log=folder / "local.log")
-    yield served
-    stop_app(process)
-
-
-@pytest.fixture(scope="module")
-def hosted_app(real_cache: Path) -> Iterator[App]:
-    """The same cache served in hosted mode, with a desk password in a secrets file outside the repo."""
+def servers(real_cache: Path) -> Iterator[dict[str, tuple[subprocess.Popen, App]]]:
+    """Two servers on the real cache, launched together so the hosted one boots while the local
+    one is tested: local mode (no secrets at all), and hosted mode with a desk password in a
+    secrets file outside the repo. One of each for the module, so their caches stay warm."""
     folder = real_cache.parent
     secrets = folder / "secrets.toml"
     secrets.write_text(f'[cascade]\npassword_hash = "{hash_password(PASSWORD, n=2**10)}"\n')
-    process, served = start_app(real_cache, env={"CASCADE_MODE": "hosted"}, secrets=secrets, log=folder / "hosted.log")
-    yield served
-    stop_app(process)
+    launched = {
+        "local": launch_app(real_cache, {"CASCADE_MODE": "local"}, folder / "no-secrets.toml", folder / "local.log"),
+        "hosted": launch_app(real_cache, {"CASCADE_MODE": "hosted"}, secrets, folder / "hosted.log"),
+    }
+    yield launched
+    for process, _ in launched.values():
+        stop_app(process)
+
+
+@pytest.fixture(scope="module")
+def app(servers) -> App:
+    return wait_ready(*servers["local"])
+
+
+@pytest.fixture(scope="module")
+def hosted_app(servers) -> App:
+    return wait_ready(*servers["hosted"])
 
 
 def shot(target, name: str) -> Image.Image:
