@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from lib.viewstate import MAX_PARAM_CHARS, WEEKENDS, Choices, View, parse_view, view_params
 
-CHOICES = Choices(("BTC", "ETH", "SOL"), ("binance", "bybit", "demo"), ("1h", "1d", "5m"), date(2018, 1, 1), date(2025, 12, 31))
+CHOICES = Choices(("BTC", "ETH", "SOL"), ("binance", "bybit", "demo"), ("1h", "1d", "5m"),
+                  date(2018, 1, 1), date(2025, 12, 31))
 NAMES = ("assets", "exchange", "timeframe", "start", "end", "weekend")
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -72,7 +72,8 @@ def wait_ready(process: subprocess.Popen, app: App) -> App:
         except OSError:
             time.sleep(0.3)
     stop_app(process)
-    raise RuntimeError(f"streamlit did not start on {app.url} within {START_TIMEOUT_S} s (exit code {process.returncode})")
+    raise RuntimeError(f"streamlit did not start on {app.url} within {START_TIMEOUT_S} s "
+                       f"(exit code {process.returncode})")
 
 
 def start_app(
