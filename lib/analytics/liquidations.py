@@ -46,6 +46,8 @@ PLACEMENTS: dict[str, str] = {
     "wick": "each bar's long liquidations at its low, short liquidations at its high",
 }
 DEFAULT_PLACEMENT = "range"
+SAMPLED_NOTE = ("includes sampled feeds (Binance forceOrder, OKX: at most one event per symbol per second), "
+                "so these totals are a lower bound")
 EVENTS_METHOD = "liquidation events at their reported prices"
 
 TARGET_BUCKETS = 200  # default grid height: fine enough to see clusters, light enough to draw
@@ -137,8 +139,11 @@ def heatmap_from_events(
     events: pl.DataFrame, *, bucket_usd: float, timeframe: str = DEFAULT_TIMEFRAME
 ) -> Grid:
     """Events (ts, side, price, qty[, notional_usd]) summed per `timeframe` slot and price bucket.
-    Rows are every slot from the first event's to the last's, empty ones included."""
+    Rows are every slot from the first event's to the last's, empty ones included. Where any event
+    comes from a sampled feed (`sampled`), the method says so: the totals are then a lower bound."""
     require_one_symbol(events)
+    sampled = "sampled" in events.columns and bool(events["sampled"].any())
+    method = f"{EVENTS_METHOD} · {SAMPLED_NOTE}" if sampled else EVENTS_METHOD
     usd = pl.col("notional_usd") if "notional_usd" in events.columns else pl.lit(None, pl.Float64)
     cells = events.select(
         pl.col(TS).dt.truncate(timeframe).alias(TS),
@@ -149,7 +154,7 @@ def heatmap_from_events(
     if cells.is_empty():
         none = np.zeros(0, dtype=np.int64)
         return build_grid(pl.Series(TS, [], TS_TYPE), none, none, none, none,
-                          bucket_usd=bucket_usd, method=EVENTS_METHOD)
+                          bucket_usd=bucket_usd, method=method)
     axis = pl.datetime_range(cells[TS].min(), cells[TS].max(), timeframe, eager=True).alias(TS)
     usd_values = cells["usd"].to_numpy()
     is_long = (cells["side"] == LONG).to_numpy()
@@ -160,7 +165,7 @@ def heatmap_from_events(
         np.where(is_long, usd_values, 0.0),
         np.where(is_long, 0.0, usd_values),
         bucket_usd=bucket_usd,
-        method=EVENTS_METHOD,
+        method=method,
     )
 
 

@@ -328,3 +328,20 @@ def test_real_biggest_hours_are_the_february_and_january_cascades(btc_hourly: tu
     assert top.row(0, named=True)["ts"] == datetime(2026, 2, 5, 20, tzinfo=UTC)
     feb5 = top.filter(pl.col("ts").dt.date() == datetime(2026, 2, 5).date())
     assert (feb5["long_usd"] > feb5["short_usd"]).all() and (feb5["move"] < 0).all()  # longs flushed on the way down
+
+
+def test_a_sampled_feed_is_named_in_the_method() -> None:
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from lib.analytics.liquidations import SAMPLED_NOTE, heatmap_from_events
+
+    events = pl.DataFrame({
+        "symbol": "BTC", "ts": [datetime(2026, 1, 31, 18, tzinfo=UTC)] * 2, "side": ["long", "short"],
+        "price": [80_000.0, 80_100.0], "qty": [1.0, 2.0], "notional_usd": [80_000.0, 160_200.0],
+        "sampled": [True, False],
+    })
+    grid = heatmap_from_events(events, bucket_usd=100.0)
+    assert SAMPLED_NOTE in grid.method
+    assert SAMPLED_NOTE not in heatmap_from_events(events.with_columns(sampled=False), bucket_usd=100.0).method
