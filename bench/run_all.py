@@ -73,7 +73,8 @@ class Result:
     def figure(self) -> str:
         if self.value is None:
             return f"n/a {self.note}".strip()
-        digits = 0 if abs(self.value) >= 100 else 1 if abs(self.value) >= 10 else 2 if abs(self.value) >= 1 else 3
+        size = abs(self.value)
+        digits = 0 if size >= 100 or float(self.value).is_integer() else 1 if size >= 10 else 2 if size >= 1 else 3
         return f"{self.value:,.{digits}f} {self.unit}" + (f" ({self.note})" if self.note else "")
 
     @property
@@ -193,7 +194,8 @@ def results_of(name: str, lines: list[str], code: int) -> list[Result]:
         return [Result(f"{name} failed (exit {code}); see its output above", None, "")]
     if name in LEGACY:
         text = "\n".join(lines)
-        return [spec.parse(text) for spec in LEGACY[name]]
+        parsed = [spec.parse(text) for spec in LEGACY[name]]
+        return parsed + derived(parsed)
     return parse_results(lines) or [Result(f"{name}: no RESULT lines; see its output above", None, "")]
 
 
@@ -221,7 +223,6 @@ def main() -> None:
         lines, seconds, code = run_bench(name, arguments(name, args.quick))
         results += results_of(name, lines, code)
         print(f"   ({name}: {seconds:.0f} s)", flush=True)
-    results += derived(results)
     print(f"\nmachine before: {before}\nmachine after:  {machine()}\n"
           f"total {time.perf_counter() - started:.0f} s{' (--quick)' if args.quick else ''}\n")
     print(table(results))
