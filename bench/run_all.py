@@ -145,8 +145,8 @@ LEGACY: dict[str, tuple[Legacy, ...]] = {
                Goal(0.5, "s")),
         Legacy("liquidations: heatmap figure JSON, hourly price line", r"hourly price line .*?: ([\d.]+) MB", "MB",
                Goal(1.5, "MB")),
-        Legacy("liquidations: heatmap figure JSON, 1-minute price line", r"1-minute price line .*?: ([\d.]+) MB",
-               "MB", Goal(1.5, "MB")),
+        Legacy("liquidations: heatmap figure JSON, 1-minute price line (min-max)",
+               r"1-minute min-max price line .*?: ([\d.]+) MB", "MB", Goal(1.5, "MB")),
     ),
 }
 
