@@ -6,7 +6,8 @@ of the columns each step reads (the floor) and the straightforward pandas way (t
   table and the plain weekend / weekday ratio (`with_calendar`, `aggregate`, `daily`);
 - statistics: what the page tests on them (`weekend_effect` with its block bootstrap,
   `hour_of_week_tests`, `day_of_week_means`, `day_of_week_tests`);
-- measures: every per-bar measure of the page (`with_measures`, EDGE off as on the page).
+- measures: every per-bar measure of the page (`with_measures`, EDGE off as on the page);
+- issue 5's figure: hour-of-week aggregates (mean, median, n) of all those measures.
 
     .venv/bin/python bench/liquidity_bench.py [--quick]
 
@@ -125,8 +126,33 @@ def main() -> None:
     stats_s, _ = best_of(lambda: statistics(measured, days), repeats=2)
     compare("statistics (bootstrap CI, tests, 168 cells)", stats_s, narrow_floor)
 
-    measures_s, _ = best_of(lambda: liq.with_measures(frame, with_edge=False), repeats=2)
+    measures_s, every = best_of(lambda: liq.with_measures(frame, with_edge=False), repeats=2)
     compare("per-bar measures (with_measures, 13 measures, no EDGE)", measures_s, wide_floor)
+    hour_of_week_all(liq.with_calendar(every))
+
+
+def hour_of_week_all(measured: pl.DataFrame) -> None:
+    """Issue 5's figure: hour-of-week mean, median and n of every per-bar measure, against the scan
+    of those columns (floor) and pandas' groupby on the same frame (peer)."""
+    names = [m for m in liq.MEASURES if m in measured.columns and measured[m].dtype.is_numeric()]
+    keys = [SYMBOL, *liq.HOUR_OF_WEEK]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "measured.parquet"
+        measured.select(*keys, *names).write_parquet(path)
+        floor, _ = best_of(lambda: scan(path, (*keys, *names)))
+    ours_s, _ = best_of(lambda: liq.aggregate(measured, liq.HOUR_OF_WEEK, names), repeats=3)
+    as_pandas = measured.select(*keys, *names).to_pandas()
+    peer_s, _ = best_of(lambda: pandas_hour_of_week(as_pandas, keys, names), repeats=2)
+    compare(f"hour-of-week aggregates of all {len(names)} measures (mean, median, n)", ours_s, floor, peer_s)
+
+
+def pandas_hour_of_week(frame: pd.DataFrame, keys: list[str], names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The peer: mean, median and count per cell, and the root mean square of the volatilities (as
+    `liq.pooled` pools them)."""
+    grouped = frame.groupby(keys)
+    volatilities = [m for m in names if liq.MEASURES[m].pooling == "rms"]
+    return grouped[names].agg(["mean", "median", "count"]), (frame[volatilities] ** 2).groupby(
+        [frame[k] for k in keys]).mean() ** 0.5
 
 
 if __name__ == "__main__":
