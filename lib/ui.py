@@ -9,7 +9,7 @@ import json
 import math
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from datetime import date, datetime, time, timedelta, timezone
@@ -24,7 +24,7 @@ from lib import auth, export
 from lib import overview as overviews
 from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
-from lib.provenance import provenance_text, series_entries
+from lib.provenance import chart_provenance, drawn_rows
 from lib.refresh import write_demo_market
 from lib.schema import TS
 from lib.store import Store
@@ -221,10 +221,30 @@ def analytics_page(title: str) -> tuple[ActiveStore, View]:
     return active, view
 
 
-@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+@st.cache_resource(ttl=3600, max_entries=4, show_spinner=False)
+def _manifest(root: str, version: str) -> dict[str, dict]:
+    return Store(root, read_only=True).manifest()
+
+
+def _series_stamp(
+    active: ActiveStore, dataset: str, assets: tuple[str, ...], exchange: str | None, timeframe: str | None,
+) -> tuple[tuple[str, str, int], ...]:
+    """What a read depends on: id, fetch time and row count of each series it touches. A refresh
+    of one series changes only the stamps of reads that include it."""
+    entries = _manifest(str(active.store.root), active.store.version())
+    return tuple(sorted(
+        (key, str(entry.get("fetched_at")), int(entry.get("rows") or 0)) for key, entry in entries.items()
+        if entry.get("dataset") == dataset and entry.get("symbol") in assets
+        and exchange in (None, entry.get("exchange")) and timeframe in (None, entry.get("timeframe"))
+    ))
+
+
+# Shared by every session, not copied per rerun: polars frames are immutable, and a year of
+# 1-minute bars would cost a pickle round trip per rerun in st.cache_data.
+@st.cache_resource(ttl=3600, max_entries=32, show_spinner=False)
 def _rows(
-    root: str, version: str, dataset: str, assets: tuple[str, ...], lo: datetime, hi: datetime,
-    exchange: str | None, timeframe: str | None,
+    root: str, stamp: tuple[tuple[str, str, int], ...], dataset: str, assets: tuple[str, ...], lo: datetime,
+    hi: datetime, exchange: str | None, timeframe: str | None,
 ) -> pl.DataFrame:
     return Store(root).read(dataset, assets, lo, hi, exchange, timeframe)
 
@@ -234,8 +254,10 @@ def rows(
     exchange: str | None = None, timeframe: str | None = None,
 ) -> pl.DataFrame:
     """Stored rows of `dataset` for `assets` with lo <= ts < hi (any exchange or timeframe unless
-    given), sorted by symbol and time. Cached per store version, so a refresh is seen at once."""
-    return _rows(str(active.store.root), active.store.version(), dataset, assets, lo, hi, exchange, timeframe)
+    given), sorted by symbol and time. Cached per series stamp (`_series_stamp`), so a refresh is
+    seen at once and invalidates only the reads of what it changed."""
+    stamp = _series_stamp(active, dataset, assets, exchange, timeframe)
+    return _rows(str(active.store.root), stamp, dataset, assets, lo, hi, exchange, timeframe)
 
 
 def loader(active: ActiveStore) -> Loader:
@@ -258,38 +280,67 @@ def export_name(chart: str, view: View) -> str:
     return f"cascade_{chart}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
 
 
-def provenance(active: ActiveStore, view: View, frame: pl.DataFrame, dataset: str = "bars") -> str:
-    """Show, under a page's title, where its data comes from, what it covers and its gaps; return
-    the same line for export footers."""
-    symbols = set(frame["symbol"].unique()) if not frame.is_empty() else set(view.assets)
-    entries = series_entries(active.store.status(), dataset, view.exchange, view.timeframe, symbols)
-    text = provenance_text(entries, frame, *day_bounds(view), active.is_demo)
-    st.caption(text)
-    return text
+def provenance(
+    active: ActiveStore, view: View, *inputs: tuple[str, pl.DataFrame], window: tuple[datetime, datetime] | None = None,
+    estimated: bool = False,
+) -> str:
+    """The provenance badge of one chart drawn from `inputs` ((dataset, rows drawn) pairs) over the
+    view's days (or `window`): the text `chart` shows under it and `export_all` prints in its footer."""
+    return chart_provenance(active.store.status(), inputs, *(window or day_bounds(view)), active.is_demo, estimated)
 
 
-def export_all(page: str, figures: dict[str, go.Figure], view: View, footer: str, assumptions: dict | None = None) -> None:
+def provenances(active: ActiveStore, view: View, figures: Iterable[str], frame: pl.DataFrame,
+                dataset: str = "bars") -> dict[str, str]:
+    """The badge of each of `figures` drawn from `frame` (a per-asset figure from its asset's rows only)."""
+    return {name: provenance(active, view, (dataset, drawn_rows(name, frame))) for name in figures}
+
+
+def export_all(page: str, figures: dict[str, go.Figure], view: View, footers: dict[str, str],
+               assumptions: dict | None = None) -> None:
     """'Export all charts': one zip of PNGs (2x) and a standalone HTML page, made on the server,
-    each chart with a footer giving its data's source and range (and the model's assumptions)."""
+    each chart with its badge (`footers[name]`, as shown under it) as its footer, and a model's
+    `assumptions` in full as assumptions.json."""
     with st.expander("Export all charts (PNG + HTML)"):
-        if assumptions:
-            footer = f"{footer} · Assumptions: {json.dumps(assumptions, default=str, separators=(', ', ': '))}"
         name = export_name(page, view)
-        if st.button("Build the zip", key=f"{page}_export"):
+        # a callback, not the click's return value: it survives a rerun between the click and this line
+        st.button("Build the zip", key=f"{page}_export", on_click=st.session_state.update, kwargs={f"{page}_export_asked": True})
+        if st.session_state.pop(f"{page}_export_asked", False):
             try:
                 with st.spinner("Rendering charts with Chromium..."):
-                    data = export.zip_bytes(export.bundle(figures, f"Cascade {page} · {footer}", f"Cascade: {page}"))
+                    files = export.bundle(figures, footers, f"Cascade: {page}")
             except export.ExportError as exc:
                 st.error(str(exc))
             else:
-                st.download_button(f"Download {name}.zip", data, f"{name}.zip", mime="application/zip",
-                                   key=f"{page}_export_download")
+                if assumptions:
+                    files["assumptions.json"] = json.dumps(assumptions, default=str, indent=2).encode()
+                st.download_button(f"Download {name}.zip", export.zip_bytes(files), f"{name}.zip",
+                                   mime="application/zip", key=f"{page}_export_download")
 
 
-def chart(fig: go.Figure, key: str, filename: str) -> None:
-    """Render a figure with our own theme (not Streamlit's) and a camera button that saves
-    `filename`.png at 2x scale."""
-    st.plotly_chart(fig, key=key, theme=None, config=chart_config(filename))
+def chart(fig: go.Figure, key: str, filename: str, footer: str, on_select: Callable[[], None] | None = None) -> None:
+    """Render a figure with our own theme (not Streamlit's), a camera button that saves
+    `filename`.png at 2x scale, and its provenance badge (`footer`) right under it.
+    `on_select`: called after a click on a point (the chart then keeps its selection in `key`)."""
+    st.plotly_chart(fig, key=key, theme=None, config=chart_config(filename), on_select=on_select or "ignore",
+                    selection_mode="points")
+    st.caption(footer)  # the provenance badge: one caption-sized line, the same component under every chart
+
+
+PICKED_EPISODE = "dd_picked_episode"  # session_state: the episode the drawdown charts zoom to (its episode_id)
+
+
+def episode_picker(key: str, ids: Sequence[str] = ()) -> Callable[[], None]:
+    """The on_select callback of the episode table `key` (`ids`: its rows' episode ids) or of a
+    drawdown chart `key` (a clicked episode marker's customdata is its id). The charts zoom to the
+    latest pick, wherever it was made; a click on anything else lets them go."""
+
+    def pick() -> None:
+        selection = st.session_state[key]["selection"]
+        picked = [ids[row] for row in selection.get("rows", []) if row < len(ids)]
+        picked += [point["customdata"] for point in selection.get("points", []) if isinstance(point.get("customdata"), str)]
+        st.session_state[PICKED_EPISODE] = picked[0] if picked else None
+
+    return pick
 
 
 ROW_PX = 35

@@ -1,0 +1,50 @@
+"""The pages' row cache: shared across sessions (no copy per rerun) and invalidated per series."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from lib import ui
+from lib.store import Store
+from tests.test_store import START, hourly_bars
+
+LO, HI = START, START + timedelta(days=30)
+
+
+@pytest.fixture
+def active(data_dir: Path) -> ui.ActiveStore:
+    store = Store(data_dir)
+    store.write("bars", hourly_bars(48, symbol="BTC"), source="test")
+    store.write("bars", hourly_bars(48, symbol="ETH"), source="test")
+    ui._rows.clear()
+    return ui.ActiveStore(store, is_demo=False)
+
+
+def test_reads_are_shared_not_copied(active: ui.ActiveStore) -> None:
+    first = ui.rows(active, "bars", ("BTC",), LO, HI, "binance", "1h")
+    assert ui.rows(active, "bars", ("BTC",), LO, HI, "binance", "1h") is first
+    assert first.height == 48
+
+
+def test_a_write_invalidates_only_the_reads_of_its_series(active: ui.ActiveStore) -> None:
+    btc = ui.rows(active, "bars", ("BTC",), LO, HI, "binance", "1h")
+    eth = ui.rows(active, "bars", ("ETH",), LO, HI, "binance", "1h")
+    both = ui.rows(active, "bars", ("BTC", "ETH"), LO, HI, "binance", "1h")
+    later = START + timedelta(hours=48)
+    active.store.write("bars", hourly_bars(24, start=later, symbol="ETH"), source="test")
+
+    assert ui.rows(active, "bars", ("BTC",), LO, HI, "binance", "1h") is btc  # untouched series: same frame
+    assert ui.rows(active, "bars", ("ETH",), LO, HI, "binance", "1h").height == eth.height + 24
+    assert ui.rows(active, "bars", ("BTC", "ETH"), LO, HI, "binance", "1h").height == both.height + 24
+
+
+def test_stamp_ignores_other_datasets_exchanges_and_timeframes(active: ui.ActiveStore) -> None:
+    before = ui._series_stamp(active, "bars", ("BTC",), "binance", "1h")
+    other = hourly_bars(24, symbol="BTC").with_columns(exchange=pl.lit("okx"))
+    active.store.write("bars", other, source="test")
+    assert ui._series_stamp(active, "bars", ("BTC",), "binance", "1h") == before
+    assert ui._series_stamp(active, "bars", ("BTC",), None, "1h") != before
