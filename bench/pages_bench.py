@@ -78,14 +78,13 @@ def plural(n: int, word: str) -> str:
 def app_pages(app: Path = APP) -> list[Page]:
     """The pages listed in app.py's `PAGES` (read from its source, so a new page is benched as
     soon as it is routed)."""
-    for node in ast.walk(ast.parse(app.read_text())):
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
-            keywords = Page.__annotations__
-            return [
-                Page(call.args[0].value, **{k.arg: k.value.value for k in call.keywords if k.arg in keywords})
-                for call in node.value.elts
-            ]
-    raise ValueError(f"no PAGES list in {app}")
+    assigned = {target.id: node.value for node in ast.parse(app.read_text()).body if isinstance(node, ast.Assign)
+                for target in node.targets if isinstance(target, ast.Name)}
+    if "PAGES" not in assigned:
+        raise ValueError(f"no PAGES list in {app}")
+    keywords = Page.__annotations__
+    calls = [assigned[e.id] if isinstance(e, ast.Name) else e for e in assigned["PAGES"].elts]  # st.Page(...) or a name of one
+    return [Page(call.args[0].value, **{k.arg: k.value.value for k in call.keywords if k.arg in keywords}) for call in calls]
 
 
 # --- data directories -----------------------------------------------------------------------------
