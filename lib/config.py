@@ -21,6 +21,16 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 # The demo market lives in its own store beside the real cache, so the two never mix.
 DEMO_SUBDIR = "_demo"
 
+# The data directory may be an object-storage URL (s3://bucket/prefix). Both s3fs and polars get
+# its endpoint and credentials from these standard variables, under polars' option names.
+S3_ENV = {
+    "AWS_ENDPOINT_URL": "aws_endpoint_url",
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+    "AWS_REGION": "aws_region",
+}
+
 MODE_ENV = "CASCADE_MODE"
 LOCAL, HOSTED = "local", "hosted"
 SECRETS_SECTION = "cascade"  # [cascade] in .streamlit/secrets.toml: who may use a hosted instance
@@ -53,7 +63,7 @@ ACCESS_KEYS = tuple(f for f in Access.__dataclass_fields__ if f != "oidc_provide
 class Settings:
     """Everything the app and the command line can be configured with."""
 
-    data_dir: Path = DEFAULT_DATA_DIR
+    data_dir: Path | str = DEFAULT_DATA_DIR  # a Path, or an object-storage URL (see data_location)
     assets: tuple[str, ...] = ASSETS
     default_exchange: str = "binance"
     default_timeframe: str = "1h"
@@ -63,8 +73,28 @@ class Settings:
     access: Access = field(default_factory=Access)
 
     @property
-    def demo_dir(self) -> Path:
-        return self.data_dir / DEMO_SUBDIR
+    def demo_dir(self) -> Path | str:
+        return f"{self.data_dir}/{DEMO_SUBDIR}" if is_url(self.data_dir) else Path(self.data_dir) / DEMO_SUBDIR
+
+
+def is_url(location: Path | str) -> bool:
+    """True for an fsspec URL such as s3://bucket/prefix (a Path never is one)."""
+    return isinstance(location, str) and "://" in location
+
+
+def data_location(value: str | Path) -> Path | str:
+    """A local data directory as a Path (with ~ expanded); an object-storage URL as written."""
+    return value.rstrip("/") if is_url(value) else Path(value).expanduser()
+
+
+def storage_options(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """polars' storage_options for an s3:// data directory, from the AWS variables in `env`
+    (default os.environ); plain-http endpoints (a local S3-compatible server) must be allowed."""
+    env = os.environ if env is None else env
+    options = {key: env[name] for name, key in S3_ENV.items() if env.get(name)}
+    if options.get("aws_endpoint_url", "").startswith("http://"):
+        options["aws_allow_http"] = "true"
+    return options
 
 
 def load_settings(
@@ -76,7 +106,7 @@ def load_settings(
     st.secrets); an explicit `data_dir` wins over CASCADE_DATA_DIR."""
     env = os.environ if env is None else env
     chosen = data_dir or env.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-    return Settings(data_dir=Path(chosen).expanduser(), access=load_access(env, secrets or {}))
+    return Settings(data_dir=data_location(chosen), access=load_access(env, secrets or {}))
 
 
 def _strings(key: str, value: object) -> tuple[str, ...]:

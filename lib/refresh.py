@@ -3,11 +3,9 @@ chunk as it arrives (an interrupted refresh keeps what it fetched), stop at a de
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -163,22 +161,14 @@ def refresh_lock(store: Store) -> Iterator[None]:
     """Hold <data dir>/.refresh.lock for a whole refresh, so a scheduled run and a manual one never
     overlap; raises RefreshRunning at once when another process holds it. (The store's own lock
     guards each write; this one spans many writes.)"""
-    if store.read_only:
-        raise StoreError(f"the store at {store.root} is read-only here; refresh it from the command line")
-    store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / REFRESH_LOCK, "a+") as handle:
+    with ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise RefreshRunning(f"another refresh is running (pid {handle.read().strip() or 'unknown'})") from None
-        try:
-            handle.truncate(0)
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            held.enter_context(store.lock(0, name=REFRESH_LOCK))
+        except StoreError as exc:
+            if store.read_only:
+                raise
+            raise RefreshRunning(f"another refresh is running ({exc})") from None
+        yield
 
 
 

@@ -7,49 +7,46 @@ Layout (hive style, one file per partition):
     <root>/.lock             held while writing, so two writers never interleave
     <root>/collectors/<name>.json   each live collector's heartbeat (lib.collect)
 
-Writes are atomic (temporary file, fsync, rename): a crash leaves the previous file intact.
-Merges dedupe on the dataset key and keep the newest row, so a short or failed fetch never
-drops stored rows. Reads return a polars LazyFrame so filters push down to the files.
+The root is a local directory or an object-storage URL (s3://bucket/prefix); lib.objectstore
+holds the difference. Writes are atomic (local: temporary file, fsync, rename; object storage:
+one PUT): a crash leaves the previous file intact. Merges dedupe on the dataset key and keep the
+newest row, so a short or failed fetch never drops stored rows. Reads return a polars LazyFrame
+(a cloud scan on object storage) so filters push down to the files.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import re
-import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from lib.gaps import find_gaps
+from lib.objectstore import LOCK, Files, StoreError, files_at
 from lib.schema import DATASETS, EXCHANGE, PARTITIONS, SYMBOL, TIMEFRAME, TS, Dataset, conform, empty
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine"
-LOCK = ".lock"
 COLLECTORS = "collectors"
 COLLECTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a heartbeat file's stem
 PART_FILE = "data.parquet"
-TMP_SUFFIX = ".tmp"
 COMPRESSION = "zstd"
 LOCK_TIMEOUT_S = 600.0
+READ_ATTEMPTS = 3  # see Store.read
+READ_RETRY_WAIT_S = 0.2
 GAPS_KEPT = 200  # the longest gaps listed per entry; gap_count always counts all of them
 
 HIVE_SCHEMA: dict[str, pl.DataType] = {"dataset": pl.String(), **PARTITIONS, "year": pl.Int32()}
-
-
-class StoreError(RuntimeError):
-    """The store cannot do what was asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -74,105 +71,71 @@ def _now_iso() -> str:
     return _utc_iso(datetime.now(timezone.utc)) or ""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _read_json(files: Files, rel: str) -> Any:
+    return json.loads(files.read_bytes(rel))
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through `write(tmp_path)`, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+def _put_json(files: Files, rel: str, value: object) -> None:
+    payload = json.dumps(value, indent=1, sort_keys=True).encode()
+    files.put(rel, lambda handle: handle.write(payload))
 
 
 class Store:
-    """Partitioned Parquet cache rooted at `root` (created on first write)."""
+    """Partitioned Parquet cache rooted at `root`, a directory or an s3:// URL (created on first write)."""
 
     def __init__(self, root: Path | str, read_only: bool = False) -> None:
-        self.root = Path(root)
+        self.files = files_at(root)
+        self.root = self.files.root  # a Path, or the URL
         self.read_only = read_only
 
-    # --- paths -------------------------------------------------------------------------------
+    # --- paths (relative to the root, '/'-separated, on disk and in object storage alike) ------
 
-    def _dataset_dir(self, dataset: Dataset) -> Path:
-        return self.root / f"dataset={dataset.name}"
+    @staticmethod
+    def _partition_file(dataset: Dataset, exchange: str, symbol: str, timeframe: str, year: int) -> str:
+        series = f"{EXCHANGE}={exchange}/{SYMBOL}={symbol}/{TIMEFRAME}={timeframe}"
+        return f"dataset={dataset.name}/{series}/year={year}/{PART_FILE}"
 
-    def _partition_file(self, dataset: Dataset, exchange: str, symbol: str, timeframe: str, year: int) -> Path:
-        return (
-            self._dataset_dir(dataset)
-            / f"{EXCHANGE}={exchange}"
-            / f"{SYMBOL}={symbol}"
-            / f"{TIMEFRAME}={timeframe}"
-            / f"year={year}"
-            / PART_FILE
-        )
-
-    def _files(self, dataset: Dataset, exchange: str | None, symbol: str | None, timeframe: str | None) -> list[Path]:
+    def _files(self, dataset: Dataset, exchange: str | None, symbol: str | None, timeframe: str | None) -> list[str]:
         pattern = "/".join(
             f"{name}={value if value is not None else '*'}"
             for name, value in ((EXCHANGE, exchange), (SYMBOL, symbol), (TIMEFRAME, timeframe))
         )
-        return sorted(self._dataset_dir(dataset).glob(f"{pattern}/year=*/{PART_FILE}"))
+        return self.files.glob(f"dataset={dataset.name}/{pattern}/year=*/{PART_FILE}")
 
     # --- locking and quarantine --------------------------------------------------------------
 
     @contextmanager
-    def lock(self, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-        """Hold the store's exclusive write lock (an flock on <root>/.lock)."""
+    def lock(self, timeout_s: float = LOCK_TIMEOUT_S, name: str = LOCK) -> Iterator[None]:
+        """Hold the store's exclusive lock `name`, by default the write lock (an flock, or a lock
+        object on object storage)."""
         if self.read_only:
             raise StoreError(f"the store at {self.root} is read-only here; refresh it from the command line")
-        self.root.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout_s
-        with open(self.root / LOCK, "a+") as handle:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StoreError(f"another process has held the lock on {self.root} for {timeout_s:.0f} s")
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with self.files.lock(timeout_s, name):
+            yield
 
-    def quarantine(self, path: Path, reason: str) -> Path:
-        """Move an unreadable file under <root>/quarantine, keeping its relative path; log why."""
+    def quarantine(self, path: str, reason: str) -> Path | str:
+        """Move an unreadable file (relative to the root) under <root>/quarantine, keeping its
+        relative path; log why and return where it went."""
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.root / QUARANTINE / stamp / path.relative_to(self.root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, target)
-        (target.parent / f"{target.name}.reason.txt").write_text(reason + "\n")
-        log.warning("quarantined %s: %s (moved to %s)", path, reason, target)
-        return target
+        target = f"{QUARANTINE}/{stamp}/{path}"
+        self.files.move(path, target)
+        self.files.put(f"{target}.reason.txt", lambda handle: handle.write(f"{reason}\n".encode()))
+        log.warning("quarantined %s: %s (moved to %s)", path, reason, self.files.location(target))
+        return self.files.location(target)
 
-    def quarantined(self) -> list[Path]:
+    def quarantined(self) -> list[Path | str]:
         """Files moved to quarantine, oldest first."""
-        folder = self.root / QUARANTINE
-        return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".reason.txt"))
+        return [self.files.location(p) for p in self.files.find(QUARANTINE) if not p.endswith(".reason.txt")]
 
-    @staticmethod
-    def _damage(path: Path) -> str | None:
+    def _damage(self, path: str) -> str | None:
         """Why the file cannot be used (its footer or schema does not read), or None if it can."""
         try:
-            schema = pl.read_parquet_schema(path)
+            schema = pl.scan_parquet(self.files.url(path), storage_options=self.files.storage_options).collect_schema()
         except Exception as exc:  # polars and pyarrow raise many types for a damaged file
             return f"unreadable Parquet file ({type(exc).__name__}: {exc})"
         return None if TS in schema else f"not a dataset file: no {TS} column"
 
-    def _readable(self, path: Path) -> bool:
+    def _readable(self, path: str) -> bool:
         """True if the file can be used; otherwise quarantine it (or skip it when read-only)."""
         reason = self._damage(path)
         if reason is None:
@@ -183,12 +146,12 @@ class Store:
             self.quarantine(path, reason)
         return False
 
-    def verify(self) -> list[Path]:
+    def verify(self) -> list[Path | str]:
         """Check every stored file; quarantine the damaged ones and recount their series.
 
         Returns where the damaged files were moved (nothing is deleted)."""
         damaged = [
-            (SeriesKey(ds.name, *self._series_parts(ds, path)), path, reason)
+            (SeriesKey(ds.name, *self._series_parts(path)), path, reason)
             for ds in DATASETS.values()
             for path in self._files(ds, None, None, None)
             if (reason := self._damage(path)) is not None
@@ -219,7 +182,8 @@ class Store:
         if not files:
             return empty(ds).lazy()
         return pl.scan_parquet(
-            files,
+            [self.files.url(p) for p in files],
+            storage_options=self.files.storage_options,
             hive_partitioning=True,
             hive_schema=HIVE_SCHEMA,
             missing_columns="insert",
@@ -237,19 +201,32 @@ class Store:
         timeframe: str | None = None,
     ) -> pl.DataFrame:
         """Rows of `symbols` with start <= ts < end (any exchange or timeframe unless given),
-        sorted by symbol and time."""
-        return (
-            self.scan(dataset, exchange=exchange, timeframe=timeframe)
-            .filter(pl.col(SYMBOL).is_in(symbols), pl.col(TS) >= start, pl.col(TS) < end)
-            .sort(SYMBOL, TS)
-            .collect()
-        )
+        sorted by symbol and time.
 
-    def _read_partition(self, path: Path) -> pl.DataFrame | None:
-        if not path.exists() or not self._readable(path):
+        polars reads a cloud object in several range requests, so a partition replaced while it is
+        read can fail to decode (pola-rs/polars#27362); the read is then tried again."""
+
+        def collect() -> pl.DataFrame:
+            return (
+                self.scan(dataset, exchange=exchange, timeframe=timeframe)
+                .filter(pl.col(SYMBOL).is_in(symbols), pl.col(TS) >= start, pl.col(TS) < end)
+                .sort(SYMBOL, TS)
+                .collect()
+            )
+
+        for _ in range(READ_ATTEMPTS - 1):
+            try:
+                return collect()
+            except pl.exceptions.ComputeError as exc:
+                log.warning("read of %s failed (%s): a partition replaced mid-read? retrying", self.root, exc)
+                time.sleep(READ_RETRY_WAIT_S)
+        return collect()
+
+    def _read_partition(self, path: str) -> pl.DataFrame | None:
+        if not self.files.exists(path) or not self._readable(path):
             return None
         try:
-            return pl.read_parquet(path)
+            return pl.read_parquet(self.files.url(path), storage_options=self.files.storage_options)
         except Exception as exc:  # damage past the footer shows only on a full read
             self.quarantine(path, f"unreadable Parquet data ({type(exc).__name__}: {exc})")
             return None
@@ -269,7 +246,7 @@ class Store:
             return 0
         added = 0
         with self.lock():
-            self._remove_stale_tmp()
+            self.files.remove_leftovers("dataset=*/**")
             partitions = frame.with_columns(year=pl.col(TS).dt.year()).partition_by(
                 [EXCHANGE, SYMBOL, TIMEFRAME, "year"], as_dict=True
             )
@@ -282,34 +259,28 @@ class Store:
                 value_key = [c for c in ds.key if c in ds.columns]
                 merged = merged.unique(subset=value_key, keep="last", maintain_order=True).sort(TS)
                 added += merged.height - before
-                _atomic_write_bytes(path, lambda tmp: merged.write_parquet(tmp, compression=COMPRESSION))
+                self.files.put(path, lambda handle: merged.write_parquet(handle, compression=COMPRESSION))
             touched = {SeriesKey(ds.name, e, s, t) for e, s, t, _ in partitions}
             self._update_manifest(touched, source, market_id)
         return added
-
-    def _remove_stale_tmp(self) -> None:
-        """Temporary files left by a writer that was killed mid-write (we hold the lock)."""
-        for tmp in self.root.glob(f"dataset=*/**/*{TMP_SUFFIX}"):
-            tmp.unlink(missing_ok=True)
 
     # --- manifest ----------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, dict]:
         """Entries keyed by series id ('bars/binance/BTC/1h'); rebuilt from files if damaged."""
-        path = self.root / MANIFEST
-        if not path.exists():
-            return {}
         try:
-            entries = json.loads(path.read_text())["entries"]
+            entries = _read_json(self.files, MANIFEST)["entries"]
             if not isinstance(entries, dict):
                 raise TypeError("entries is not an object")
             return entries
+        except FileNotFoundError:
+            return {}
         except (ValueError, KeyError, TypeError) as exc:
             if self.read_only:
-                log.warning("manifest %s is damaged (%s)", path, exc)
+                log.warning("manifest %s is damaged (%s)", self.files.location(MANIFEST), exc)
                 return {}
             with self.lock():
-                self.quarantine(path, f"damaged manifest ({exc}); rebuilt from the stored files")
+                self.quarantine(MANIFEST, f"damaged manifest ({exc}); rebuilt from the stored files")
                 return self._update_manifest(self._stored_series(), source="unknown", market_id=None)
 
     def heartbeat(self, name: str, info: Mapping[str, object]) -> None:
@@ -319,23 +290,21 @@ class Store:
             raise StoreError(f"the store at {self.root} is read-only here; run collectors from the command line")
         if not COLLECTOR_NAME.fullmatch(name):
             raise StoreError(f"collector name {name!r}: use letters, digits, '.', '_' and '-'")
-        payload = json.dumps(dict(info), indent=1, sort_keys=True)
-        _atomic_write_bytes(self.root / COLLECTORS / f"{name}.json", lambda tmp: tmp.write_text(payload))
+        _put_json(self.files, f"{COLLECTORS}/{name}.json", dict(info))
 
     def heartbeats(self) -> dict[str, dict]:
         """Every collector's last heartbeat, by name; an unreadable file is skipped (logged)."""
         beats: dict[str, dict] = {}
-        for path in sorted((self.root / COLLECTORS).glob("*.json")):
+        for path in self.files.glob(f"{COLLECTORS}/*.json"):
             try:
-                beats[path.stem] = json.loads(path.read_text())
+                beats[path.removeprefix(f"{COLLECTORS}/").removesuffix(".json")] = _read_json(self.files, path)
             except (OSError, ValueError) as exc:
-                log.warning("skipping heartbeat %s: %s", path, exc)
+                log.warning("skipping heartbeat %s: %s", self.files.location(path), exc)
         return beats
 
     def version(self) -> str:
         """Changes whenever the store changes: a cache key for readers."""
-        path = self.root / MANIFEST
-        return f"{path.stat().st_mtime_ns}" if path.exists() else "empty"
+        return self.files.version(MANIFEST) or "empty"
 
     def status(self) -> list[dict]:
         """One manifest entry per cached series, sorted by dataset, exchange, symbol, timeframe."""
@@ -348,22 +317,22 @@ class Store:
 
     def _stored_series(self) -> set[SeriesKey]:
         return {
-            SeriesKey(ds.name, *self._series_parts(ds, path))
+            SeriesKey(ds.name, *self._series_parts(path))
             for ds in DATASETS.values()
             for path in self._files(ds, None, None, None)
         }
 
-    def _series_parts(self, dataset: Dataset, path: Path) -> tuple[str, str, str]:
+    @staticmethod
+    def _series_parts(path: str) -> tuple[str, str, str]:
         """(exchange, symbol, timeframe) from a partition file's path."""
-        parts = dict(p.split("=", 1) for p in path.relative_to(self._dataset_dir(dataset)).parts[:3])
+        parts = dict(p.split("=", 1) for p in path.split("/")[1:4])
         return parts[EXCHANGE], parts[SYMBOL], parts[TIMEFRAME]
 
     def _update_manifest(self, keys: set[SeriesKey], source: str, market_id: str | None) -> dict[str, dict]:
         """Recompute the entries of `keys` from the stored files (caller holds the lock)."""
-        path = self.root / MANIFEST
         try:
-            entries = json.loads(path.read_text())["entries"] if path.exists() else {}
-        except (ValueError, KeyError):
+            entries = _read_json(self.files, MANIFEST)["entries"]
+        except (FileNotFoundError, ValueError, KeyError):
             entries = {}
         for key in keys:
             series = self.scan(key.dataset, key.exchange, key.symbol, key.timeframe).select(TS).collect()
@@ -390,6 +359,5 @@ class Store:
                 ],
                 "fetched_at": _now_iso(),
             }
-        payload = json.dumps({"entries": entries}, indent=1, sort_keys=True)
-        _atomic_write_bytes(path, lambda tmp: tmp.write_text(payload))
+        _put_json(self.files, MANIFEST, {"entries": entries})
         return entries
