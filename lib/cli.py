@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
+from lib.aggregate import KINDS as AGGREGATIONS, LOCAL, AggregateError, aggregate, dask_client, sources_for
 from lib.analytics.drawdowns import LIQUIDATION_TIMEFRAME
 from lib.analytics.liquidation_levels import WARM_UP
 from lib.auth import hash_password
@@ -27,7 +28,7 @@ from lib.collect import (
     Settings as CollectorSettings,
     collect,
 )
-from lib.config import load_settings
+from lib.config import is_url, load_settings
 from lib.refresh import DEFAULT_SET, refresh_all, refresh_lock, refresh_many, write_demo_market
 from lib.reports import DEFAULT_TOP, Report, drawdown_report, liquidity_report, liquidation_report, pick_series
 from lib.schema import (
@@ -161,6 +162,9 @@ def cmd_import(store: Store, args: argparse.Namespace) -> int:
 def cmd_download(store: Store, args: argparse.Namespace) -> int:
     """Fetch Binance archive files (resumable, checksum-verified) into --out, then import them."""
     market = args.market or ("um" if args.kind in FUTURES_ONLY else "spot")
+    if args.out is None and is_url(store.root):
+        return _fail(f"the data directory {store.root} is object storage; archive files are downloaded and verified "
+                     "on local disk: give --out DIR (they are imported into the store from there)")
     out = args.out or store.root / ARCHIVES_SUBDIR
     try:
         fetched = download(args.kind, args.symbol, market, args.interval, args.start, args.end, out)
@@ -194,6 +198,25 @@ def cmd_collect(store: Store, args: argparse.Namespace) -> int:
           f"{beat.reconnects} reconnects, {beat.errors} errors, {beat.events_lost} lost")
     if beat.rows_held:
         return _fail(f"{beat.rows_held} rows could not be stored: {beat.last_error}")
+    return 0
+
+
+def cmd_aggregate(store: Store, args: argparse.Namespace) -> int:
+    """Tick-level inputs into bars (lib/aggregate.py): streamed on this machine, or one Dask task per
+    symbol x day with --scheduler; the bars are written to the store once, at the end."""
+    try:
+        sources = sources_for(args.kind, store, args.inputs, args.exchange, args.symbol)
+        with dask_client(args.scheduler, args.workers) as client:
+            bars = aggregate(args.kind, sources, args.timeframe, client)
+    except (AggregateError, ImportFormatError) as exc:
+        return _fail(str(exc))
+    if bars.is_empty():
+        return _fail(f"nothing to aggregate: no rows in {', '.join(source.label for source in sources)}")
+    dataset = AGGREGATIONS[args.kind].dataset
+    added = store.write(dataset, bars, source=f"aggregate:{args.kind}")
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else "this machine (streaming)"
+    print(f"ok      {bars.height} {dataset.name} rows at {args.timeframe} from {len(sources)} input(s) on {where}, "
+          f"{added} new")
     return 0
 
 
@@ -470,6 +493,23 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--interval", type=_positive, default=DEFAULT_DEPTH_INTERVAL_SECONDS,
                        help=f"seconds between snapshots (default: {DEFAULT_DEPTH_INTERVAL_SECONDS:g})")
     depth.set_defaults(run=cmd_collect, ws_url=None)
+
+    aggregating = sub.add_parser("aggregate", help="trades or liquidation events into bars, streamed or on Dask")
+    aggregating.add_argument("kind", choices=tuple(AGGREGATIONS),
+                             help="liquidations: stored events -> liquidation_totals; trades: --input files -> bars")
+    aggregating.add_argument("--timeframe", choices=list(TIMEFRAMES), default="1h", help="bar size (default: 1h)")
+    aggregating.add_argument("--input", dest="inputs", nargs="+", type=Path, default=[], metavar="FILE",
+                             help="Binance trades or aggTrades files (CSV, zip or Parquet); trades only")
+    aggregating.add_argument("--exchange", help="trades: store under this exchange (default: from the archive "
+                             "folder); liquidations: only this exchange's events")
+    aggregating.add_argument("--symbol", help="trades: base asset (default: from the file name); liquidations: "
+                             "only this symbol's events")
+    aggregating.add_argument("--scheduler", metavar="ADDRESS", help="run one task per symbol x day on the Dask "
+                             f"scheduler at ADDRESS (tcp://host:8786), or '{LOCAL}' for a cluster on this machine "
+                             "(default: stream on this machine, no Dask)")
+    aggregating.add_argument("--workers", type=int, default=2, help=f"worker processes with --scheduler {LOCAL} "
+                             "(default: 2)")
+    aggregating.set_defaults(run=cmd_aggregate)
 
     hashing = sub.add_parser("hash-password", help="print the scrypt hash of a password for hosted mode's secrets.toml")
     hashing.add_argument("--min-length", type=int, default=12, help="refuse shorter passwords (default: 12)")
