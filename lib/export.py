@@ -11,6 +11,7 @@ import io
 import threading
 import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import kaleido
@@ -65,9 +66,11 @@ def html(figures: dict[str, go.Figure], title: str) -> str:
             f"<body style='font-family:sans-serif;max-width:1700px;margin:auto'><h1>{title}</h1>{body}</body></html>")
 
 
-def bundle(figures: dict[str, go.Figure], footer: str, title: str, formats: tuple[str, ...] = ("png", "html")) -> dict[str, bytes]:
-    """File name -> bytes: `<name>.png` per figure and `index.html` with all of them, footers included."""
-    footed = {name: with_footer(fig, footer) for name, fig in figures.items()}
+def bundle(figures: dict[str, go.Figure], footer: str | Mapping[str, str], title: str,
+           formats: tuple[str, ...] = ("png", "html")) -> dict[str, bytes]:
+    """File name -> bytes: `<name>.png` per figure and `index.html` with all of them, footers included.
+    `footer`: one for every figure, or each figure's own by name (the badge the app shows under it)."""
+    footed = {name: with_footer(fig, footer if isinstance(footer, str) else footer[name]) for name, fig in figures.items()}
     files = {f"{name}.png": png(fig) for name, fig in footed.items()} if "png" in formats else {}
     if "html" in formats:
         files["index.html"] = html(footed, title).encode()

@@ -3,13 +3,17 @@ export's footer, so a number never travels without its source, coverage, gaps an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import polars as pl
 
-from lib.schema import TS
+from lib.analytics.liquidations import SAMPLED_NOTE
+from lib.schema import EXCHANGE, SYMBOL, TIMEFRAME, TS
 
 DEMO_PREFIX = "DEMO DATA (synthetic). "
+MEASURED = "Measured."
+ESTIMATED = "Estimated by a model from these inputs, not measured (every assumption: the page's panel and the export's assumptions.json)."
 
 
 def series_entries(status: list[dict], dataset: str, exchange: str, timeframe: str, symbols: set[str]) -> list[dict]:
@@ -18,6 +22,35 @@ def series_entries(status: list[dict], dataset: str, exchange: str, timeframe: s
         e for e in status
         if e["dataset"] == dataset and e["exchange"] == exchange and e["timeframe"] == timeframe and e["symbol"] in symbols
     ]
+
+
+def series_behind(status: list[dict], dataset: str, frame: pl.DataFrame) -> list[dict]:
+    """The manifest entries of the series `frame`'s rows come from (each exchange, symbol and
+    timeframe in it), so a chart of one asset names that asset's gaps, not every asset's."""
+    present = set(frame.select(EXCHANGE, SYMBOL, TIMEFRAME).unique().iter_rows())
+    return [e for e in status if e["dataset"] == dataset and (e["exchange"], e["symbol"], e["timeframe"]) in present]
+
+
+def drawn_rows(figure: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `frame` a figure draws: one named `<chart>_<SYMBOL>` (as lib.views names its
+    per-asset figures) draws that asset's rows only; any other figure draws them all."""
+    symbol = figure.rsplit("_", 1)[-1]
+    return frame.filter(pl.col(SYMBOL) == symbol) if symbol in set(frame[SYMBOL]) else frame
+
+
+def chart_provenance(
+    status: list[dict], inputs: Sequence[tuple[str, pl.DataFrame]], lo: datetime, hi: datetime, is_demo: bool,
+    estimated: bool = False,
+) -> str:
+    """The badge under one chart (and its export footer): for each (dataset, rows drawn) of
+    `inputs`, the series, coverage, gaps in [lo, hi), fetch time and whether a feed is sampled;
+    then whether the chart is measured or a model's estimate."""
+    clauses = [f"No {dataset} rows cached in this range." if frame.is_empty() else
+               provenance_text(series_behind(status, dataset, frame), frame, lo, hi, is_demo=False)
+               + (f" Note: {SAMPLED_NOTE}." if "sampled" in frame.columns and frame["sampled"].any() else "")
+               for dataset, frame in inputs]
+    kind = ESTIMATED if estimated else "" if is_demo else MEASURED  # demo data is synthetic, never measured
+    return " ".join(part for part in (DEMO_PREFIX.strip() if is_demo else "", *clauses, kind) if part)
 
 
 def provenance_text(entries: list[dict], frame: pl.DataFrame, lo: datetime, hi: datetime, is_demo: bool) -> str:

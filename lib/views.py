@@ -21,7 +21,7 @@ from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidations import DEFAULT_PLACEMENT, Grid, largest_bursts, nice_bucket_usd, realised_heatmap
 from lib.charts import liquidity as liquidity_charts
 from lib.charts.downsample import minmax
-from lib.charts.drawdowns import drawdown_figure, episode_scatter, underwater_comparison
+from lib.charts.drawdowns import drawdown_figure, episode_id, episode_scatter, underwater_comparison
 from lib.charts.liquidations import (
     estimated_heatmap_figure,
     liquidation_map_figure,
@@ -54,6 +54,7 @@ class DrawdownView:
     series: pl.DataFrame
     metrics: pl.DataFrame
     ranked: pl.DataFrame  # the top episodes, deepest first, with their attribution shares
+    episodes: pl.DataFrame  # every episode (the charts show more than the top ones)
     figures: dict[str, go.Figure] = field(default_factory=dict)
 
 
@@ -66,7 +67,7 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     liquidations = None if liquidations is None or liquidations.is_empty() else liquidations
     attribution = dd.attribution(series, top, weekend=options.weekend, liquidations=liquidations)
     view = DrawdownView(series, dd.desk_metrics(series, table=episodes, deeper_than=options.threshold),
-                        episodes_with_attribution(top.sort(dd.DEPTH), attribution))
+                        episodes_with_attribution(top.sort(dd.DEPTH), attribution), episodes)
     for symbol in series[SYMBOL].unique(maintain_order=True):
         part = series.filter(pl.col(SYMBOL) == symbol)
         view.figures[f"drawdown_{symbol}"] = drawdown_figure(
@@ -82,9 +83,14 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     return view
 
 
-def zoom_to_episode(view: DrawdownView, episode: dict) -> None:
-    """Zoom the episode's asset chart to it (peak to recovery, or to the data's end while active),
-    with a tenth of its length as margin on each side."""
+def zoom_to_episode(view: DrawdownView, picked: str) -> None:
+    """Zoom the chart of the episode named `picked` (its `episode_id`) to it: peak to recovery, or
+    to the data's end while active, with a tenth of its length as margin on each side. An id no
+    longer shown (the options changed since the click) leaves the charts as they are."""
+    found = view.episodes.filter(episode_id() == picked)
+    if found.is_empty():
+        return
+    episode = found.row(0, named=True)
     margin = timedelta(hours=max(episode[dd.UNDERWATER_HOURS] or 0, 24) * 0.1)
     end = episode[dd.RECOVERY_TS] or view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])[TS].max()
     view.figures[f"drawdown_{episode[SYMBOL]}"].update_xaxes(range=[episode[dd.PEAK_TS] - margin, end + margin])

@@ -68,6 +68,9 @@ def parse_view(params: Mapping[str, object], choices: Choices) -> tuple[View, li
         if value is not None and len(value) > MAX_PARAM_CHARS:
             notes.append(f"ignored an overlong '{name}' value in the link")
             raw[name] = None
+        elif value is not None and not value.replace(",", "").strip():  # `assets=` asks for nothing: say so
+            notes.append(f"ignored an empty '{name}' value in the link")
+            raw[name] = None
     if raw["assets"] is not None:
         asked = [a.strip().upper() for a in raw["assets"].split(",") if a.strip()]
         known = tuple(dict.fromkeys(a for a in asked if a in choices.assets))

@@ -4,6 +4,7 @@ declines happened (weekend or weekday, which session, during liquidation bursts)
 import streamlit as st
 
 from lib import ui, views
+from lib.charts.drawdowns import episode_id
 from lib.charts.tables import episode_table, metrics_table
 
 active, view = ui.analytics_page("Drawdowns")
@@ -24,22 +25,22 @@ if bars.is_empty():
     st.stop()
 
 shown = views.drawdowns(bars, liquidations, options)
-selected = st.session_state.get("dd_episodes", {}).get("selection", {}).get("rows", [])
-if selected and selected[0] < shown.ranked.height:
-    views.zoom_to_episode(shown, shown.ranked.row(selected[0], named=True))
-footer = ui.provenance(active, view, bars)
+if picked := st.session_state.get(ui.PICKED_EPISODE):
+    views.zoom_to_episode(shown, picked)
 
 st.subheader("Desk metrics")
 table = metrics_table(shown.metrics)
 st.dataframe(table, hide_index=True, width="stretch", height=ui.table_height(table), key="dd_metrics")
 
 st.subheader("Worst episodes")
-st.caption("Select a row to zoom the charts to that episode. Durations are real hours (crypto trades 24/7).")
-st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key="dd_episodes",
-             on_select="rerun", selection_mode="single-row")
+st.caption("Select a row, or click an episode on a chart (a bubble, a peak or a trough), to zoom the charts to it. "
+           "Durations are real hours (crypto trades 24/7).")
+st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key="dd_episodes", selection_mode="single-row",
+             on_select=ui.episode_picker("dd_episodes", shown.ranked.select(episode_id()).to_series().to_list()))
 st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episodes_{view.start}_{view.end}.csv",
                    mime="text/csv", key="dd_csv")
 
+footers = ui.provenances(active, view, shown.figures, bars)
 for name, fig in shown.figures.items():
-    ui.chart(fig, f"dd_chart_{name}", ui.export_name(name, view))
-ui.export_all("drawdowns", shown.figures, view, footer)
+    ui.chart(fig, f"dd_chart_{name}", ui.export_name(name, view), footers[name], ui.episode_picker(f"dd_chart_{name}"))
+ui.export_all("drawdowns", shown.figures, view, footers)

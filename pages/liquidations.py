@@ -17,7 +17,7 @@ PRESET = ("Jan 31 / Feb 5-6 2026", date(2026, 1, 24), date(2026, 2, 12))
 active, view = ui.analytics_page("Liquidations")
 st.sidebar.button(f"Preset: {PRESET[0]}", key="liq_preset", width="stretch", on_click=ui.set_view_range, args=PRESET[1:])
 
-lo, _ = day_bounds(view)
+lo, hi = day_bounds(view)
 with st.sidebar:
     symbol = st.selectbox("Heatmap asset", view.assets, key="liq_symbol")
 bars, totals, open_interest, depth = views.liquidation_inputs(ui.loader(active), view, symbol)
@@ -35,7 +35,7 @@ with st.sidebar:
         tiers = st.data_editor(levels.tier_table(), key="liq_tiers", hide_index=True, num_rows="dynamic")
         split = st.selectbox("New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get, key="liq_split")
         half_life_h = st.number_input("Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")
-provenance, realised, estimated = st.container(), st.container(), st.container()
+realised, estimated = st.container(), st.container()
 step = st.select_slider("Replay: the liquidation map as it stood at", options=window["ts"].to_list(),
                         value=window["ts"][-1], format_func=lambda t: f"{t:%Y-%m-%d %H:%M} UTC", key="liq_step")
 
@@ -48,22 +48,30 @@ try:
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()
-with provenance:
-    footer = ui.provenance(active, view, window)
-
+model = {"window": (lo - levels.WARM_UP, hi), "estimated": True}  # the model reads bars and open interest from its warm-up
+stepped = (bars.filter(pl.col("ts") <= step), open_interest.filter(pl.col("ts") <= step))
+footers = {
+    "realised": ui.provenance(active, view, ("liquidation_totals", totals), ("bars", window)),
+    "estimated": ui.provenance(active, view, ("bars", bars), ("open_interest", open_interest), **model),
+    "map": ui.provenance(active, view, ("bars", stepped[0]), ("open_interest", stepped[1]), **model),
+    "scorecard": ui.provenance(active, view, ("bars", bars), ("open_interest", open_interest),
+                               ("liquidation_totals", totals), **model),
+}
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
     if shown.grid is None:
         st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. Import Coinglass-style "
                 "exports on the Data page, or record them with a collector.")
     else:
-        ui.chart(shown.figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view))
+        ui.chart(shown.figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
+                 footers["realised"])
         st.dataframe(bursts_table(shown.bursts), hide_index=True, key="liq_bursts")
 
 with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
-    ui.chart(shown.figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view))
-ui.chart(shown.figures["map"], "liq_map", ui.export_name(f"liquidation_map_{symbol}_{step:%Y%m%dT%H%M}", view))
+    ui.chart(shown.figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
+             footers["estimated"])
+ui.chart(shown.figures["map"], "liq_map", ui.export_name(f"liquidation_map_{symbol}_{step:%Y%m%dT%H%M}", view), footers["map"])
 left, right = st.columns(2)
 with left:
     st.markdown("**Cascade fragility** (estimated USD a move would liquidate, against 1 % depth)")
@@ -76,5 +84,6 @@ with right:
 
 if "scorecard" in shown.figures:
     st.subheader("Scorecard: were the estimated levels where liquidations happened?")
-    ui.chart(shown.figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view))
-ui.export_all(f"liquidations_{symbol}", shown.figures, view, footer, shown.at_step.assumptions)
+    ui.chart(shown.figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view),
+             footers["scorecard"])
+ui.export_all(f"liquidations_{symbol}", shown.figures, view, footers, shown.at_step.assumptions)

@@ -30,7 +30,6 @@ if bars.is_empty():
     st.stop()
 with st.spinner("Computing measures and statistics..."):
     shown = views.liquidity(bars, depth, events, options)
-footer = ui.provenance(active, view, bars)
 
 for symbol, line in shown.verdicts.items():
     st.markdown(f"**{symbol}:** {line}")
@@ -42,9 +41,13 @@ with st.expander("The statistics behind the verdicts"):
     st.caption(f"Before and after {options.regime_split} (mean, median and bars per regime and weekend flag):")
     st.dataframe(shown.regimes, hide_index=True, key="lq_regimes")
 
+footers = ui.provenances(active, view, shown.figures, bars) | {
+    "depth_box": ui.provenance(active, view, ("depth", depth)),
+    "cascades": ui.provenance(active, view, ("bars", events), window=views.EVENT_SPAN),
+}
 for name, fig in shown.figures.items():
-    ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view))
+    ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view), footers[name])
 if "cascades" not in shown.figures:
     st.info("The Jan 31 / Feb 5-6 2026 cascade comparison needs bars from late December 2025 to February 2026 "
             f"({view.exchange} {view.timeframe}); they are not cached.")
-ui.export_all("liquidity", shown.figures, view, footer)
+ui.export_all("liquidity", shown.figures, view, footers)

@@ -6,7 +6,6 @@ import streamlit as st
 from lib import brief, export, ui
 from lib import overview as ov
 from lib.charts.overview import PROXY_NOTE, row_table
-from lib.viewstate import day_bounds
 
 ui.default_dates(ov.story_window)
 active, view = ui.analytics_page("Overview")
@@ -39,8 +38,6 @@ st.caption("  \n".join(v for v in shown.rows["verdict"].drop_nulls()))
 if shown.rows["volume_proxy"].any():
     st.caption(PROXY_NOTE)
 
-ui.chart(shown.figure, "ov_story", ui.export_name("story", view))
-footer = ui.provenance(active, view, shown.story.bars)
-realised = ov.provenance_line(status, "liquidation_totals", shown.story.totals, *day_bounds(view), active.is_demo)
-st.caption(f"Realised liquidations: {realised}")
-ui.export_all("overview", {"story": shown.figure}, view, f"{footer} Realised liquidations: {realised}")
+footers = {"story": ui.provenance(active, view, ("bars", shown.story.bars), ("liquidation_totals", shown.story.totals))}
+ui.chart(shown.figure, "ov_story", ui.export_name("story", view), footers["story"])
+ui.export_all("overview", {"story": shown.figure}, view, footers)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.state.common import user_key_from_element_id
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block, Node
 
+from lib import export, ui
 from lib.cli import main
 from lib.config import PROJECT_ROOT
+from lib.provenance import DEMO_PREFIX, ESTIMATED, MEASURED
 from lib.ui import DEMO_BANNER
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -51,6 +56,19 @@ def charts(at: AppTest) -> dict[str, dict]:
 
 def banners(at: AppTest) -> list[str]:
     return [w.value for w in at.warning]
+
+
+def in_page_order(node: Node) -> Iterator[Node]:
+    yield node
+    for index in sorted(getattr(node, "children", {})):
+        yield from in_page_order(node.children[index])
+
+
+def badges(at: AppTest) -> dict[str, str | None]:
+    """Each chart's key -> the caption right under it (its provenance badge), or None if there is none."""
+    leaves = [node for node in in_page_order(at.main) if not isinstance(node, Block)]
+    return {user_key_from_element_id(chart.proto.id): under.value if under.type == "caption" else None
+            for chart, under in zip(leaves, leaves[1:]) if chart.type == "plotly_chart"}
 
 
 def test_empty_cache_shows_the_demo_market_with_its_banner(monkeypatch, data_dir: Path) -> None:
@@ -114,7 +132,7 @@ def test_selecting_an_episode_zooms_the_chart(monkeypatch, real_cache: Path) -> 
     at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC", start="2025-06-01", end="2026-05-16")
     before = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
     assert "range" not in before[0]["layout"]["xaxis"]
-    at.session_state["dd_episodes"] = {"selection": {"rows": [0], "columns": []}}
+    at.session_state[ui.PICKED_EPISODE] = "BTC 2025-10-06 18:00"  # what a click on its row or its marker leaves
     at.run()
     after = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
     assert after[0]["layout"]["xaxis"]["range"][0].startswith("2025-09")
@@ -127,6 +145,13 @@ def test_hostile_query_string_falls_back_with_a_note(monkeypatch, real_cache: Pa
     assert at.query_params["assets"] == ["BTC,ETH,SOL"] or at.query_params["assets"] == "BTC,ETH,SOL"
     notes = [c.value for c in at.sidebar.caption if "Link:" in c.value]
     assert any("unknown asset" in n for n in notes) and any("unknown timeframe" in n for n in notes)
+
+
+def test_an_empty_link_value_falls_back_with_a_note(monkeypatch, data_dir: Path) -> None:
+    at = run_app(monkeypatch, data_dir, "pages/drawdowns.py", assets="", weekend=" ")
+    assert at.query_params["assets"] in ("BTC,ETH,SOL", ["BTC,ETH,SOL"])
+    notes = [c.value for c in at.sidebar.caption if "Link:" in c.value]
+    assert any("empty 'assets'" in n for n in notes) and any("empty 'weekend'" in n for n in notes)
 
 
 def test_liquidations_page_on_demo_data_says_so(monkeypatch, data_dir: Path) -> None:
@@ -191,3 +216,33 @@ def test_data_page_says_when_a_collector_is_down(monkeypatch, data_dir: Path) ->
                                                      "heartbeat_seconds": 10})
     at = run_app(monkeypatch, data_dir)
     assert any("bybit-liquidations: collector down: last seen" in c.value for c in at.caption)
+
+
+ANALYTICS_PAGES = ("pages/overview.py", "pages/drawdowns.py", "pages/liquidity.py", "pages/liquidations.py")
+
+
+@pytest.mark.parametrize("page", ANALYTICS_PAGES)
+def test_every_chart_has_its_provenance_badge_and_exports_it_as_its_footer(monkeypatch, data_dir: Path, page: str) -> None:
+    footers: dict[str, str] = {}
+    monkeypatch.setattr(export, "bundle", lambda figures, footer, title: footers.update(footer) or {})  # no Chromium
+    at = run_app(monkeypatch, data_dir, page)
+    next(b for b in at.button if b.label == "Build the zip").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    shown = badges(at)
+    assert footers and len(shown) == len(footers)
+    for name, footer in footers.items():
+        (key,) = [key for key in shown if key.endswith(f"_{name}")]
+        assert shown[key] == footer, name
+        assert footer.startswith(DEMO_PREFIX.strip()) and "Data: demo " in footer
+        assert (ESTIMATED in footer) == (page == "pages/liquidations.py" and name != "realised")
+
+
+def test_each_asset_chart_names_its_own_series_and_gaps(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC,ETH", start="2018-01-01", end="2026-05-16")
+    shown = badges(at)
+    btc, eth = shown["dd_chart_drawdown_BTC"], shown["dd_chart_drawdown_ETH"]
+    assert "binance bars 1h" in btc and btc.endswith(MEASURED) and DEMO_PREFIX.strip() not in btc
+    gaps = {name: int(text.split(" gap(s) in range")[0].rsplit(" ", 1)[-1]) for name, text in shown.items()}
+    assert gaps["dd_chart_drawdown_BTC"] == 27  # BTC's own holes (the Data page lists 27)
+    assert gaps["dd_chart_episodes"] == gaps["dd_chart_drawdown_BTC"] + gaps["dd_chart_drawdown_ETH"]
+    assert "2018-01-01 00:00 to 2026-05-1" in eth

@@ -25,6 +25,9 @@ def test_round_trip() -> None:
     ("params", "expected", "note"),
     [
         ({"assets": "DOGE"}, DEFAULT, "unknown asset"),
+        ({"assets": ""}, DEFAULT, "empty 'assets'"),
+        ({"assets": " , "}, DEFAULT, "empty 'assets'"),
+        ({"exchange": "", "start": " "}, DEFAULT, "empty 'start'"),
         ({"assets": "btc,DOGE"}, View(("BTC",), "binance", "1h", DEFAULT.start, DEFAULT.end), "unknown asset"),
         ({"exchange": "'; DROP TABLE x;--"}, DEFAULT, "unknown exchange"),
         ({"timeframe": "7q"}, DEFAULT, "unknown timeframe"),

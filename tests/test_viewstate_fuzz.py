@@ -69,8 +69,8 @@ def test_any_link_gives_a_view_within_the_choices_and_notes_what_it_refused(para
             assert getattr(view, name) == date.fromisoformat(present[name])
     if "assets" in present:
         asked = [a.strip().upper() for a in present["assets"].split(",") if a.strip()]
-        if asked:
-            assert view.assets == tuple(dict.fromkeys(asked))
+        assert asked, "an empty assets value fell back without a note"
+        assert view.assets == tuple(dict.fromkeys(asked))
 
 
 @settings(FUZZ, max_examples=50)
@@ -80,6 +80,18 @@ def test_overlong_values_are_refused_unread(params: dict) -> None:
     view, notes = parse_view(params, CHOICES)
     assert view == CHOICES.default()
     assert sum("overlong" in note for note in notes) == len(params)
+
+
+BLANK = st.text(alphabet=" ,\t\n\u00a0\u3000", max_size=6)  # `assets=`, `start= `, `exchange=,,`
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(NAMES), st.one_of(BLANK, st.lists(BLANK, min_size=1, max_size=2)), min_size=1))
+def test_empty_values_fall_back_with_a_note(params: dict) -> None:
+    view, notes = parse_view(params, CHOICES)
+    assert view == CHOICES.default()
+    assert sorted(note for note in notes if "empty" in note) == sorted(f"ignored an empty '{name}' value in the link"
+                                                                      for name in params)
 
 
 @st.composite

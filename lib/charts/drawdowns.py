@@ -3,6 +3,7 @@
 - `drawdown_figure`: price over its running peak, the given episodes marked and shaded (decline red,
   recovery green, still under water grey), and the underwater curve below on one shared time axis;
 - `episode_scatter`: every episode as depth against time under water, sized by recovery time;
+  each episode's marker (here and on the price) carries its `episode_id` as customdata;
 - `underwater_comparison`: the underwater curves of several assets on one axis.
 
 Builders draw what they are given: pass downsampled frames for long 1-minute windows, and the
@@ -173,8 +174,9 @@ def episode_scatter(
                     "symbol": np.where(part[ACTIVE].to_numpy(), "circle-open", "circle"),
                     "line": {"color": color, "width": 1.5},
                 },
-                customdata=part["_text"].to_numpy(),
-                hovertemplate="%{customdata}<extra></extra>",
+                hovertext=part["_text"].to_numpy(),
+                hovertemplate="%{hovertext}<extra></extra>",
+                customdata=part.select(episode_id()).to_series().to_numpy(),  # a click on it names the episode
             )
         )
     theme.frame(
@@ -226,6 +228,12 @@ def underwater_comparison(
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def episode_id() -> pl.Expr:
+    """An episode's name in the charts' customdata (what a click on its marker selects): its asset
+    and peak time, e.g. "BTC 2025-10-06 18:00"."""
+    return pl.format("{} {}", pl.col(SYMBOL), pl.col(PEAK_TS).dt.strftime("%Y-%m-%d %H:%M")).alias("episode_id")
 
 
 def _one_symbol(frame: pl.DataFrame) -> str:
@@ -293,6 +301,7 @@ def _shade_phases(fig: go.Figure, ranked: pl.DataFrame, data_end: Any) -> None:
 def _mark_episodes(fig: go.Figure, ranked: pl.DataFrame) -> None:
     """Peaks and troughs on the price, and the rank and depth at each trough of the underwater curve."""
     text = ranked.select(_episode_text())[:, 0].to_numpy()
+    ids = ranked.select(episode_id())[:, 0].to_numpy()
     for name, at, price, symbol, color in (
         ("Peaks", PEAK_TS, PEAK_PRICE, "triangle-up", theme.INK),
         ("Troughs", TROUGH_TS, TROUGH_PRICE, "triangle-down", theme.UNDERWATER_LINE),
@@ -304,8 +313,9 @@ def _mark_episodes(fig: go.Figure, ranked: pl.DataFrame) -> None:
                 mode="markers",
                 name=name,
                 marker={"symbol": symbol, "size": 10, "color": color, "line": {"color": "white", "width": 1}},
-                customdata=text,
-                hovertemplate="%{customdata}<extra></extra>",
+                hovertext=text,
+                hovertemplate="%{hovertext}<extra></extra>",
+                customdata=ids,  # a click on it names the episode
             ),
             row=1,
             col=1,

@@ -42,7 +42,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PASSWORD = "a long desk password for the browser test"
 
 # page -> (its URL path, what shows it has finished: analytics pages end with the export expander).
-# The default page (Overview) lives at "/": Streamlit answers "/overview" with "Page not found".
+# The default page (Overview) lives at "/"; "/overview" forwards there (test_overview_by_name).
 PAGES = {"overview": ("", EXPORT_ALL), "drawdowns": ("drawdowns", EXPORT_ALL), "liquidity": ("liquidity", EXPORT_ALL),
          "liquidations": ("liquidations", EXPORT_ALL), "data": ("data", None)}
 if not (PROJECT_ROOT / "pages" / "overview.py").exists():
@@ -125,6 +125,17 @@ def query(page) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(urlsplit(page.url).query).items()}
 
 
+def under_charts(page) -> list[str | None]:
+    """The text of the element right under each chart (its provenance badge)."""
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')].map(chart => {
+        const under = chart.closest('[data-testid=stElementContainer]').nextElementSibling;
+        return under && under.querySelector('[data-testid=stCaptionContainer]') ? under.innerText : null;
+    })""")
+
+
+X_RANGE = "() => document.querySelectorAll('.js-plotly-plot')[0].layout.xaxis.range"  # the first chart's
+
+
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_renders_its_charts(app: App, page, name: str) -> None:
     path, done = PAGES[name]
@@ -141,6 +152,37 @@ def test_page_renders_its_charts(app: App, page, name: str) -> None:
         assert charts.nth(i).locator(TRACES).count() > 0, f"chart {i} on {name} has no traces"
     first = shot(charts.first, f"chart_{name}")
     assert first.width > 300 and colours(first) > MIN_CHART_COLOURS
+    badges = under_charts(page)  # every chart says where its data comes from, right under it
+    assert len(badges) == charts.count() and all(b and b.startswith("Data: ") for b in badges), badges
+
+
+def test_overview_by_name_forwards_to_the_default_page_with_its_view(app: App, page) -> None:
+    page.goto(f"{app.url}/overview?assets=ETH&start=2025-01-01&end=2025-03-31")
+    wait_for_page(page, EXPORT_ALL)
+    no_exception(page)  # no "Page not found"
+    assert page.get_by_role("heading", name="Overview").count() == 1
+    assert urlsplit(page.url).path == "/"
+    assert {k: query(page).get(k) for k in ("assets", "start", "end")} == {"assets": "ETH", "start": "2025-01-01",
+                                                                          "end": "2025-03-31"}
+
+
+def test_clicking_an_episode_on_the_scatter_zooms_the_charts_to_it(app: App, page) -> None:
+    page.goto(f"{app.url}/drawdowns?assets=BTC&start=2025-06-01&end=2026-05-16")
+    wait_for_page(page, EXPORT_ALL)
+    assert page.evaluate(X_RANGE)[0] < "2025-06-01"  # the whole view
+    scatter = page.locator("[data-testid=stPlotlyChart]").filter(has_text="Depth against time under water")
+    scatter.scroll_into_view_if_needed()
+    points = scatter.locator(".scatterlayer .points path").all()
+    deepest = max(points, key=lambda p: p.bounding_box()["y"])  # depth is down: the lowest bubble
+    box = deepest.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"() => ({X_RANGE})()[0] >= '2025-09'", timeout=WAIT_MS)
+    wait_for_page(page, EXPORT_ALL)
+    no_exception(page)
+    start, end = page.evaluate(X_RANGE)
+    assert start.startswith("2025-09") and end > "2026-05-16"  # the Oct 2025 peak, still under water at the end
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    shot(page, "episode_clicked")
 
 
 def test_modebar_camera_downloads_a_2x_png(app: App, page, tmp_path: Path) -> None:
@@ -177,7 +219,7 @@ def test_shared_link_restores_the_view_and_follows_the_widgets(app: App, browser
         dates = sidebar.get_by_test_id("stDateInput")
         assert [i.input_value() for i in dates.locator("input[type=date]").all()] == ["2025-01-01", "2025-06-30"]
         assert "".join(dates.get_by_test_id("stDateInputField").inner_text().split()) == "2025/01/01–2025/06/30"
-        assert "ETH" in page.get_by_text("Data: binance bars 1h").inner_text()
+        assert "ETH" in page.get_by_text("Data: binance bars 1h").first.inner_text()  # the ETH chart's badge
         assert query(page) == {"assets": "ETH", "exchange": "binance", "timeframe": "1h",
                                "start": "2025-01-01", "end": "2025-06-30", "weekend": "utc"}
         shot(page, "shared_link")
@@ -196,7 +238,7 @@ def test_shared_link_restores_the_view_and_follows_the_widgets(app: App, browser
 
 
 def test_hosted_mode_shows_only_the_login_until_the_right_password(hosted_app: App, page) -> None:
-    page.goto(f"{hosted_app.url}/drawdowns?assets=ETH&start=2025-01-01&end=2025-03-31")
+    page.goto(f"{hosted_app.url}/liquidity?assets=ETH&start=2025-01-01&end=2025-03-31")
     password = page.get_by_label("Desk password")
     password.wait_for(timeout=WAIT_MS)
     shot(page, "hosted_login")
@@ -206,7 +248,7 @@ def test_hosted_mode_shows_only_the_login_until_the_right_password(hosted_app: A
         for hidden in (".js-plotly-plot", "[data-testid=stDataFrame]", "[data-testid=stSidebarNav]",
                        "[data-testid=stMultiSelect]"):
             assert page.locator(hidden).count() == 0, f"{hidden} shown before sign-in"
-        assert page.get_by_text("Drawdowns").count() == 0 and page.get_by_text("binance").count() == 0
+        assert page.get_by_text("liquidity").count() == 0 and page.get_by_text("binance").count() == 0
 
     shows_no_data()
     password.fill("not the password")
@@ -221,7 +263,9 @@ def test_hosted_mode_shows_only_the_login_until_the_right_password(hosted_app: A
     no_exception(page)
     assert page.get_by_text("desk (viewer)").count() == 1
     assert page.get_by_label("Desk password").count() == 0
-    # the link's view survives the sign-in (its page does not yet: the default page opens)
+    # the link's page and view survive the sign-in
+    assert urlsplit(page.url).path == "/liquidity"
+    assert page.get_by_role("heading", name="Weekend vs weekday liquidity").count() == 1
     assert {k: query(page).get(k) for k in ("assets", "start", "end")} == \
         {"assets": "ETH", "start": "2025-01-01", "end": "2025-03-31"}
     assert colours(shot(page, "hosted_signed_in")) > MIN_COLOURS

@@ -94,7 +94,8 @@ def test_drawdown_figure_shades_decline_and_recovery_phases(btc: pl.DataFrame) -
 
 def test_drawdown_figure_hover_has_dates_and_durations(btc: pl.DataFrame) -> None:
     fig = charts.drawdown_figure(btc, dd.top_episodes(dd.episodes(btc), 1))
-    hover = fig.data[3].customdata[0]
+    hover = fig.data[3].hovertext[0]
+    assert fig.data[3].customdata[0] == "BTC 2024-01-07 00:00"  # the episode id a click selects
     assert "<b>BTC</b> -25.0%" in hover
     assert "peak Sun 07 Jan 2024 00:00" in hover
     assert "trough Sun 07 Jan 2024 12:00" in hover
