@@ -308,7 +308,8 @@ class Store:
 
     def status(self) -> list[dict]:
         """One manifest entry per cached series, sorted by dataset, exchange, symbol, timeframe."""
-        return [self.manifest()[key] for key in sorted(self.manifest())]
+        entries = self.manifest()
+        return [entries[key] for key in sorted(entries)]
 
     def last_ts(self, dataset: str, exchange: str, symbol: str, timeframe: str) -> datetime | None:
         """The newest stored ts of one series (from the manifest), or None if nothing is stored."""

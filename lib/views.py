@@ -83,17 +83,19 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     return view
 
 
-def zoom_to_episode(view: DrawdownView, picked: str) -> None:
-    """Zoom the chart of the episode named `picked` (its `episode_id`) to it: peak to recovery, or
-    to the data's end while active, with a tenth of its length as margin on each side. An id no
-    longer shown (the options changed since the click) leaves the charts as they are."""
+def zoomed_to_episode(view: DrawdownView, picked: str) -> dict[str, go.Figure]:
+    """`view`'s figures with the chart of the episode named `picked` (its `episode_id`) zoomed to
+    it, as a copy (the view may be shared): peak to recovery, or to the data's end while active,
+    with a tenth of its length as margin on each side. An id no longer shown (the options changed
+    since the click) leaves the charts as they are."""
     found = view.episodes.filter(episode_id() == picked)
     if found.is_empty():
-        return
+        return view.figures
     episode = found.row(0, named=True)
     margin = timedelta(hours=max(episode[dd.UNDERWATER_HOURS] or 0, 24) * 0.1)
     end = episode[dd.RECOVERY_TS] or view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])[TS].max()
-    view.figures[f"drawdown_{episode[SYMBOL]}"].update_xaxes(range=[episode[dd.PEAK_TS] - margin, end + margin])
+    name = f"drawdown_{episode[SYMBOL]}"
+    return view.figures | {name: go.Figure(view.figures[name]).update_xaxes(range=[episode[dd.PEAK_TS] - margin, end + margin])}
 
 
 @dataclass(frozen=True)

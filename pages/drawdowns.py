@@ -24,9 +24,8 @@ if bars.is_empty():
                f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
     st.stop()
 
-shown = views.drawdowns(bars, liquidations, options)
-if picked := st.session_state.get(ui.PICKED_EPISODE):
-    views.zoom_to_episode(shown, picked)
+shown = ui.computed(views.drawdowns, bars, liquidations, options)
+figures = views.zoomed_to_episode(shown, picked) if (picked := st.session_state.get(ui.PICKED_EPISODE)) else shown.figures
 
 st.subheader("Desk metrics")
 table = metrics_table(shown.metrics)
@@ -40,7 +39,7 @@ st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key=
 st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episodes_{view.start}_{view.end}.csv",
                    mime="text/csv", key="dd_csv")
 
-footers = ui.provenances(active, view, shown.figures, bars)
-for name, fig in shown.figures.items():
+footers = ui.provenances(active, view, figures, bars)
+for name, fig in figures.items():
     ui.chart(fig, f"dd_chart_{name}", ui.export_name(name, view), footers[name], ui.episode_picker(f"dd_chart_{name}"))
-ui.export_all("drawdowns", shown.figures, view, footers)
+ui.export_all("drawdowns", figures, view, footers)

@@ -44,7 +44,7 @@ options = views.LiquidationOptions(
     half_life=timedelta(hours=half_life_h) if half_life_h else None, weekend=view.weekend,
 )
 try:
-    shown = views.liquidations(bars, lo, totals, open_interest, depth, options, step)
+    shown = ui.computed(views.liquidations, bars, lo, totals, open_interest, depth, options, step)
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()

@@ -29,7 +29,7 @@ if bars.is_empty():
                f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
     st.stop()
 with st.spinner("Computing measures and statistics..."):
-    shown = views.liquidity(bars, depth, events, options)
+    shown = ui.computed(views.liquidity, bars, depth, events, options)
 
 for symbol, line in shown.verdicts.items():
     st.markdown(f"**{symbol}:** {line}")

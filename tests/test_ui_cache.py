@@ -48,3 +48,29 @@ def test_stamp_ignores_other_datasets_exchanges_and_timeframes(active: ui.Active
     active.store.write("bars", other, source="test")
     assert ui._series_stamp(active, "bars", ("BTC",), "binance", "1h") == before
     assert ui._series_stamp(active, "bars", ("BTC",), None, "1h") != before
+
+
+def test_page_results_are_computed_once_per_inputs_and_options() -> None:
+    ui._computed.clear()
+    calls = []
+
+    def build(frame: pl.DataFrame, option: int) -> list[int]:
+        calls.append(option)
+        return [frame.height, option]
+
+    btc = hourly_bars(48, symbol="BTC")
+    first = ui.computed(build, btc, 1)
+    assert ui.computed(build, btc.clone(), 1) is first  # equal rows: the shared result, not a new one
+    assert ui.computed(build, btc, 2) == [48, 2]  # another option
+    assert ui.computed(build, btc.with_columns(close=pl.col("close") * 2), 1) == [48, 1]  # same shape, other values
+    assert ui.computed(build, btc.head(47), 1) == [47, 1]
+    assert calls == [1, 2, 1, 1]
+
+
+def test_fingerprint_tells_frames_apart_by_content() -> None:
+    btc, eth = hourly_bars(48, symbol="BTC"), hourly_bars(48, symbol="ETH")
+    assert ui.fingerprint(btc) == ui.fingerprint(btc.clone())
+    assert ui.fingerprint(btc) != ui.fingerprint(eth)
+    assert ui.fingerprint(btc.cast({"close": pl.Float32})) != ui.fingerprint(btc)
+    assert ui.fingerprint(btc.clear()) == ("frame", 0, ui.fingerprint(btc)[2], 0)
+    assert ui.fingerprint("BTC") == "BTC"

@@ -277,25 +277,16 @@ def _episode_text() -> pl.Expr:
 def _shade_phases(fig: go.Figure, ranked: pl.DataFrame, data_end: Any) -> None:
     """One band per phase behind the price panel: decline (peak → trough), then recovery or, while
     still under water, trough → end of data. The underwater panel stays clean: its fill is the signal."""
+    shapes = []
     for row in ranked.iter_rows(named=True):
         if row[RECOVERY_TS] is None:
             after = (row[TROUGH_TS], data_end, theme.ACTIVE_FILL)
         else:
             after = (row[TROUGH_TS], row[RECOVERY_TS], theme.RECOVERY_FILL)
-        phases = ((row[PEAK_TS], row[TROUGH_TS], theme.DECLINE_FILL), after)
-        for x0, x1, fill in phases:
-            fig.add_shape(
-                type="rect",
-                xref="x",
-                yref="y domain",
-                x0=x0.replace(tzinfo=None),
-                x1=x1.replace(tzinfo=None),
-                y0=0,
-                y1=1,
-                fillcolor=fill,
-                line_width=0,
-                layer="below",
-            )
+        shapes += [{"type": "rect", "xref": "x", "yref": "y domain", "x0": x0.replace(tzinfo=None),
+                    "x1": x1.replace(tzinfo=None), "y0": 0, "y1": 1, "fillcolor": fill, "line": {"width": 0},
+                    "layer": "below"} for x0, x1, fill in ((row[PEAK_TS], row[TROUGH_TS], theme.DECLINE_FILL), after)]
+    theme.add_shapes(fig, shapes)
 
 
 def _mark_episodes(fig: go.Figure, ranked: pl.DataFrame) -> None:
