@@ -11,13 +11,16 @@ Full run: N = 1, 2, 4, 8, and the same on the big dataset (1m bars for a year, a
 --quick: N = 1, 2, 4 on the real cache only, with one round.
 
 On two cores the browser renders on the same CPUs as the server, so the latency at large N is
-the server's queueing plus the browser's drawing; the "script finished" figure is the server's part.
+the server's queueing plus the browser's drawing. The server alone is measured too: N AppTest
+sessions in threads of one process rerun the page at the same moment (each has run it once, as a
+user who opened the link), which is what the server spends per session without any browser.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drawdowns_bench import machine  # noqa: E402
 from pages_bench import (  # noqa: E402
+    APP,
+    DATA_DIR_ENV,
     MINUTES_1Y,
+    TIMEOUT_S,
     Page,
     Visit,
     app_pages,
@@ -136,6 +142,39 @@ async def sessions_section(label: str, data_dir: Path, page: Page, counts: tuple
             report_load(label, result)
 
 
+def server_sessions(label: str, data_dir: Path, page: Page, counts: tuple[int, ...]) -> None:
+    """N AppTest sessions (own session state, the process's shared caches) rerun `page` at once."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ[DATA_DIR_ENV] = str(data_dir)
+    for n in counts:
+        sessions = []
+        for _ in range(n):
+            at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+            at.query_params.update(default_query(data_dir))
+            at.run()
+            at.switch_page(page.path)
+            at.run()
+            sessions.append(at)
+        start, times = threading.Barrier(n), []
+
+        def rerun(at: object) -> None:
+            start.wait()
+            began = time.perf_counter()
+            at.run()
+            times.append(time.perf_counter() - began)
+
+        threads = [threading.Thread(target=rerun, args=(at,)) for at in sessions]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        name = f"{label}, {plural(n, 'session')} (server only, AppTest threads)"
+        report(f"{name}: rerun p50", statistics.median(times), "s")
+        report(f"{name}: rerun p95", percentile(times, P95), "s",
+               note=f"process RSS {rss_mb(os.getpid())[0]:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1, 2, 4 on the real cache, one round")
@@ -150,6 +189,7 @@ def main() -> None:
             (root / "demo").mkdir()
         data, label = (real, "drawdowns, real 1h, 1 year") if real else (root / "demo", "drawdowns, demo market")
         asyncio.run(sessions_section(label, data, page, counts, rounds))
+        server_sessions(label, data, page, (*counts, 16))
         if not quick:
             big = minute_store(root / "big", MINUTES_5Y)
             asyncio.run(sessions_section("drawdowns, 7.9M store, 1m for a year", big, page, counts, 1,
