@@ -10,6 +10,7 @@ from lib import ui, views
 from lib.analytics import liquidation_levels as levels
 from lib.analytics.liquidations import PLACEMENTS, nice_bucket_usd
 from lib.charts.tables import bursts_table, fragility_table
+from lib.schema import TIMEFRAMES
 from lib.viewstate import day_bounds
 
 PRESET = ("Jan 31 / Feb 5-6 2026", date(2026, 1, 24), date(2026, 2, 12))
@@ -36,8 +37,9 @@ with st.sidebar:
         split = st.selectbox("New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get, key="liq_split")
         half_life_h = st.number_input("Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")
 realised, estimated = st.container(), st.container()
-step = st.select_slider("Replay: the liquidation map as it stood at", options=window["ts"].to_list(),
-                        value=window["ts"][-1], format_func=lambda t: f"{t:%Y-%m-%d %H:%M} UTC", key="liq_step")
+first, last = window["ts"][0], window["ts"][-1]  # a range slider, not one option per bar: 8,760 options a year
+step = st.slider("Replay: the liquidation map as it stood at (UTC)", first, max(last, first + TIMEFRAMES[view.timeframe]),
+                 last, step=TIMEFRAMES[view.timeframe], format="YYYY-MM-DD HH:mm", key="liq_step")
 
 options = views.LiquidationOptions(
     bucket_usd=bucket, placement=placement, scale="relative" if relative else "absolute", tiers=tiers, split=split,

@@ -181,7 +181,7 @@ def test_liquidations_preset_replays_the_jan_feb_2026_cascades(monkeypatch, real
 def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2026-01-24", end="2026-02-12")
-    at.select_slider(key="liq_step").set_value(datetime(2026, 1, 31, 6, tzinfo=timezone.utc)).run()
+    at.slider(key="liq_step").set_value(datetime(2026, 1, 31, 6, tzinfo=timezone.utc)).run()
     assert not at.exception, [e.message for e in at.exception]
     titles = [json.dumps(spec["layout"]["title"]) for spec in charts(at).values()]
     assert any("liquidation map at 2026-01-31 06:00 UTC" in t for t in titles)

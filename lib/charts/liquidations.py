@@ -57,7 +57,7 @@ CANDLE_UP, CANDLE_DOWN = "rgba(255, 255, 255, 0)", "rgba(31, 41, 51, 0.45)"
 PRICE_LINE = "rgba(31, 41, 51, 0.75)"
 MODEL_COLOR = "#6D3FC0"
 
-MAX_HEATMAP_CELLS = 180_000  # cells sent to the browser (float32, base64: ~1 MB); time columns merged beyond
+MAX_HEATMAP_CELLS = 90_000  # cells sent (float32, base64: ~0.5 MB); more draw slowly (~1 s each for 180k); time columns merged beyond
 MAX_CANDLES = 400  # above this many bars the price is a line: candles turn to noise
 MAP_WINDOW = 0.25  # the liquidation map shows the last price ± 25 %
 REALISED_VIEW_MARGIN = 0.01  # the realised heatmap shows the price's range ± 1 % (where the cells are)
