@@ -211,7 +211,7 @@ def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
                  f"the {nearest['period']} 1 % {depth_side})")
         sides.append(f"{word} {bands}{depth}")
     no_depth = "" if mine["depth_usd"].drop_nulls().len() else "; no 1 % depth cached"
-    proxy = " (no open interest cached: volume proxy, USD scale indicative)" if mine["volume_proxy"][0] else ""
+    proxy = " (no open interest cached to date: volume proxy, USD scale indicative)" if mine["volume_proxy"][0] else ""
     return f"{symbol}: {'; '.join(sides)}{no_depth}{proxy}"
 
 

@@ -205,7 +205,7 @@ FRAGILITY_SCHEMA = {"side": pl.String, "band": pl.Float64, "price_bound": pl.Flo
 def fragility(market: Market, view: View) -> pl.DataFrame:
     """Per symbol, `fragility_by_weekend` of the level estimate as of the last bar, run as the
     liquidations page runs it for the last `LEVEL_HISTORY` (default choices, warm-up before it);
-    ``volume_proxy`` is true where no open interest was cached (the USD scale is then arbitrary)."""
+    ``volume_proxy`` is true where no usable open interest was cached (the USD scale is then arbitrary)."""
     start = market.asof - LEVEL_HISTORY
     parts = []
     for symbol in view.assets:
@@ -216,9 +216,8 @@ def fragility(market: Market, view: View) -> pl.DataFrame:
         oi = market.open_interest.filter(pl.col(SYMBOL) == symbol)
         estimate = levels.estimate_levels(bars, None if oi.is_empty() else oi,
                                           bucket_usd=nice_bucket_usd(window["low"].min(), window["high"].max()))
-        proxy = oi.select(pl.col("open_interest_usd").drop_nulls()).is_empty()
         parts.append(levels.fragility_by_weekend(estimate, market.depth.filter(pl.col(SYMBOL) == symbol), view.weekend)
-                     .with_columns(pl.lit(symbol).alias(SYMBOL), pl.lit(proxy).alias("volume_proxy")))
+                     .with_columns(pl.lit(symbol).alias(SYMBOL), pl.lit(estimate.volume_proxy).alias("volume_proxy")))
     return pl.concat(parts) if parts else pl.DataFrame(schema=FRAGILITY_SCHEMA)
 
 

@@ -54,6 +54,7 @@ from lib.analytics.liquidations import (
 from lib.analytics.sessions import is_weekend
 from lib.schema import TS, depth_column
 
+VOLUME_PROXY = "a proxy"  # in the open-interest note whenever traded volume stood in for open interest
 LEVERAGE_MIX = pl.DataFrame({"leverage": [5.0, 10.0, 25.0, 50.0, 100.0], "weight": [0.35, 0.30, 0.20, 0.10, 0.05]})
 # Maintenance-margin rate per tier, shaped like exchange brackets (bigger positions need lower
 # leverage and pay a higher rate); illustrative, not any venue's table: pass the venue's own.
@@ -97,6 +98,11 @@ class LevelEstimate:
     close: np.ndarray
     notes: tuple[str, ...]
     assumptions: dict[str, Any]
+
+    @property
+    def volume_proxy(self) -> bool:
+        """Whether new positions were sized by the volume proxy (no usable open interest)."""
+        return VOLUME_PROXY in self.assumptions["open_interest"]
 
     @property
     def last_price(self) -> float:
@@ -165,16 +171,22 @@ def open_interest_flows(
     OI (`open_interest`: ts, open_interest_usd) at the bars' resolution or finer is taken as of each
     bar's open (as-of join); coarser OI is spread over each period's bars by volume (module
     docstring). Bars before the first OI value, or in a period with no previous value, open nothing.
+    Without OI, or with OI that stops more than one period before the bars do (the levels of the
+    latest bars would then come from nothing), every bar uses the volume proxy, and the note says why.
     """
     bars = bars.sort(TS)
     volume = pl.col("volume").fill_null(0).fill_nan(0)
-    if open_interest is None or open_interest.select(pl.col("open_interest_usd").drop_nulls()).is_empty():
+    oi = pl.DataFrame(schema={TS: bars.schema[TS], "oi": pl.Float64}) if open_interest is None else (
+        open_interest.select(TS, pl.col("open_interest_usd").alias("oi")).drop_nulls().unique(TS).sort(TS))
+    oi_step, bar_step = _step(oi[TS]), _step(bars[TS])
+    ends = None if oi.is_empty() else oi[TS].max() + 2 * (oi_step or bar_step or timedelta(0))
+    if ends is None or ends < bars[TS].max():  # none, or it stops before the bars: no OI for the latest levels
+        why = "no open interest" if ends is None else (
+            f"open interest cached only to {oi[TS].max():%Y-%m-%d}, the bars run to {bars[TS].max():%Y-%m-%d}")
         opened = (volume_share * volume * pl.col("close")).alias("opened_usd")
         flows = bars.select(TS, pl.lit(None, pl.Float64).alias("oi_usd"), opened, pl.lit(0.0).alias("closed_fraction"))
-        return flows, (f"no open interest: {volume_share:.0%} of each bar's traded notional taken as newly "
-                       "opened (a proxy, the USD scale is arbitrary); levels leave only by consumption and decay")
-    oi = open_interest.select(TS, pl.col("open_interest_usd").alias("oi")).drop_nulls().unique(TS).sort(TS)
-    oi_step, bar_step = _step(oi[TS]), _step(bars[TS])
+        return flows, (f"{why}: {volume_share:.0%} of each bar's traded notional taken as newly opened "
+                       f"({VOLUME_PROXY}, the USD scale is arbitrary); levels leave only by consumption and decay")
     if oi_step is not None and bar_step is not None and oi_step > bar_step:
         path = _spread_by_volume(bars.select(TS, volume.alias("volume")), oi, oi_step)
         note = f"open interest every {_duration_text(oi_step)}: each period's change spread over its bars by volume"

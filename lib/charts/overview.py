@@ -175,7 +175,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Funding (latest)", "funding"),
 )
 PROXY_MARK = "†"
-PROXY_NOTE = (f"{PROXY_MARK} no open interest cached for the estimate's window: the level model sizes new positions "
+PROXY_NOTE = (f"{PROXY_MARK} no open interest cached up to the estimate's last bar: the level model sizes new positions "
               "from traded volume, so its USD scale is only indicative.")
 
 

@@ -346,7 +346,7 @@ def test_fragility_within_bands_and_against_depth() -> None:
 def test_cluster_hits_within_each_horizon() -> None:
     # Bar 1 opens a 10× long at 90.5 and a short at 109.5 (500 USD each); bar 2's low reaches 90.
     given = bars((100, 100, 100), (100, 100, 100), (90, 101, 95), *flat(30, 95), taker_share=0.5)
-    estimate = ten_x(given, oi(0, 1000))
+    estimate = ten_x(given, oi(0, *[1000] * 32))  # OI to the last bar, unchanged after bar 1
     hits = cluster_hits(estimate, given, every="1h", horizons={"1h": timedelta(hours=1), "2d": timedelta(days=2)})
     after_bar_1, after_bar_2 = hits.row(1, named=True), hits.row(2, named=True)
     assert (after_bar_1["long_cluster_price"], after_bar_1["long_cluster_usd"]) == (90.5, 500)
@@ -450,3 +450,14 @@ def test_real_hourly_scorecard_nov_2025_to_may_2026(shared_data: Path) -> None:
     # The cascades: sized better by the model than by "how far price moved" (Pearson), worse ranked.
     long_row = score.row(0, named=True)
     assert long_row["model_pearson"] > long_row["baseline_pearson"] > 0.5
+
+
+def test_open_interest_that_stops_before_the_bars_gives_way_to_the_volume_proxy() -> None:
+    given = bars(*flat(6)).with_columns(volume=pl.lit(2.0))
+    early = oi(10, 30).head(2)  # two hourly values, then nothing for the last four bars
+    flows, note = open_interest_flows(given, early, volume_share=0.1)
+    assert flows["opened_usd"].to_list() == pytest.approx([0.2 * c for c in given["close"]])  # every bar, not only two
+    assert note.startswith(f"open interest cached only to {given['ts'][1]:%Y-%m-%d}, the bars run to")
+    assert "a proxy" in note
+    estimate = estimate_levels(given, early)
+    assert estimate.volume_proxy and not estimate_levels(given, oi(*range(10, 70, 10))).volume_proxy
