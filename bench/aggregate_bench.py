@@ -20,6 +20,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
+
 import numpy as np
 import polars as pl
 from polars.testing import assert_frame_equal

@@ -20,10 +20,11 @@ import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
+
 import numpy as np
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.cli import main  # noqa: E402
 from lib.sources.binance_archive import archive_relpath, checksum_path  # noqa: E402

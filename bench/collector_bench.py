@@ -23,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
+
 import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,10 +18,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
+
 import numpy as np
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drawdowns_bench import best_of, machine  # noqa: E402
 from store_bench import minute_bars  # noqa: E402

@@ -24,10 +24,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
+
 import pandas as pd
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drawdowns_bench import best_of, machine  # noqa: E402
 from run_all import Goal, report  # noqa: E402
@@ -146,9 +147,9 @@ def hour_of_week_all(measured: pl.DataFrame) -> None:
         path = Path(tmp) / "measured.parquet"
         measured.select(*keys, *names).write_parquet(path)
         floor, _ = best_of(lambda: scan(path, (*keys, *names)))
-    ours_s, _ = best_of(lambda: liq.aggregate(measured, liq.HOUR_OF_WEEK, names), repeats=3)
+    ours_s, _ = best_of(lambda: liq.aggregate(measured, liq.HOUR_OF_WEEK, names))
     as_pandas = measured.select(*keys, *names).to_pandas()
-    peer_s, _ = best_of(lambda: pandas_hour_of_week(as_pandas, keys, names), repeats=2)
+    peer_s, _ = best_of(lambda: pandas_hour_of_week(as_pandas, keys, names), repeats=3)
     compare(f"hour-of-week aggregates of all {len(names)} measures (mean, median, n)", ours_s, floor, peer_s)
 
 

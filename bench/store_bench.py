@@ -17,10 +17,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
+
 import numpy as np
 import polars as pl
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lib.schema import ASSETS, BARS  # noqa: E402
 from lib.sources.files import read_import  # noqa: E402
