@@ -171,7 +171,7 @@ def view_controls(active: ActiveStore) -> View | None:
     defaults with a note); afterwards the widgets drive, the view follows the user from page to
     page, and the link follows the view. Returns None when nothing is cached to choose from.
     """
-    choices = choices_from_status(active.store.status(), settings().assets, settings().default_exchange)
+    choices = choices_from_status(status(active), settings().assets, settings().default_exchange)
     if choices is None:
         st.info("No bars are cached yet: fetch or import some on the Data page.")
         return None
@@ -227,6 +227,13 @@ def analytics_page(title: str) -> tuple[ActiveStore, View]:
 @st.cache_resource(ttl=3600, max_entries=4, show_spinner=False)
 def _manifest(root: str, version: str) -> dict[str, dict]:
     return Store(root, read_only=True).manifest()
+
+
+def status(active: ActiveStore) -> list[dict]:
+    """`Store.status()` of `active`, parsed once per store version: every badge and control of a
+    rerun asks for it, and the manifest file changes only when the store does."""
+    entries = _manifest(str(active.store.root), active.store.version())
+    return [entries[key] for key in sorted(entries)]
 
 
 def _series_stamp(
@@ -312,7 +319,7 @@ def provenance(
 ) -> str:
     """The provenance badge of one chart drawn from `inputs` ((dataset, rows drawn) pairs) over the
     view's days (or `window`): the text `chart` shows under it and `export_all` prints in its footer."""
-    return chart_provenance(active.store.status(), inputs, *(window or day_bounds(view)), active.is_demo, estimated)
+    return chart_provenance(status(active), inputs, *(window or day_bounds(view)), active.is_demo, estimated)
 
 
 def provenances(active: ActiveStore, view: View, figures: Iterable[str], frame: pl.DataFrame,

@@ -15,7 +15,7 @@ if shown.story.bars.is_empty():
                f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
     st.stop()
 
-status = active.store.status()
+status = ui.status(active)
 left, right = st.columns([5, 1], vertical_alignment="center")
 left.caption(f"As of the last {view.timeframe} bar before {shown.asof:%a %d %b %Y %H:%M} UTC ({view.exchange}). "
              "Each number opens its page, in a new tab, with the view that computes it.")
