@@ -34,8 +34,8 @@ def series_behind(status: list[dict], dataset: str, frame: pl.DataFrame) -> list
 def drawn_rows(figure: str, frame: pl.DataFrame) -> pl.DataFrame:
     """The rows of `frame` a figure draws: one named `<chart>_<SYMBOL>` (as lib.views names its
     per-asset figures) draws that asset's rows only; any other figure draws them all."""
-    symbol = figure.rsplit("_", 1)[-1]
-    return frame.filter(pl.col(SYMBOL) == symbol) if symbol in set(frame[SYMBOL]) else frame
+    mine = frame.filter(pl.col(SYMBOL) == figure.rsplit("_", 1)[-1])
+    return frame if mine.is_empty() else mine
 
 
 def chart_provenance(
