@@ -133,7 +133,10 @@ def under_charts(page) -> list[str | None]:
     })""")
 
 
-X_RANGE = "() => document.querySelectorAll('.js-plotly-plot')[0].layout.xaxis.range"  # the first chart's
+X_RANGE = """() => [...document.querySelectorAll('[data-testid=stPlotlyChart]')]
+    .find(b => b.textContent.includes('BTC drawdown from the running peak'))
+    ?.querySelector('.js-plotly-plot')?.layout?.xaxis?.range"""  # the price chart's, found by its title
+DATE_RANGE = f"() => {{ const r = ({X_RANGE})(); return Array.isArray(r) && typeof r[0] === 'string'; }}"
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -169,6 +172,7 @@ def test_overview_by_name_forwards_to_the_default_page_with_its_view(app: App, p
 def test_clicking_an_episode_on_the_scatter_zooms_the_charts_to_it(app: App, page) -> None:
     page.goto(f"{app.url}/drawdowns?assets=BTC&start=2025-06-01&end=2026-05-16")
     wait_for_page(page, EXPORT_ALL)
+    page.wait_for_function(DATE_RANGE, timeout=WAIT_MS)
     assert page.evaluate(X_RANGE)[0] < "2025-06-01"  # the whole view
     scatter = page.locator("[data-testid=stPlotlyChart]").filter(has_text="Depth against time under water")
     scatter.scroll_into_view_if_needed()
@@ -176,7 +180,7 @@ def test_clicking_an_episode_on_the_scatter_zooms_the_charts_to_it(app: App, pag
     deepest = max(points, key=lambda p: p.bounding_box()["y"])  # depth is down: the lowest bubble
     box = deepest.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.wait_for_function(f"() => ({X_RANGE})()[0] >= '2025-09'", timeout=WAIT_MS)
+    page.wait_for_function(f"() => ({DATE_RANGE})() && ({X_RANGE})()[0] >= '2025-09'", timeout=WAIT_MS)
     wait_for_page(page, EXPORT_ALL)
     no_exception(page)
     start, end = page.evaluate(X_RANGE)
