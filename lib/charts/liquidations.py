@@ -57,6 +57,7 @@ CANDLE_UP, CANDLE_DOWN = "rgba(255, 255, 255, 0)", "rgba(31, 41, 51, 0.45)"
 PRICE_LINE = "rgba(31, 41, 51, 0.75)"
 MODEL_COLOR = "#6D3FC0"
 
+BELOW = "below"  # the stackgroup of the longs and shorts steps under the price
 MAX_HEATMAP_CELLS = 90_000  # cells sent (float32, base64: ~0.5 MB); more draw slowly (~1 s each for 180k); time columns merged beyond
 MAX_CANDLES = 400  # above this many bars the price is a line: candles turn to noise
 MAP_WINDOW = 0.25  # the liquidation map shows the last price ± 25 %
@@ -197,15 +198,16 @@ def _heatmap_figure(
     for trace in _price_traces(inside, halo):
         fig.add_trace(trace, row=1, col=1)
     for name, values, color in zip(("Longs", "Shorts"), bars_below, (theme.LONG_COLOR, theme.SHORT_COLOR), strict=True):
-        fig.add_trace(
-            go.Bar(x=x, y=values, name=f"{name} {below_title.lower()}", marker={"color": color, "line": {"width": 0}},
-                   hovertemplate="%{y:$,.0f}<extra>" + name + "</extra>"),
+        fig.add_trace(  # stacked steps, not go.Bar: one SVG path instead of one per bar (a year: 2,000 fewer, 0.1 s a draw)
+            go.Scatter(x=x, y=values, name=f"{name} {below_title.lower()}", mode="lines", stackgroup=BELOW,
+                       line={"shape": "hvh", "width": 0, "color": color}, fillcolor=color,
+                       hovertemplate="%{y:$,.0f}<extra>" + name + "</extra>"),
             row=2,
             col=1,
         )
     values, text = usd_ticks(float((bars_below[0] + bars_below[1]).max()) if len(x) else 0.0, 3)
     theme.frame(fig, title, subtitle, HEATMAP_HEIGHT)
-    fig.update_layout(barmode="stack", bargap=0, hovermode="closest", legend_traceorder="normal")
+    fig.update_layout(hovermode="closest", legend_traceorder="normal")
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER, rangeslider_visible=False)
     fig.update_xaxes(showgrid=False, row=1, col=1)
     fig.update_yaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", showgrid=False,

@@ -19,6 +19,7 @@ from lib.analytics.liquidation_levels import (
 from lib.analytics.liquidations import Grid, heatmap_from_totals
 from lib.charts import liquidations as charts
 from lib.charts.liquidations import (
+    BELOW,
     estimated_heatmap_figure,
     liquidation_map_figure,
     realised_heatmap_figure,
@@ -72,11 +73,12 @@ def test_realised_heatmap_has_price_on_top_and_bars_below(week: tuple) -> None:
     bars, grid, _ = week
     fig = realised_heatmap_figure(grid, bars)
     kinds = [type(trace).__name__ for trace in fig.data]
-    assert kinds == ["Heatmap", "Candlestick", "Bar", "Bar"]  # a week of hourly bars: candles
+    assert kinds == ["Heatmap", "Candlestick", "Scatter", "Scatter"]  # a week of hourly bars: candles
     assert [trace.yaxis for trace in fig.data] == ["y", "y", "y2", "y2"]
     assert fig.layout.xaxis.matches == "x2" or fig.layout.xaxis2.matches == "x"  # one shared time axis
     long_bars, short_bars = fig.data[2], fig.data[3]
-    assert (long_bars.marker.color, short_bars.marker.color) == (charts.theme.LONG_COLOR, charts.theme.SHORT_COLOR)
+    assert (long_bars.fillcolor, short_bars.fillcolor) == (charts.theme.LONG_COLOR, charts.theme.SHORT_COLOR)
+    assert long_bars.stackgroup == short_bars.stackgroup == BELOW  # stacked, as bars would be
     assert np.sum(long_bars.y) + np.sum(short_bars.y) == pytest.approx(grid.long_usd.sum() + grid.short_usd.sum())
     subtitle = fig.layout.title.subtitle.text
     assert "Measured" in subtitle and "low-high range" in subtitle and "$100 price buckets" in subtitle
@@ -134,7 +136,7 @@ def test_estimated_heatmap_says_estimated_and_hides_the_warm_up(week: tuple) -> 
     assert trace.x[0] == since.timestamp() * 1000
     assert fig.layout.title.subtitle.text.startswith("Estimated, not measured")
     assert "open interest per bar" in fig.layout.title.subtitle.text
-    consumed = [trace for trace in fig.data if isinstance(trace, go.Bar)]
+    consumed = [trace for trace in fig.data if isinstance(trace, go.Scatter) and trace.stackgroup == BELOW]
     assert [bar.name for bar in consumed] == ["Longs levels hit", "Shorts levels hit"]
     rows = len(estimate.density.ts) - len(trace.x)
     assert np.sum(consumed[0].y) == pytest.approx(estimate.consumed_usd[rows:, 0].sum())
@@ -144,7 +146,7 @@ def test_estimated_heatmap_says_estimated_and_hides_the_warm_up(week: tuple) -> 
 def test_estimated_heatmap_draws_a_haloed_line_over_long_windows() -> None:
     bars, _, oi = market(24 * 30)
     fig = estimated_heatmap_figure(estimate_levels(bars, oi), bars)
-    lines = [trace for trace in fig.data if isinstance(trace, go.Scatter)]
+    lines = [trace for trace in fig.data if isinstance(trace, go.Scatter) and trace.stackgroup is None]
     assert [(line.name, line.showlegend) for line in lines] == [(None, False), ("Close", None)]
     view = fig.layout.yaxis.range
     assert view[0] == pytest.approx(bars["low"].min() * 0.9) and view[1] == pytest.approx(bars["high"].max() * 1.1)
