@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import zipfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -30,15 +30,15 @@ from lib.config import load_settings  # noqa: E402
 from lib.refresh import write_demo_market  # noqa: E402
 from lib.store import Store  # noqa: E402
 from lib.viewstate import choices_from_status  # noqa: E402
-from lib.views import PAGES, page_figures  # noqa: E402
+from lib.views import PAGES, PageExport, badge_maker, page_exports  # noqa: E402
 
 WARM_RUNS = 3
 EXPORT_GOAL = Goal(5, "s")
 
 
-def export_all(figures: dict, page: str) -> bytes:
+def export_all(made: PageExport, page: str) -> bytes:
     """The zip the page's "Export all charts" button offers."""
-    return export.zip_bytes(export.bundle(figures, f"Cascade {page} · bench", f"Cascade: {page}"))
+    return export.zip_bytes(export.bundle(made.figures, made.footers, f"Cascade: {page}", assumptions=made.assumptions))
 
 
 def timed(run: object) -> tuple[float, bytes]:
@@ -58,13 +58,14 @@ def main() -> None:
         settings = load_settings(data_dir=store.root)
         view = choices_from_status(store.status(), settings.assets, settings.default_exchange).default()
         print(f"{label}: {', '.join(view.assets)} {view.exchange} {view.timeframe} {view.start} .. {view.end}")
+        badge = badge_maker(store.status(), view, is_demo=root is None)
         for page in PAGES:
-            figures = page_figures(store.read, page, view)
-            cold, _ = timed(lambda: export_all(figures, page))
-            warm_runs = [timed(lambda: export_all(figures, page)) for _ in range(WARM_RUNS)]
+            made = page_exports(store.read, badge, page, view)
+            cold, _ = timed(lambda: export_all(made, page))
+            warm_runs = [timed(lambda: export_all(made, page)) for _ in range(WARM_RUNS)]
             warm = statistics.median(seconds for seconds, _ in warm_runs)
             size_mb = len(warm_runs[-1][1]) / 1e6
-            note = f"{len(figures)} charts, zip {size_mb:.1f} MB"
+            note = f"{len(made.figures)} charts, zip {size_mb:.1f} MB"
             report(f"export all, {page} page, cold (first export of the process)", cold, "s", note=note)
             report(f"export all, {page} page, warm (median of {WARM_RUNS})", warm, "s", EXPORT_GOAL, note=note)
 

@@ -35,7 +35,6 @@ from drawdowns_bench import machine  # noqa: E402
 from pages_bench import (  # noqa: E402
     APP,
     DATA_DIR_ENV,
-    MINUTES_1Y,
     TIMEOUT_S,
     Page,
     Visit,

@@ -47,9 +47,8 @@ from lib.sources import SOURCES
 from lib.sources.binance_archive import ARCHIVE_KINDS, FUTURES_ONLY, MARKET_DIRS, read_any
 from lib.sources.binance_download import ARCHIVES_SUBDIR, FAILED, FETCHED, KEPT, download
 from lib.sources.files import KINDS, ImportFormatError
-from lib.provenance import provenance_text, series_entries
 from lib.store import Store, StoreError
-from lib.viewstate import View, choices_from_status, day_bounds, parse_view
+from lib.viewstate import View, choices_from_status, parse_view
 
 
 def _utc(text: str) -> datetime:
@@ -361,19 +360,17 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
                        start=args.start and args.start.date().isoformat(), end=args.end and args.end.date().isoformat())
     if view is None:
         return _fail(f"no bars are cached in {store.root}: refresh, import or run `python -m lib demo` first")
-    bars = store.read("bars", view.assets, *day_bounds(view), view.exchange, view.timeframe)
-    entries = series_entries(status, "bars", view.exchange, view.timeframe, set(view.assets))
-    footer = provenance_text(entries, bars, *day_bounds(view), is_demo=False)
     # Imported here: the page builders pull in scipy, statsmodels and plotly (seconds), which the
     # other commands (status, import, refresh run by cron) should not wait for.
     from lib import export
-    from lib.views import PAGES, page_figures
+    from lib.views import PAGES, badge_maker, page_exports
 
+    badge = badge_maker(status, view, is_demo=False)
     written: list[Path] = []
     for page in PAGES if args.page == "all" else (args.page,):
         try:
-            figures = page_figures(store.read, page, view)
-            files = export.bundle(figures, f"Cascade {page} · {footer}", f"Cascade: {page}", (args.format,))
+            made = page_exports(store.read, badge, page, view)
+            files = export.bundle(made.figures, made.footers, f"Cascade: {page}", (args.format,), made.assumptions)
         except (ValueError, export.ExportError) as exc:
             return _fail(f"{page}: {exc}")
         written += export.write(files, args.out / page)

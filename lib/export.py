@@ -8,6 +8,7 @@ goes through one lock, and the browser is started on first use, not at import.
 from __future__ import annotations
 
 import io
+import json
 import threading
 import warnings
 import zipfile
@@ -67,13 +68,16 @@ def html(figures: dict[str, go.Figure], title: str) -> str:
 
 
 def bundle(figures: dict[str, go.Figure], footer: str | Mapping[str, str], title: str,
-           formats: tuple[str, ...] = ("png", "html")) -> dict[str, bytes]:
-    """File name -> bytes: `<name>.png` per figure and `index.html` with all of them, footers included.
+           formats: tuple[str, ...] = ("png", "html"), assumptions: dict | None = None) -> dict[str, bytes]:
+    """File name -> bytes: `<name>.png` per figure and `index.html` with all of them, footers included,
+    and a model's `assumptions` in full as `assumptions.json`.
     `footer`: one for every figure, or each figure's own by name (the badge the app shows under it)."""
     footed = {name: with_footer(fig, footer if isinstance(footer, str) else footer[name]) for name, fig in figures.items()}
     files = {f"{name}.png": png(fig) for name, fig in footed.items()} if "png" in formats else {}
     if "html" in formats:
         files["index.html"] = html(footed, title).encode()
+    if assumptions:
+        files["assumptions.json"] = json.dumps(assumptions, default=str, indent=2).encode()
     return files
 
 

@@ -5,14 +5,13 @@ The only lib module that imports streamlit. Pages call these; nothing here compu
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,15 +20,13 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from lib import auth, export
+from lib import auth, export, views
 from lib import overview as overviews
 from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
-from lib.provenance import chart_provenance, drawn_rows
 from lib.refresh import write_demo_market
-from lib.schema import TS
 from lib.store import Store
-from lib.viewstate import WEEKENDS, View, choices_from_status, day_bounds, parse_view, view_params
+from lib.viewstate import WEEKENDS, View, choices_from_status, parse_view, view_params
 from lib.views import Loader
 
 T = TypeVar("T")
@@ -313,19 +310,10 @@ def export_name(chart: str, view: View) -> str:
     return f"cascade_{chart}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
 
 
-def provenance(
-    active: ActiveStore, view: View, *inputs: tuple[str, pl.DataFrame], window: tuple[datetime, datetime] | None = None,
-    estimated: bool = False,
-) -> str:
-    """The provenance badge of one chart drawn from `inputs` ((dataset, rows drawn) pairs) over the
-    view's days (or `window`): the text `chart` shows under it and `export_all` prints in its footer."""
-    return chart_provenance(status(active), inputs, *(window or day_bounds(view)), active.is_demo, estimated)
-
-
-def provenances(active: ActiveStore, view: View, figures: Iterable[str], frame: pl.DataFrame,
-                dataset: str = "bars") -> dict[str, str]:
-    """The badge of each of `figures` drawn from `frame` (a per-asset figure from its asset's rows only)."""
-    return {name: provenance(active, view, (dataset, drawn_rows(name, frame))) for name in figures}
+def badge(active: ActiveStore, view: View) -> views.Badge:
+    """The provenance badge function of `view` on `active` (lib.views.badge_maker): the text `chart`
+    shows under a chart and `export_all` prints in its footer."""
+    return views.badge_maker(status(active), view, active.is_demo)
 
 
 def export_all(page: str, figures: dict[str, go.Figure], view: View, footers: dict[str, str],
@@ -340,12 +328,10 @@ def export_all(page: str, figures: dict[str, go.Figure], view: View, footers: di
         if st.session_state.pop(f"{page}_export_asked", False):
             try:
                 with st.spinner("Rendering charts with Chromium..."):
-                    files = export.bundle(figures, footers, f"Cascade: {page}")
+                    files = export.bundle(figures, footers, f"Cascade: {page}", assumptions=assumptions)
             except export.ExportError as exc:
                 st.error(str(exc))
             else:
-                if assumptions:
-                    files["assumptions.json"] = json.dumps(assumptions, default=str, indent=2).encode()
                 st.download_button(f"Download {name}.zip", export.zip_bytes(files), f"{name}.zip",
                                    mime="application/zip", key=f"{page}_export_download")
 

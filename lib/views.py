@@ -7,7 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -29,11 +29,14 @@ from lib.charts.liquidations import (
     scorecard_figure,
 )
 from lib.charts.tables import episodes_with_attribution
+from lib.provenance import chart_provenance, drawn_rows
 from lib.schema import SYMBOL, TIMEFRAME, TS
 from lib.viewstate import View, day_bounds
 
 # load(dataset, symbols, start, end, exchange=None, timeframe=None): rows with start <= ts < end
 Loader = Callable[..., pl.DataFrame]
+# badge((dataset, rows drawn), ..., window=None, estimated=False): the provenance badge of one chart
+Badge = Callable[..., str]
 
 EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1), liq.CASCADES[-1].end + timedelta(days=1))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
@@ -241,22 +244,75 @@ def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFr
             load("open_interest", (symbol,), early, hi), load("depth", (symbol,), early, hi))
 
 
+def badge_maker(status: list[dict], view: View, is_demo: bool) -> Badge:
+    """The badge function of one view: `status` is the store's manifest, the window the view's days
+    unless a chart gives its own."""
+    def badge(*inputs: tuple[str, pl.DataFrame], window: tuple[datetime, datetime] | None = None,
+              estimated: bool = False) -> str:
+        return chart_provenance(status, inputs, *(window or day_bounds(view)), is_demo, estimated)
+    return badge
+
+
+def bars_badges(badge: Badge, figures: Iterable[str], bars: pl.DataFrame) -> dict[str, str]:
+    """The badge of each of `figures` drawn from `bars` (a per-asset figure from its asset's rows only)."""
+    return {name: badge(("bars", drawn_rows(name, bars))) for name in figures}
+
+
+def liquidity_badges(badge: Badge, figures: Iterable[str], bars: pl.DataFrame, depth: pl.DataFrame,
+                     events: pl.DataFrame) -> dict[str, str]:
+    """The liquidity page's badges: the depth chart reads depth, the cascades chart its own window."""
+    own = {"depth_box": badge(("depth", depth)), "cascades": badge(("bars", events), window=EVENT_SPAN)}
+    return {name: own.get(name) or badge(("bars", drawn_rows(name, bars))) for name in figures}
+
+
+def liquidation_badges(badge: Badge, view: View, bars: pl.DataFrame, totals: pl.DataFrame, open_interest: pl.DataFrame,
+                       step: datetime) -> dict[str, str]:
+    """The liquidations page's badges: the model reads bars and open interest from its warm-up on,
+    the map only what had closed by the replay `step`."""
+    lo, hi = day_bounds(view)
+    model = {"window": (lo - levels.WARM_UP, hi), "estimated": True}
+    model_inputs = (("bars", bars), ("open_interest", open_interest))
+    return {
+        "realised": badge(("liquidation_totals", totals), ("bars", bars.filter(pl.col(TS) >= lo))),
+        "estimated": badge(*model_inputs, **model),
+        "map": badge(*((name, rows.filter(pl.col(TS) <= step)) for name, rows in model_inputs), **model),
+        "scorecard": badge(*model_inputs, ("liquidation_totals", totals), **model),
+    }
+
+
 PAGES = ("drawdowns", "liquidity", "liquidations")
 
 
-def page_figures(load: Loader, page: str, view: View) -> dict[str, go.Figure]:
-    """Every figure `page` shows for `view`, with the page's default choices (for exports).
-    The liquidations page is drawn for each asset of the view."""
+@dataclass(frozen=True)
+class PageExport:
+    """What the command line exports of a page: its figures, each one's badge (its footer), and the
+    level model's assumptions by asset (liquidations only), as the page's own export gives them."""
+
+    figures: dict[str, go.Figure]
+    footers: dict[str, str]
+    assumptions: dict[str, dict] = field(default_factory=dict)
+
+
+def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExport:
+    """Every figure `page` shows for `view` with the page's default choices, and the badge of each.
+    The liquidations page is drawn for each asset of the view, its replay at the last bar."""
     if page == "drawdowns":
-        return drawdowns(*drawdown_inputs(load, view), DrawdownOptions(weekend=view.weekend)).figures
+        bars, liquidations_ = drawdown_inputs(load, view)
+        figures = drawdowns(bars, liquidations_, DrawdownOptions(weekend=view.weekend)).figures
+        return PageExport(figures, bars_badges(badge, figures, bars))
     if page == "liquidity":
-        return liquidity(*liquidity_inputs(load, view), LiquidityOptions(weekend=view.weekend)).figures
+        bars, depth, events = liquidity_inputs(load, view)
+        figures = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend)).figures
+        return PageExport(figures, liquidity_badges(badge, figures, bars, depth, events))
     if page == "liquidations":
-        figures = {}
+        made = PageExport({}, {})
         for symbol in view.assets:
             bars, totals, oi, depth = liquidation_inputs(load, view, symbol)
             if not bars.is_empty():
                 shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth, LiquidationOptions(weekend=view.weekend))
-                figures |= {f"{name}_{symbol}": fig for name, fig in shown.figures.items()}
-        return figures
+                badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
+                made.figures.update({f"{name}_{symbol}": fig for name, fig in shown.figures.items()})
+                made.footers.update({f"{name}_{symbol}": badges[name] for name in shown.figures})
+                made.assumptions[symbol] = shown.at_step.assumptions
+        return made
     raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")

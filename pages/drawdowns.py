@@ -39,7 +39,7 @@ st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key=
 st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episodes_{view.start}_{view.end}.csv",
                    mime="text/csv", key="dd_csv")
 
-footers = ui.provenances(active, view, figures, bars)
+footers = views.bars_badges(ui.badge(active, view), figures, bars)
 for name, fig in figures.items():
     ui.chart(fig, f"dd_chart_{name}", ui.export_name(name, view), footers[name], ui.episode_picker(f"dd_chart_{name}"))
 ui.export_all("drawdowns", figures, view, footers)

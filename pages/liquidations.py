@@ -50,15 +50,7 @@ try:
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()
-model = {"window": (lo - levels.WARM_UP, hi), "estimated": True}  # the model reads bars and open interest from its warm-up
-stepped = (bars.filter(pl.col("ts") <= step), open_interest.filter(pl.col("ts") <= step))
-footers = {
-    "realised": ui.provenance(active, view, ("liquidation_totals", totals), ("bars", window)),
-    "estimated": ui.provenance(active, view, ("bars", bars), ("open_interest", open_interest), **model),
-    "map": ui.provenance(active, view, ("bars", stepped[0]), ("open_interest", stepped[1]), **model),
-    "scorecard": ui.provenance(active, view, ("bars", bars), ("open_interest", open_interest),
-                               ("liquidation_totals", totals), **model),
-}
+footers = views.liquidation_badges(ui.badge(active, view), view, bars, totals, open_interest, step)
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
     if shown.grid is None:

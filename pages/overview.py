@@ -38,6 +38,6 @@ st.caption("  \n".join(v for v in shown.rows["verdict"].drop_nulls()))
 if shown.rows["volume_proxy"].any():
     st.caption(PROXY_NOTE)
 
-footers = {"story": ui.provenance(active, view, ("bars", shown.story.bars), ("liquidation_totals", shown.story.totals))}
+footers = {"story": ui.badge(active, view)(("bars", shown.story.bars), ("liquidation_totals", shown.story.totals))}
 ui.chart(shown.figure, "ov_story", ui.export_name("story", view), footers["story"])
 ui.export_all("overview", {"story": shown.figure}, view, footers)

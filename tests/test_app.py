@@ -228,7 +228,7 @@ ANALYTICS_PAGES = ("pages/overview.py", "pages/drawdowns.py", "pages/liquidity.p
 @pytest.mark.parametrize("page", ANALYTICS_PAGES)
 def test_every_chart_has_its_provenance_badge_and_exports_it_as_its_footer(monkeypatch, data_dir: Path, page: str) -> None:
     footers: dict[str, str] = {}
-    monkeypatch.setattr(export, "bundle", lambda figures, footer, title: footers.update(footer) or {})  # no Chromium
+    monkeypatch.setattr(export, "bundle", lambda figures, footer, title, **_: footers.update(footer) or {})  # no Chromium
     at = run_app(monkeypatch, data_dir, page)
     next(b for b in at.button if b.label == "Build the zip").click().run()
     assert not at.exception, [e.message for e in at.exception]
@@ -250,3 +250,25 @@ def test_each_asset_chart_names_its_own_series_and_gaps(monkeypatch, real_cache:
     assert gaps["dd_chart_drawdown_BTC"] == 27  # BTC's own holes (the Data page lists 27)
     assert gaps["dd_chart_episodes"] == gaps["dd_chart_drawdown_BTC"] + gaps["dd_chart_drawdown_ETH"]
     assert "2018-01-01 00:00 to 2026-05-1" in eth
+
+
+@pytest.mark.parametrize(("page", "key"), [("drawdowns", "dd_chart_{}"), ("liquidity", "lq_chart_{}"),
+                                           ("liquidations", "liq_{}")])
+def test_the_command_line_export_footers_are_the_badges_the_page_shows(monkeypatch, real_cache: Path, page: str,
+                                                                      key: str) -> None:
+    from lib.config import load_settings
+    from lib.store import Store
+    from lib.viewstate import choices_from_status, parse_view
+    from lib.views import badge_maker, page_exports
+
+    query = {"assets": "BTC", "start": "2026-01-01", "end": "2026-03-31"}
+    shown = badges(run_app(monkeypatch, real_cache, f"pages/{page}.py", **query))
+    store = Store(real_cache)
+    status = store.status()
+    view, notes = parse_view(query, choices_from_status(status, load_settings(data_dir=real_cache).assets))
+    assert not notes
+    made = page_exports(store.read, badge_maker(status, view, is_demo=False), page, view)
+    assert made.footers.keys() == made.figures.keys()
+    assert made.assumptions.keys() == ({"BTC"} if page == "liquidations" else set())
+    for name, footer in made.footers.items():  # the export draws every asset's liquidation charts: names end in _BTC
+        assert footer == shown[key.format(name.removesuffix("_BTC") if page == "liquidations" else name)], name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -86,3 +87,16 @@ def test_the_cli_offers_every_page_the_views_can_draw() -> None:
     from lib.views import PAGES
 
     assert EXPORT_PAGES == PAGES
+
+
+def test_cli_export_of_the_liquidations_page_writes_the_model_assumptions(tmp_path: Path, data_dir: Path,
+                                                                         shared_data: Path) -> None:
+    sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
+    assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
+    out = tmp_path / "out"
+    assert main(["--data-dir", str(data_dir), "export", "--out", str(out), "--page", "liquidations", "--format", "html"]) == 0
+    assert sorted(p.name for p in (out / "liquidations").iterdir()) == ["assumptions.json", "index.html"]
+    assumptions = json.loads((out / "liquidations" / "assumptions.json").read_text())
+    assert list(assumptions) == ["BTC"] and [tier["leverage"] for tier in assumptions["BTC"]["tiers"]] == [5, 10, 25, 50, 100]
+    page = (out / "liquidations" / "index.html").read_text()
+    assert page.count("Estimated by a model from these inputs") == 2  # the levels and the map (no totals: no scorecard)

@@ -370,7 +370,7 @@ def _density(sides: tuple[_Side, _Side], factor: np.ndarray) -> tuple[np.ndarray
 def _open_levels(side: _Side, factor: np.ndarray) -> np.ndarray:
     """(tier, bucket) USD still open after the last bar: a level of bar t survives when no later cut
     reaches its column, shrunk by the product of all later factors (the same rule as `_density`)."""
-    (bars, tiers), width = side.new.shape, side.width
+    tiers, width = side.new.shape[1], side.width
     later_cut = (np.minimum if side.below else np.maximum).accumulate(side.cut[::-1])[::-1]
     later_cut = np.append(later_cut[1:], width if side.below else 0)
     survives = side.alive(side.column, later_cut[:, None])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from lib.schema import SYMBOL, TS
+from lib.schema import SYMBOL
 
 MAX_POINTS = 4_000  # per series: about two points per pixel column of a wide screen
 
