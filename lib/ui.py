@@ -26,7 +26,7 @@ from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
 from lib.refresh import write_demo_market
 from lib.store import Store
-from lib.viewstate import WEEKENDS, View, choices_from_status, parse_view, view_params
+from lib.viewstate import MAX_PARAM_CHARS, WEEKENDS, View, choices_from_status, parse_view, view_params
 from lib.views import Loader
 
 T = TypeVar("T")
@@ -195,7 +195,7 @@ def view_controls(active: ActiveStore) -> View | None:
                            args=("view_weekend",), **kept)
     start, end = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else st.session_state[KEPT + "view_range"]
     view = View(tuple(assets) or choices.assets[:1], exchange, timeframe, start, end, weekend)
-    st.query_params.from_dict(view_params(view))
+    st.query_params.update(view_params(view))  # not from_dict: a page's own (bound) values stay in the link
     return view
 
 
@@ -209,9 +209,43 @@ def default_dates(pick: Callable[[date, date], tuple[date, date]]) -> None:
         st.query_params.update({"start": start.isoformat(), "end": end.isoformat()})
 
 
+_LINK_AS_FOUND = "link_as_found"  # session_state: the query string before this run's widgets read it
+
+
+def linked(widget: Callable[..., T], *args: object, key: str, **kwargs: object) -> T:
+    """`widget(*args, key=key, **kwargs)` with its value in the link (Streamlit's query-param
+    binding: the key is the parameter's name, a select box's parameter its option's label). A value
+    the widget refuses (Streamlit then shows the default and drops it from the link) gets a note."""
+    asked = st.session_state.get(_LINK_AS_FOUND, {}).get(key)
+    value = widget(*args, key=key, bind="query-params", **kwargs)
+    label = kwargs.get("format_func", str)
+    if asked is not None and not (_same(asked, value) or asked == label(value)):
+        note = f"ignored an invalid '{key}' value in the link; showing the default"
+        st.session_state["view_notes"] = [*st.session_state.get("view_notes", []), note]
+        st.sidebar.caption(f":material/info: Link: {note}")
+    return value
+
+
+def _same(text: str, value: object) -> bool:
+    """Whether a widget's `value` is what the link's `text` asked for."""
+    try:
+        if isinstance(value, bool):
+            return text.lower() == str(value).lower()
+        if isinstance(value, (int, float)):
+            return float(text) == float(value)
+        if isinstance(value, datetime):
+            return datetime.fromisoformat(text).replace(tzinfo=None) == value.replace(tzinfo=None)
+        if isinstance(value, date):
+            return date.fromisoformat(text) == value
+    except ValueError:
+        return False
+    return text == str(value)
+
+
 def analytics_page(title: str) -> tuple[ActiveStore, View]:
     """The top of every analytics page: the data banner, the title and the shared view controls.
     Stops the page (with a note) when no bars are cached to choose from."""
+    st.session_state[_LINK_AS_FOUND] = st.query_params.to_dict()  # before any widget reads the link
     active = active_store()
     data_banner(active)
     st.title(title)
@@ -346,6 +380,21 @@ def chart(fig: go.Figure, key: str, filename: str, footer: str, on_select: Calla
 
 
 PICKED_EPISODE = "dd_picked_episode"  # session_state: the episode the drawdown charts zoom to (its episode_id)
+EPISODE_PARAM = "dd_episode"  # its name in the link
+
+
+def picked_episode() -> str | None:
+    """The episode the drawdown charts zoom to: the latest pick (see `episode_picker`), or on a
+    session's first visit the link's `dd_episode`; written back into the link."""
+    if PICKED_EPISODE not in st.session_state:
+        asked = st.query_params.get(EPISODE_PARAM)
+        st.session_state[PICKED_EPISODE] = asked if asked and len(asked) <= MAX_PARAM_CHARS else None
+    picked = st.session_state[PICKED_EPISODE]
+    if picked:
+        st.query_params[EPISODE_PARAM] = picked
+    elif EPISODE_PARAM in st.query_params:
+        del st.query_params[EPISODE_PARAM]
+    return picked
 
 
 def episode_picker(key: str, ids: Sequence[str] = ()) -> Callable[[], None]:

@@ -90,7 +90,7 @@ def zoomed_to_episode(view: DrawdownView, picked: str) -> dict[str, go.Figure]:
     """`view`'s figures with the chart of the episode named `picked` (its `episode_id`) zoomed to
     it, as a copy (the view may be shared): peak to recovery, or to the data's end while active,
     with a tenth of its length as margin on each side. An id no longer shown (the options changed
-    since the click) leaves the charts as they are."""
+    since the click, or a link's id from another view) returns `view.figures` itself."""
     found = view.episodes.filter(episode_id() == picked)
     if found.is_empty():
         return view.figures

@@ -11,10 +11,10 @@ active, view = ui.analytics_page("Drawdowns")
 
 with st.sidebar:
     options = views.DrawdownOptions(
-        top_n=st.slider("Episodes per asset", 1, 25, 5, key="dd_top"),
-        threshold=st.slider("Deep drawdown threshold (%)", 5, 80, 20, step=5, key="dd_threshold") / -100,
-        intrabar=st.toggle("Intrabar (low against running high)", key="dd_intrabar"),
-        log_price=st.toggle("Log price axis", key="dd_log"),
+        top_n=ui.linked(st.slider, "Episodes per asset", 1, 25, 5, key="dd_top"),
+        threshold=ui.linked(st.slider, "Deep drawdown threshold (%)", 5, 80, 20, step=5, key="dd_threshold") / -100,
+        intrabar=ui.linked(st.toggle, "Intrabar (low against running high)", key="dd_intrabar"),
+        log_price=ui.linked(st.toggle, "Log price axis", key="dd_log"),
         weekend=view.weekend,
     )
 
@@ -25,7 +25,10 @@ if bars.is_empty():
     st.stop()
 
 shown = ui.computed(views.drawdowns, bars, liquidations, options)
-figures = views.zoomed_to_episode(shown, picked) if (picked := st.session_state.get(ui.PICKED_EPISODE)) else shown.figures
+figures = views.zoomed_to_episode(shown, picked) if (picked := ui.picked_episode()) else shown.figures
+if picked and figures is shown.figures:
+    st.caption(":material/info: The episode picked (or in the link) is not among this view's episodes: "
+               "the charts show the whole range.")
 
 st.subheader("Desk metrics")
 table = metrics_table(shown.metrics)

@@ -20,7 +20,7 @@ st.sidebar.button(f"Preset: {PRESET[0]}", key="liq_preset", width="stretch", on_
 
 lo, hi = day_bounds(view)
 with st.sidebar:
-    symbol = st.selectbox("Heatmap asset", view.assets, key="liq_symbol")
+    symbol = ui.linked(st.selectbox, "Heatmap asset", view.assets, key="liq_symbol")
 bars, totals, open_interest, depth = views.liquidation_inputs(ui.loader(active), view, symbol)
 window = bars.filter(pl.col("ts") >= lo)
 if window.is_empty():
@@ -28,18 +28,22 @@ if window.is_empty():
     st.stop()
 
 with st.sidebar:
-    placement = st.selectbox("Place bar totals", list(PLACEMENTS), format_func=PLACEMENTS.get, key="liq_placement")
-    bucket = st.number_input("Price bucket (USD)", min_value=0.01, key="liq_bucket",
+    placement = ui.linked(st.selectbox, "Place bar totals", list(PLACEMENTS), format_func=PLACEMENTS.get,
+                          key="liq_placement")
+    bucket = ui.linked(st.number_input, "Price bucket (USD)", min_value=0.01, key="liq_bucket",
                              value=nice_bucket_usd(window["low"].min(), window["high"].max()))
-    relative = st.toggle("Relative colour scale", key="liq_relative", help="Default: absolute USD, comparable across assets")
+    relative = ui.linked(st.toggle, "Relative colour scale", key="liq_relative",
+                         help="Default: absolute USD, comparable across assets")
     with st.expander("Model assumptions"):
         tiers = st.data_editor(levels.tier_table(), key="liq_tiers", hide_index=True, num_rows="dynamic")
-        split = st.selectbox("New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get, key="liq_split")
-        half_life_h = st.number_input("Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")
+        split = ui.linked(st.selectbox, "New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get,
+                          key="liq_split")
+        half_life_h = ui.linked(st.number_input, "Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")
 realised, estimated = st.container(), st.container()
 first, last = window["ts"][0], window["ts"][-1]  # a range slider, not one option per bar: 8,760 options a year
-step = st.slider("Replay: the liquidation map as it stood at (UTC)", first, max(last, first + TIMEFRAMES[view.timeframe]),
-                 last, step=TIMEFRAMES[view.timeframe], format="YYYY-MM-DD HH:mm", key="liq_step")
+step = ui.linked(st.slider, "Replay: the liquidation map as it stood at (UTC)", first,
+                 max(last, first + TIMEFRAMES[view.timeframe]), last, step=TIMEFRAMES[view.timeframe],
+                 format="YYYY-MM-DD HH:mm", key="liq_step")
 
 options = views.LiquidationOptions(
     bucket_usd=bucket, placement=placement, scale="relative" if relative else "absolute", tiers=tiers, split=split,

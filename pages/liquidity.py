@@ -14,12 +14,12 @@ active, view = ui.analytics_page("Weekend vs weekday liquidity")
 with st.sidebar:
     measures = list(liq.BAR_MEASURES)
     options = views.LiquidityOptions(
-        measure=st.selectbox("Measure", measures, index=measures.index(liq.QUOTE_VOLUME),
+        measure=ui.linked(st.selectbox, "Measure", measures, index=measures.index(liq.QUOTE_VOLUME),
                              format_func=lambda m: MEASURES[m].label, key="lq_measure"),
         weekend=view.weekend,
-        tz=st.selectbox("Hours shown in", TIMEZONES, key="lq_tz"),
-        with_edge=st.toggle("EDGE spread (slow on long 1-minute series)", key="lq_edge"),
-        regime_split=st.date_input("Regime split", liq.ETF_LAUNCH, key="lq_regime",
+        tz=ui.linked(st.selectbox, "Hours shown in", TIMEZONES, key="lq_tz"),
+        with_edge=ui.linked(st.toggle, "EDGE spread (slow on long 1-minute series)", key="lq_edge"),
+        regime_split=ui.linked(st.date_input, "Regime split", liq.ETF_LAUNCH, key="lq_regime",
                                    help="Default: the US spot bitcoin ETF launch, 2024-01-11"),
     )
 

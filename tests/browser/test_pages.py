@@ -12,6 +12,7 @@ import os
 import struct
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -189,6 +190,34 @@ def test_clicking_an_episode_on_the_scatter_zooms_the_charts_to_it(app: App, pag
     shot(page, "episode_clicked")
 
 
+@contextmanager
+def colleague(browser, url: str) -> Iterator:
+    """A colleague opening a shared link: a new browser context (no session yet), the page drawn."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        wait_for_page(page, EXPORT_ALL)
+        no_exception(page)
+        yield page
+    finally:
+        context.close()
+
+
+def test_a_pages_own_choices_live_in_the_link(app: App, browser) -> None:
+    link = "/drawdowns?assets=BTC&start=2025-01-01&end=2025-06-30&dd_top=3&dd_log=true"
+    with colleague(browser, app.url + link) as page:
+        sidebar = page.get_by_test_id("stSidebar")
+        assert sidebar.get_by_test_id("stSliderThumbValue").first.inner_text() == "3"
+        assert page.evaluate(f"() => ({X_RANGE.replace('xaxis?.range', 'yaxis?.type')})()") == "log"
+        assert {"dd_top": "3", "dd_log": "true", "assets": "BTC"}.items() <= query(page).items()
+        sidebar.get_by_text("Intrabar (low against running high)").click()
+        page.wait_for_url("**dd_intrabar=true**", timeout=WAIT_MS)
+        wait_for_page(page, EXPORT_ALL)
+        assert {"dd_top": "3", "dd_log": "true", "dd_intrabar": "true"}.items() <= query(page).items()
+        shot(page, "page_choices_link")
+
+
 def test_modebar_camera_downloads_a_2x_png(app: App, page, tmp_path: Path) -> None:
     page.goto(f"{app.url}/drawdowns?assets=BTC&start=2025-01-01&end=2025-01-31")  # a small view: quick
     wait_for_page(page, EXPORT_ALL)
@@ -211,12 +240,7 @@ def test_modebar_camera_downloads_a_2x_png(app: App, page, tmp_path: Path) -> No
 
 def test_shared_link_restores_the_view_and_follows_the_widgets(app: App, browser) -> None:
     link = "/drawdowns?assets=ETH&exchange=binance&timeframe=1h&start=2025-01-01&end=2025-06-30"
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # a colleague: no session yet
-    try:
-        page = context.new_page()
-        page.goto(app.url + link)
-        wait_for_page(page, EXPORT_ALL)
-        no_exception(page)
+    with colleague(browser, app.url + link) as page:
         sidebar = page.get_by_test_id("stSidebar")
         assets = sidebar.get_by_test_id("stMultiSelect")
         assert [tag.get_attribute("aria-label") for tag in assets.locator("[data-tag]").all()] == ["ETH"]
@@ -237,8 +261,6 @@ def test_shared_link_restores_the_view_and_follows_the_widgets(app: App, browser
         no_exception(page)
         assert query(page) == {"assets": "ETH,SOL", "exchange": "binance", "timeframe": "1h",
                                "start": "2025-01-01", "end": "2025-06-30", "weekend": "cme"}
-    finally:
-        context.close()
 
 
 def test_hosted_mode_shows_only_the_login_until_the_right_password(hosted_app: App, page) -> None:

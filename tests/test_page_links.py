@@ -1,0 +1,133 @@
+"""Each page's own choices live in the link (Streamlit's query-param binding, `ui.linked`): a link
+opened directly on a page restores them, and a bad or hostile value falls back to the widget's
+default with a visible note and never raises (hypothesis). Runs on the demo market."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from streamlit.testing.v1 import AppTest
+
+from lib import ui
+from lib.config import PROJECT_ROOT
+from tests.test_viewstate_fuzz import HOSTILE
+
+APP = str(PROJECT_ROOT / "app.py")
+
+# page -> {its linked widget key: a valid value as a link writes it (a select box: its option's label)}
+VALID = {
+    "pages/drawdowns.py": {"dd_top": "3", "dd_threshold": "30", "dd_intrabar": "true", "dd_log": "true"},
+    "pages/liquidity.py": {"lq_measure": "Amihud illiquidity (|r| per USD 1 M)", "lq_tz": "Asia/Tokyo",
+                           "lq_edge": "true", "lq_regime": "2025-01-01"},
+    "pages/liquidations.py": {"liq_symbol": "ETH", "liq_bucket": "500", "liq_relative": "true",
+                              "liq_split": "half long, half short", "liq_decay": "48"},
+}
+EXPECTED = {
+    "pages/drawdowns.py": {"dd_top": 3, "dd_threshold": 30, "dd_intrabar": True, "dd_log": True},
+    "pages/liquidity.py": {"lq_measure": "amihud", "lq_tz": "Asia/Tokyo", "lq_edge": True,
+                           "lq_regime": date(2025, 1, 1)},
+    "pages/liquidations.py": {"liq_symbol": "ETH", "liq_bucket": 500.0, "liq_relative": True, "liq_split": "even",
+                              "liq_decay": 48},
+}
+
+
+def visit(page: str, query: dict[str, str]) -> AppTest:
+    """A link opened straight on `page` (its first run reads the link, as a browser's would)."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(query)
+    at.switch_page(page).run()
+    return at
+
+
+def link_notes(at: AppTest) -> list[str]:
+    return [c.value for c in at.sidebar.caption if "Link:" in c.value]
+
+
+@pytest.fixture
+def demo(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
+    monkeypatch.setenv("CASCADE_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+def test_the_split_label_in_the_table_is_the_one_the_link_uses() -> None:
+    from lib.analytics.liquidation_levels import SPLIT_RULES
+
+    assert SPLIT_RULES["even"] == VALID["pages/liquidations.py"]["liq_split"]
+
+
+@pytest.mark.parametrize("page", list(VALID))
+def test_a_link_restores_the_pages_own_choices(demo: Path, page: str) -> None:
+    at = visit(page, {"assets": "BTC,ETH", **VALID[page]})
+    assert not at.exception, [e.message for e in at.exception]
+    assert {key: at.session_state[key] for key in EXPECTED[page]} == EXPECTED[page]
+    assert link_notes(at) == []
+
+
+def test_the_replay_step_is_in_the_link(demo: Path) -> None:
+    last = visit("pages/liquidations.py", {}).session_state["liq_step"]
+    asked = last - timedelta(days=1)
+    at = visit("pages/liquidations.py", {"liq_step": f"{asked:%Y-%m-%dT%H:%M}"})
+    assert at.session_state["liq_step"] == asked and link_notes(at) == []
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+    assert any(f"liquidation map at {asked:%Y-%m-%d %H:%M}" in title for title in titles), titles
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(page=st.sampled_from(list(VALID)), data=st.data())
+def test_any_value_of_a_pages_own_choice_is_shown_or_refused_with_a_note(demo: Path, page: str,
+                                                                         data: st.DataObject) -> None:
+    keys = data.draw(st.lists(st.sampled_from(list(VALID[page])), min_size=1, max_size=3, unique=True))
+    query = {key: data.draw(st.one_of(HOSTILE, st.text(max_size=20), st.just(VALID[page][key]))) for key in keys}
+    query = {key: text for key, text in query.items()  # what a URL can carry
+             if "\x00" not in text and "\ud800" not in text and len(text) < 10_000}
+    at = visit(page, query)
+    assert not at.exception, [e.message for e in at.exception]
+    notes = link_notes(at)
+    for key, text in query.items():
+        value = at.session_state[key]
+        shown = ui._same(text, value) or text == EXPECTED_LABEL.get(key, {}).get(value)
+        assert shown or any(f"'{key}'" in note for note in notes), (key, text, value)
+    assert all(len(note) < 200 for note in notes)  # nothing of the link is echoed
+
+
+EXPECTED_LABEL = {key: {EXPECTED[page][key]: text} for page in VALID for key, text in VALID[page].items()}
+
+
+def test_same_reads_what_links_write() -> None:
+    assert ui._same("true", True) and not ui._same("maybe", False)
+    assert ui._same("3", 3) and ui._same("500", 500.0) and not ui._same("abc", 5)
+    assert ui._same("2025-01-01", date(2025, 1, 1)) and not ui._same("2025-13-45", date(2024, 1, 11))
+    assert ui._same("2026-02-05T12:00", datetime(2026, 2, 5, 12)) and ui._same("ETH", "ETH")
+
+
+def test_a_picked_episode_is_in_the_link(demo: Path) -> None:
+    at = visit("pages/drawdowns.py", {"assets": "BTC"})
+    whole = charts_by_title(at)["BTC drawdown from the running peak"]["layout"]["xaxis"].get("range")
+    picked = next(point for trace in charts_by_title(at)["BTC drawdown from the running peak"]["data"]
+                  for point in (trace.get("customdata") or []) if isinstance(point, str))
+    at = visit("pages/drawdowns.py", {"assets": "BTC", ui.EPISODE_PARAM: picked})
+    zoomed = charts_by_title(at)["BTC drawdown from the running peak"]["layout"]["xaxis"]["range"]
+    assert zoomed != whole and at.query_params[ui.EPISODE_PARAM] == picked
+    at.session_state[ui.PICKED_EPISODE] = None  # a click elsewhere lets the episode go, and the link with it
+    at.run()
+    assert ui.EPISODE_PARAM not in at.query_params
+
+
+@pytest.mark.parametrize("asked", ["BTC 1999-01-01 00:00", "<script>alert(1)</script>", "x" * 5_000])
+def test_an_unknown_episode_in_the_link_shows_the_whole_range_and_says_so(demo: Path, asked: str) -> None:
+    at = visit("pages/drawdowns.py", {"assets": "BTC", ui.EPISODE_PARAM: asked})
+    assert not at.exception, [e.message for e in at.exception]
+    noted = any("not among this view's episodes" in c.value for c in at.caption)
+    assert noted == (len(asked) < 100)  # an overlong id is refused unread
+    assert "range" not in charts_by_title(at)["BTC drawdown from the running peak"]["layout"]["xaxis"]
+
+
+def charts_by_title(at: AppTest) -> dict[str, dict]:
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"]: spec for spec in specs}
