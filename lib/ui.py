@@ -340,8 +340,10 @@ def overview(active: ActiveStore, view: View) -> overviews.Overview:
 
 
 def export_name(chart: str, view: View) -> str:
-    """File name (without extension) of a chart's PNG: the chart (with its asset), source and range."""
-    return f"cascade_{chart}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
+    """File name (without extension) of a chart's PNG: page and chart, asset(s), source and range.
+    A chart named `<chart>_<ASSET>` (as lib.views names per-asset figures) is that asset's alone."""
+    assets = "" if chart.rsplit("_", 1)[-1] in view.assets else "_" + "-".join(view.assets)
+    return f"cascade_{chart}{assets}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
 
 
 def badge(active: ActiveStore, view: View) -> views.Badge:

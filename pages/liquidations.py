@@ -69,7 +69,8 @@ with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
     ui.chart(shown.figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
              footers["estimated"])
-ui.chart(shown.figures["map"], "liq_map", ui.export_name(f"liquidation_map_{symbol}_{step:%Y%m%dT%H%M}", view), footers["map"])
+ui.chart(shown.figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m%dT%H%M}_{symbol}", view),
+         footers["map"])
 left, right = st.columns(2)
 with left:
     st.markdown("**Cascade fragility** (estimated USD a move would liquidate, against 1 % depth)")

@@ -39,5 +39,5 @@ if shown.rows["volume_proxy"].any():
     st.caption(PROXY_NOTE)
 
 footers = {"story": ui.badge(active, view)(("bars", shown.story.bars), ("liquidation_totals", shown.story.totals))}
-ui.chart(shown.figure, "ov_story", ui.export_name("story", view), footers["story"])
+ui.chart(shown.figure, "ov_story", ui.export_name("overview_story", view), footers["story"])
 ui.export_all("overview", {"story": shown.figure}, view, footers)

@@ -131,3 +131,11 @@ def test_an_unknown_episode_in_the_link_shows_the_whole_range_and_says_so(demo: 
 def charts_by_title(at: AppTest) -> dict[str, dict]:
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     return {spec["layout"]["title"]["text"]: spec for spec in specs}
+
+
+def test_a_charts_file_name_says_its_page_assets_source_and_range() -> None:
+    from lib.viewstate import View
+
+    view = View(("BTC", "ETH"), "binance", "1h", date(2025, 1, 1), date(2025, 6, 30), "utc")
+    assert ui.export_name("drawdowns_drawdown_ETH", view) == "cascade_drawdowns_drawdown_ETH_binance_1h_2025-01-01_2025-06-30"
+    assert ui.export_name("drawdowns_episodes", view) == "cascade_drawdowns_episodes_BTC-ETH_binance_1h_2025-01-01_2025-06-30"

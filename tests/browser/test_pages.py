@@ -226,7 +226,7 @@ def test_modebar_camera_downloads_a_2x_png(app: App, page, tmp_path: Path) -> No
     with page.expect_download(timeout=WAIT_MS) as download:
         chart.locator(".modebar-btn[data-title='Download plot as a PNG']").click()
     name = download.value.suggested_filename
-    assert name.startswith("cascade_") and name.endswith("_binance_1h_2025-01-01_2025-01-31.png"), name
+    assert name == "cascade_drawdowns_drawdown_BTC_binance_1h_2025-01-01_2025-01-31.png", name  # page, asset, range
     path = tmp_path / name
     download.value.save_as(path)
     data = path.read_bytes()
