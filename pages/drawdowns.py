@@ -42,7 +42,7 @@ st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key=
 st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episodes_{view.start}_{view.end}.csv",
                    mime="text/csv", key="dd_csv")
 
-footers = views.bars_badges(ui.badge(active, view), figures, bars)
+footers = ui.badges(active, view, views.bars_badges, tuple(figures), bars)
 for name, fig in figures.items():
     ui.chart(fig, f"dd_chart_{name}", ui.export_name(f"drawdowns_{name}", view), footers[name], ui.episode_picker(f"dd_chart_{name}"))
 ui.export_all("drawdowns", figures, view, footers)

@@ -54,7 +54,7 @@ try:
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()
-footers = views.liquidation_badges(ui.badge(active, view), view, bars, totals, open_interest, step)
+footers = ui.badges(active, view, views.liquidation_badges, view, bars, totals, open_interest, step)
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
     if shown.grid is None:

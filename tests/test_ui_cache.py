@@ -74,3 +74,39 @@ def test_fingerprint_tells_frames_apart_by_content() -> None:
     assert ui.fingerprint(btc.cast({"close": pl.Float32})) != ui.fingerprint(btc)
     assert ui.fingerprint(btc.clear()) == ("frame", 0, ui.fingerprint(btc)[2], 0)
     assert ui.fingerprint("BTC") == "BTC"
+
+
+def test_a_frames_fingerprint_is_hashed_once_while_the_frame_lives(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed = []
+    real = pl.DataFrame.hash_rows
+    monkeypatch.setattr(pl.DataFrame, "hash_rows",
+                        lambda frame, *a, **k: hashed.append(frame.height) or real(frame, *a, **k))
+    btc = hourly_bars(48, symbol="BTC")
+    first = ui.fingerprint(btc)
+    assert ui.fingerprint(btc) == first and hashed == [48]  # the cached read's frame, rerun after rerun
+    assert ui.fingerprint(btc.clone()) == first and hashed == [48, 48]  # another frame is hashed afresh
+    del btc
+    eth = hourly_bars(2, symbol="ETH")
+    ui.fingerprint(eth)  # a new frame prunes the fingerprints of frames gone
+    assert all(frame() is not None for frame, _ in ui._FINGERPRINTS.values())
+
+
+def test_a_pages_badges_are_made_once_per_store_version_view_and_rows(active: ui.ActiveStore) -> None:
+    from datetime import date
+
+    from lib.viewstate import View
+
+    ui._badges.clear()
+    made = []
+
+    def make(badge, names: tuple[str, ...], frame: pl.DataFrame) -> dict[str, str]:
+        made.append(names)
+        return {name: badge(("bars", frame)) for name in names}
+
+    view = View(("BTC",), "test", "1h", date(2024, 1, 1), date(2024, 1, 2), "utc")
+    btc = active.store.read("bars", ("BTC",), LO, HI)
+    first = ui.badges(active, view, make, ("a",), btc)
+    assert ui.badges(active, view, make, ("a",), btc) is first and len(made) == 1
+    active.store.write("bars", hourly_bars(49, symbol="BTC"), source="test")  # a new store version
+    assert ui.badges(active, view, make, ("a",), btc) == first and len(made) == 2
+    assert first["a"].startswith("Data: ")
