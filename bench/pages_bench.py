@@ -7,8 +7,8 @@
   cache: time to the first chart drawn, bytes over the websocket (the page and its largest chart),
   and the RSS of the app process after each page;
 - the drawdowns page at 1-minute bars for a year with the big dataset (3 assets x 5 years x 1m,
-  7.9M rows, store_bench's random walks, written with Store.write as exchange "bench"): the same
-  browser figures and the app's peak RSS (VmHWM).
+  7.9M rows, store_bench's random walks, written with Store.write as exchange "bench"): its AppTest
+  reruns, the same browser figures and the app's peak RSS (VmHWM).
 
     .venv/bin/python bench/pages_bench.py [--quick] [--browser-runs N]
 
@@ -394,6 +394,7 @@ def main() -> None:
         rows = sum(e["rows"] for e in Store(big).status())
         print(f"big store: {rows:,} one-minute rows written in {time.perf_counter() - started:.0f} s")
         big_pages = [p for p in pages if p.url_path == BIG_PAGE]
+        apptest_section(f"{rows / 1e6:.1f}M 1m rows, 1m for a year", big, big_pages, reruns)
         asyncio.run(browser_section(f"{rows / 1e6:.1f}M 1m rows, 1m for a year", big, big_pages, default_query(big)))
 
 
