@@ -221,10 +221,40 @@ def linked(widget: Callable[..., T], *args: object, key: str, **kwargs: object) 
     value = widget(*args, key=key, bind="query-params", **kwargs)
     label = kwargs.get("format_func", str)
     if asked is not None and not (_same(asked, value) or asked == label(value)):
-        note = f"ignored an invalid '{key}' value in the link; showing the default"
-        st.session_state["view_notes"] = [*st.session_state.get("view_notes", []), note]
-        st.sidebar.caption(f":material/info: Link: {note}")
+        _note_refused(key)
     return value
+
+
+def _note_refused(key: str) -> None:
+    """A note, kept for the session, that the link's value of `key` could not be used."""
+    note = f"ignored an invalid '{key}' value in the link; showing the default"
+    st.session_state["view_notes"] = [*st.session_state.get("view_notes", []), note]
+    st.sidebar.caption(f":material/info: Link: {note}")
+
+
+def linked_table(key: str, default: pl.DataFrame, to_text: Callable[[pl.DataFrame], str],
+                 from_text: Callable[[str], pl.DataFrame | None]) -> pl.DataFrame:
+    """An editable table (`st.data_editor`, which has no query-param binding) whose edits live in
+    the link under `key` as `to_text` writes them. The link is read once per session (the editor
+    keeps its edits against a fixed starting table); a table `from_text` refuses gets a note. The
+    link follows the edits while the table is valid (`from_text` accepts it), and otherwise keeps
+    the last valid one."""
+    start = f"{key}_start"
+    if start not in st.session_state:
+        asked = st.query_params.get(key)
+        table = default if asked is None else from_text(asked)
+        if table is None:
+            _note_refused(key)
+        st.session_state[start] = default if table is None else table
+    edited = st.data_editor(st.session_state[start], key=key, hide_index=True, num_rows="dynamic")
+    complete = not edited.is_empty() and edited.null_count().sum_horizontal().item() == 0
+    text = to_text(edited) if complete else None
+    if text is not None and from_text(text) is not None:
+        if text != to_text(default):
+            st.query_params[key] = text
+        elif key in st.query_params:
+            del st.query_params[key]
+    return edited
 
 
 def _same(text: str, value: object) -> bool:

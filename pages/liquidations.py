@@ -35,7 +35,7 @@ with st.sidebar:
     relative = ui.linked(st.toggle, "Relative colour scale", key="liq_relative",
                          help="Default: absolute USD, comparable across assets")
     with st.expander("Model assumptions"):
-        tiers = st.data_editor(levels.tier_table(), key="liq_tiers", hide_index=True, num_rows="dynamic")
+        tiers = ui.linked_table("liq_tiers", levels.tier_table(), levels.tiers_text, levels.tiers_from_text)
         split = ui.linked(st.selectbox, "New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get,
                           key="liq_split")
         half_life_h = ui.linked(st.number_input, "Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")

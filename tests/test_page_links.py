@@ -139,3 +139,35 @@ def test_a_charts_file_name_says_its_page_assets_source_and_range() -> None:
     view = View(("BTC", "ETH"), "binance", "1h", date(2025, 1, 1), date(2025, 6, 30), "utc")
     assert ui.export_name("drawdowns_drawdown_ETH", view) == "cascade_drawdowns_drawdown_ETH_binance_1h_2025-01-01_2025-06-30"
     assert ui.export_name("drawdowns_episodes", view) == "cascade_drawdowns_episodes_BTC-ETH_binance_1h_2025-01-01_2025-06-30"
+
+
+def test_the_leverage_tiers_are_in_the_link(demo: Path) -> None:
+    at = visit("pages/liquidations.py", {"liq_tiers": "10:0.5:0.005,20:0.5:0.005"})
+    assert not at.exception and link_notes(at) == []
+    subtitles = [spec["layout"]["title"].get("subtitle", {}).get("text", "") for spec in charts_by_title(at).values()]
+    assert any("tiers 10× 50%, 20× 50%" in text for text in subtitles), subtitles
+    assert at.query_params["liq_tiers"] == "10:0.5:0.005,20:0.5:0.005"  # kept while it differs from the default
+
+
+@pytest.mark.parametrize("asked", ["<script>", "10:0.9:0.005", "nan:1:0", ",".join(["10:0.05:0.005"] * 21)])
+def test_leverage_tiers_the_model_cannot_use_fall_back_with_a_note(demo: Path, asked: str) -> None:
+    at = visit("pages/liquidations.py", {"liq_tiers": asked})
+    assert not at.exception, [e.message for e in at.exception]
+    assert link_notes(at) == [":material/info: Link: ignored an invalid 'liq_tiers' value in the link; showing the default"]
+    assert "liq_tiers" not in at.query_params  # the default table: nothing to keep
+
+
+def test_edited_leverage_tiers_go_into_the_link_while_the_model_can_use_them(demo: Path) -> None:
+    at = visit("pages/liquidations.py", {})
+    assert "liq_tiers" not in at.query_params  # the default table
+    at.session_state["liq_tiers"] = {"edited_rows": {0: {"mmr": 0.02}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    edited = "5:0.35:0.02,10:0.3:0.005,25:0.2:0.005,50:0.1:0.004,100:0.05:0.004"
+    assert at.query_params["liq_tiers"] == edited
+    at.session_state["liq_tiers"] = {"edited_rows": {0: {"weight": 0.5}}, "added_rows": [], "deleted_rows": []}
+    at.run()  # weights summing to 1.15: the page says so, the link keeps the last table the model ran on
+    assert any("weights must sum to 1" in e.value for e in at.error)
+    assert at.query_params["liq_tiers"] == edited
+    at.session_state["liq_tiers"] = {"edited_rows": {}, "added_rows": [], "deleted_rows": []}
+    at.run()  # back to the default table: nothing to keep
+    assert "liq_tiers" not in at.query_params

@@ -34,6 +34,7 @@ estimate against what happened afterwards (nobody else does).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -130,6 +131,36 @@ def tier_table(leverage_mix: pl.DataFrame = LEVERAGE_MIX, mmr: pl.DataFrame = MM
     if tiers.filter((pl.col("leverage") < 1) | (pl.col("mmr") < 0) | (pl.col("mmr") >= 1 / pl.col("leverage"))).height:
         raise ValueError("each tier needs leverage >= 1 and 0 <= mmr < 1/leverage")
     return tiers
+
+
+MAX_TIERS = 20  # a tier table in a link has at most this many rows
+
+
+def tiers_text(tiers: pl.DataFrame) -> str:
+    """A tier table in its compact text form (for a link): ``leverage:weight:mmr`` per tier,
+    comma-separated, e.g. ``5:0.35:0.01,10:0.3:0.005``."""
+    return ",".join(":".join(f"{value:g}" for value in row) for row in tiers.select("leverage", "weight", "mmr").iter_rows())
+
+
+def tiers_from_text(text: str) -> pl.DataFrame | None:
+    """The tier table `text` (see `tiers_text`) describes, validated as `tier_table` validates; None
+    when it cannot be read: not numbers, not finite, a leverage twice, too many tiers, or invalid."""
+    parts = text.split(",")
+    if len(parts) > MAX_TIERS or len(text) > MAX_TIERS * 40:
+        return None
+    try:
+        rows = [tuple(float(value) for value in part.split(":")) for part in parts]
+    except ValueError:
+        return None
+    if any(len(row) != 3 or not all(math.isfinite(value) for value in row) for row in rows):
+        return None
+    frame = pl.DataFrame(rows, schema=["leverage", "weight", "mmr"], orient="row")
+    if frame["leverage"].n_unique() < frame.height:
+        return None
+    try:
+        return tier_table(frame.select("leverage", "weight"), frame.select("leverage", "mmr"))
+    except ValueError:
+        return None
 
 
 def liquidation_prices(entry: np.ndarray, tiers: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,8 @@ from lib.analytics.liquidation_levels import (
     long_share,
     open_interest_flows,
     tier_table,
+    tiers_from_text,
+    tiers_text,
 )
 from lib.analytics.liquidations import Grid, heatmap_from_totals
 
@@ -461,3 +463,22 @@ def test_open_interest_that_stops_before_the_bars_gives_way_to_the_volume_proxy(
     assert "a proxy" in note
     estimate = estimate_levels(given, early)
     assert estimate.volume_proxy and not estimate_levels(given, oi(*range(10, 70, 10))).volume_proxy
+
+
+def test_a_tier_table_round_trips_through_its_text_form() -> None:
+    assert tiers_text(tier_table()) == "5:0.35:0.01,10:0.3:0.005,25:0.2:0.005,50:0.1:0.004,100:0.05:0.004"
+    assert tiers_from_text(tiers_text(tier_table())).equals(tier_table())
+    assert tiers_from_text("20:0.5:0.005,10:0.5:0.005")["leverage"].to_list() == [10.0, 20.0]  # sorted as tier_table
+
+
+@pytest.mark.parametrize("text", [
+    "", "10", "10:1", "10:1:0.005:9", "a:b:c", "10:1:nan", "inf:1:0.005", "1e309:1:0.005",  # not a table
+    "10:0.5:0.005,10:0.5:0.005",  # a leverage twice
+    "10:0.9:0.005",  # weights not summing to 1
+    "10:1:0.2",  # mmr >= 1/L: liquidated on entry
+    "0.5:1:0.001", "10:1:-0.01",  # leverage < 1, mmr < 0
+    ",".join(["10:0.05:0.005"] * 21),  # too many tiers
+    "<script>alert(1)</script>", "10:1:0.005;DROP TABLE",
+])
+def test_a_tier_table_text_that_cannot_be_used_is_refused(text: str) -> None:
+    assert tiers_from_text(text) is None
