@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import threading
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
@@ -338,6 +339,7 @@ def loader(active: ActiveStore) -> Loader:
 
 
 _FINGERPRINTS: dict[int, tuple[weakref.ref, tuple]] = {}  # id(frame) -> (the frame, its fingerprint)
+_FINGERPRINTS_LOCK = threading.Lock()
 
 
 def fingerprint(value: object) -> object:
@@ -352,9 +354,10 @@ def fingerprint(value: object) -> object:
         return known[1]
     rows = int(value.hash_rows().sum()) if value.height else 0
     made = "frame", value.height, tuple((name, str(dtype)) for name, dtype in value.schema.items()), rows
-    for key in [key for key, (frame, _) in _FINGERPRINTS.items() if frame() is None]:
-        del _FINGERPRINTS[key]
-    _FINGERPRINTS[id(value)] = (weakref.ref(value), made)
+    with _FINGERPRINTS_LOCK:  # sessions run in threads
+        for key in [key for key, (frame, _) in _FINGERPRINTS.items() if frame() is None]:
+            del _FINGERPRINTS[key]
+        _FINGERPRINTS[id(value)] = (weakref.ref(value), made)
     return made
 
 

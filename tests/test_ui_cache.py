@@ -110,3 +110,16 @@ def test_a_pages_badges_are_made_once_per_store_version_view_and_rows(active: ui
     active.store.write("bars", hourly_bars(49, symbol="BTC"), source="test")  # a new store version
     assert ui.badges(active, view, make, ("a",), btc) == first and len(made) == 2
     assert first["a"].startswith("Data: ")
+
+
+def test_fingerprints_from_many_sessions_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [hourly_bars(24 + i % 5, symbol="BTC") for i in range(8)]
+
+    def fingerprints(_: int) -> list[object]:  # new frames die and are pruned while other threads insert
+        return [ui.fingerprint(frame.clone()) for frame in frames for _ in range(20)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(fingerprints, range(8)))
+    assert all(result == results[0] for result in results)
