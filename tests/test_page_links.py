@@ -171,3 +171,11 @@ def test_edited_leverage_tiers_go_into_the_link_while_the_model_can_use_them(dem
     at.session_state["liq_tiers"] = {"edited_rows": {}, "added_rows": [], "deleted_rows": []}
     at.run()  # back to the default table: nothing to keep
     assert "liq_tiers" not in at.query_params
+
+
+@pytest.mark.parametrize("bucket", ["0.01", "1e300"])
+def test_a_linked_bucket_the_model_cannot_use_is_said_not_crashed_on(demo: Path, bucket: str) -> None:
+    at = visit("pages/liquidations.py", {"liq_bucket": bucket})  # valid for the widget, absurd for the model
+    assert not at.exception, [e.message for e in at.exception]
+    if bucket == "0.01":
+        assert any("too fine for the level model" in e.value for e in at.error)

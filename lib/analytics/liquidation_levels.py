@@ -44,6 +44,7 @@ import polars as pl
 
 from lib.analytics.liquidations import (
     LONG,
+    MAX_BUCKETS,
     SHORT,
     SIDES,
     TARGET_BUCKETS,
@@ -134,6 +135,10 @@ def tier_table(leverage_mix: pl.DataFrame = LEVERAGE_MIX, mmr: pl.DataFrame = MM
 
 
 MAX_TIERS = 20  # a tier table in a link has at most this many rows
+# bars x price buckets of the level model: each side's density is that many float64s (150M: 2.4 GB
+# in all; a year of 1-minute bars at the default bucket needs ~105M), so a bucket typed or linked far
+# too small for the range is refused, not allocated
+MAX_LEVEL_CELLS = 150_000_000
 
 
 def tiers_text(tiers: pl.DataFrame) -> str:
@@ -363,6 +368,11 @@ def _sides(
     long_k, short_k = bucket_index(long_price, bucket_usd), bucket_index(short_price, bucket_usd)
     first = int(min(long_k.min(), short_k.min()))
     width = int(max(long_k.max(), short_k.max())) - first + 1
+    if width > MAX_BUCKETS or frame.height * width > MAX_LEVEL_CELLS:
+        fits = max(min(MAX_BUCKETS, MAX_LEVEL_CELLS // frame.height), 1)
+        raise ValueError(f"{width:,} price buckets of {bucket_usd:g} USD over {frame.height:,} bars is too fine for the "
+                         f"level model: choose a bucket of at least "
+                         f"{nice_bucket_usd(first * bucket_usd, (first + width) * bucket_usd, fits):g} USD")
     low, high = frame["low"].to_numpy() / bucket_usd - 0.5, frame["high"].to_numpy() / bucket_usd - 0.5
     opened, share = frame["opened_usd"].to_numpy()[:, None], frame["long_share"].to_numpy()[:, None]
     weight = tiers["weight"].to_numpy()

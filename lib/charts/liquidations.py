@@ -359,9 +359,10 @@ def scorecard_figure(
 def _capture_text(summary: dict[str, float | None], band: float) -> str:
     if summary.get("model_share") is None:
         return "No realised liquidations to score in this window"
+    baseline, lift = summary.get("baseline_share"), summary.get("lift")
     return (f"Model zone caught {summary['model_share']:.0%} of {usd_text(summary['realised_usd'] or 0)} realised; "
-            f"a ±{band:.0%} band around the last close, same size, caught {summary['baseline_share']:.0%} "
-            f"(lift {summary['lift']:.2f})")
+            f"a ±{band:.0%} band around the last close, same size, caught "
+            + ("n/a" if baseline is None else f"{baseline:.0%}") + ("" if lift is None else f" (lift {lift:.2f})"))
 
 
 def _consumption_text(score: pl.DataFrame) -> str:

@@ -173,6 +173,15 @@ def test_no_bars_is_an_error_not_an_empty_estimate() -> None:
         estimate_levels(bars().clear(), None)
 
 
+def test_a_bucket_far_too_small_for_the_range_is_refused_not_allocated() -> None:
+    given = random_walk(300)
+    with pytest.raises(ValueError, match=r"6,714 price buckets of 0.01 USD over 300 bars is too fine for the level "
+                                         r"model: choose a bucket of at least 0.02 USD"):
+        estimate_levels(given, random_oi(given), bucket_usd=0.01)
+    with pytest.raises(ValueError, match="too fine"):  # ~10^12 cells: a ValueError, not numpy's MemoryError
+        estimate_levels(given, random_oi(given), bucket_usd=1e-9)
+
+
 def test_missing_taker_volume_is_split_evenly_and_said() -> None:
     estimate = ten_x(bars(*flat(2)), oi(0, 1000))
     assert "taker-buy volume missing on 2 of 2 bars: split 50/50 there" in estimate.notes

@@ -180,3 +180,10 @@ def test_scorecard_shows_the_numbers(week: tuple) -> None:
     empty = captured.clear()
     assert "No realised liquidations" in scorecard_figure(empty, capture_summary(empty)).layout.title.subtitle.text
     fig.to_json()
+
+
+def test_the_scorecard_says_n_a_where_the_baseline_has_no_share() -> None:
+    from lib.charts.liquidations import _capture_text
+
+    text = _capture_text({"model_share": 0.5, "realised_usd": 2e6, "baseline_share": None, "lift": None}, 0.05)
+    assert text == "Model zone caught 50% of $2M realised; a ±5% band around the last close, same size, caught n/a"
