@@ -208,7 +208,8 @@ def test_a_pages_own_choices_live_in_the_link(app: App, browser) -> None:
     link = "/drawdowns?assets=BTC&start=2025-01-01&end=2025-06-30&dd_top=3&dd_log=true"
     with colleague(browser, app.url + link) as page:
         sidebar = page.get_by_test_id("stSidebar")
-        assert sidebar.get_by_test_id("stSliderThumbValue").first.inner_text() == "3"
+        episodes = sidebar.get_by_test_id("stSlider").filter(has_text="Episodes per asset")
+        assert episodes.get_by_test_id("stSliderThumbValue").inner_text() == "3"
         assert page.evaluate(f"() => ({X_RANGE.replace('xaxis?.range', 'yaxis?.type')})()") == "log"
         assert {"dd_top": "3", "dd_log": "true", "assets": "BTC"}.items() <= query(page).items()
         sidebar.get_by_text("Intrabar (low against running high)").click()
