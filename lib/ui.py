@@ -250,11 +250,12 @@ def linked_table(key: str, default: pl.DataFrame, to_text: Callable[[pl.DataFram
     edited = st.data_editor(st.session_state[start], key=key, hide_index=True, num_rows="dynamic")
     complete = not edited.is_empty() and edited.null_count().sum_horizontal().item() == 0
     text = to_text(edited) if complete else None
-    if text is not None and from_text(text) is not None:
-        if text != to_text(default):
-            st.query_params[key] = text
-        elif key in st.query_params:
-            del st.query_params[key]
+    if text is None or from_text(text) is None:  # incomplete or invalid: the link keeps the last valid table
+        return edited
+    if text != to_text(default):
+        st.query_params[key] = text
+    elif key in st.query_params:
+        del st.query_params[key]
     return edited
 
 

@@ -44,5 +44,6 @@ st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episo
 
 footers = ui.badges(active, view, views.bars_badges, tuple(figures), bars)
 for name, fig in figures.items():
-    ui.chart(fig, f"dd_chart_{name}", ui.export_name(f"drawdowns_{name}", view), footers[name], ui.episode_picker(f"dd_chart_{name}"))
+    ui.chart(fig, f"dd_chart_{name}", ui.export_name(f"drawdowns_{name}", view), footers[name],
+             ui.episode_picker(f"dd_chart_{name}"))
 ui.export_all("drawdowns", figures, view, footers)

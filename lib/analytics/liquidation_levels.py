@@ -144,7 +144,8 @@ MAX_LEVEL_CELLS = 150_000_000
 def tiers_text(tiers: pl.DataFrame) -> str:
     """A tier table in its compact text form (for a link): ``leverage:weight:mmr`` per tier,
     comma-separated, e.g. ``5:0.35:0.01,10:0.3:0.005``."""
-    return ",".join(":".join(f"{value:g}" for value in row) for row in tiers.select("leverage", "weight", "mmr").iter_rows())
+    rows = tiers.select("leverage", "weight", "mmr").iter_rows()
+    return ",".join(":".join(f"{value:g}" for value in row) for row in rows)
 
 
 def tiers_from_text(text: str) -> pl.DataFrame | None:
@@ -370,9 +371,9 @@ def _sides(
     width = int(max(long_k.max(), short_k.max())) - first + 1
     if width > MAX_BUCKETS or frame.height * width > MAX_LEVEL_CELLS:
         fits = max(min(MAX_BUCKETS, MAX_LEVEL_CELLS // frame.height), 1)
-        raise ValueError(f"{width:,} price buckets of {bucket_usd:g} USD over {frame.height:,} bars is too fine for the "
-                         f"level model: choose a bucket of at least "
-                         f"{nice_bucket_usd(first * bucket_usd, (first + width) * bucket_usd, fits):g} USD")
+        smallest = nice_bucket_usd(first * bucket_usd, (first + width) * bucket_usd, fits)
+        raise ValueError(f"{width:,} price buckets of {bucket_usd:g} USD over {frame.height:,} bars is too fine "
+                         f"for the level model: choose a bucket of at least {smallest:g} USD")
     low, high = frame["low"].to_numpy() / bucket_usd - 0.5, frame["high"].to_numpy() / bucket_usd - 0.5
     opened, share = frame["opened_usd"].to_numpy()[:, None], frame["long_share"].to_numpy()[:, None]
     weight = tiers["weight"].to_numpy()
