@@ -43,6 +43,7 @@ CLOSE, HIGH, LOW = "close", "high", "low"
 
 # Columns added to bars by `with_drawdown`.
 PEAK, DRAWDOWN, EPISODE = "peak", "drawdown", "episode"
+_RUN = "_run"  # a temporary group key (see `_runs`)
 
 # Columns of the episodes table.
 PEAK_TS, TROUGH_TS, RECOVERY_TS = "peak_ts", "trough_ts", "recovery_ts"
@@ -71,6 +72,13 @@ ENGINE = "in-memory"
 
 def _keys(by: By) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
+
+
+def _runs(columns: Sequence[str]) -> pl.Expr:
+    """An integer that steps wherever `columns` change, flagged sorted: on a frame sorted by those
+    columns, the same groups as the columns themselves, and polars groups a sorted integer by
+    slicing instead of hashing (7.9M rows: 0.02 s instead of 0.12 s for symbol and episode)."""
+    return pl.struct(columns).rle_id().set_sorted()
 
 
 def _like(result: pl.LazyFrame, template: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
@@ -128,6 +136,12 @@ def conditional_drawdown_at_risk(dd: pl.Expr, confidence: float = CDAR_CONFIDENC
     return dd.bottom_k(worst).mean()
 
 
+def _since(values: pl.Expr, ts: pl.Expr, start: pl.Expr) -> pl.Expr:
+    """`values` of the bars after `start`, for `ts` in time order: a binary search and a slice (a
+    filter would test every bar: 0.06 s per window on 7.9M rows, against 0.01 s)."""
+    return values.slice(ts.search_sorted(start, side="right").first())
+
+
 def total_return(price: pl.Expr) -> pl.Expr:
     """Compounded return from the first to the last price, ``last / first - 1``."""
     return price.last() / price.first() - 1
@@ -174,11 +188,13 @@ def with_drawdown(bars: Frame, *, price: str = CLOSE, intrabar: bool = False, by
     result = (
         bars.lazy()
         .sort([*keys, TS])
-        .with_columns(peak_source.cum_max().over(keys).alias(PEAK))
+        .with_columns(_runs(keys).alias(_RUN))
+        .with_columns(peak_source.cum_max().over(_RUN).alias(PEAK))
         .with_columns(
             (low_source / pl.col(PEAK) - 1).alias(DRAWDOWN),
-            (peak_source >= pl.col(PEAK)).cum_sum().over(keys).alias(EPISODE),
+            (peak_source >= pl.col(PEAK)).cum_sum().over(_RUN).alias(EPISODE),
         )
+        .drop(_RUN)
     )
     return _like(result, bars)
 
@@ -196,8 +212,9 @@ def episodes(drawdowns: Frame, *, by: By = SYMBOL) -> Frame:
     lowest = pl.col(DRAWDOWN).arg_min()
     result = (
         drawdowns.lazy()
-        .group_by([*keys, EPISODE])
+        .group_by(_runs([*keys, EPISODE]).alias(_RUN))
         .agg(
+            *(pl.col(key).first() for key in (*keys, EPISODE)),
             pl.col(TS).first().alias(PEAK_TS),
             pl.col(TS).get(lowest).alias(TROUGH_TS),
             pl.col(PEAK).first().alias(PEAK_PRICE),
@@ -278,7 +295,8 @@ def desk_metrics(
     keys = _keys(by)
     frame = drawdowns.lazy()
     dd, px, ts = pl.col(DRAWDOWN), pl.col(price), pl.col(TS)
-    series = frame.group_by(keys).agg(
+    series = frame.group_by(_runs(keys).alias(_RUN)).agg(
+        *(pl.col(key).first() for key in keys),
         ts.first().alias("start"),
         ts.last().alias("end"),
         pl.len().alias(BARS),
@@ -290,9 +308,7 @@ def desk_metrics(
         pain_index(dd).alias("pain_index"),
         conditional_drawdown_at_risk(dd, confidence).alias("cdar"),
         *(
-            (px.last() / px.filter(ts > ts.last().dt.offset_by(f"-{w}")).max() - 1).alias(
-                f"drawdown_from_{w}_high"
-            )
+            (px.last() / _since(px, ts, ts.last().dt.offset_by(f"-{w}")).max() - 1).alias(f"drawdown_from_{w}_high")
             for w in trailing_windows
         ),
     )

@@ -214,6 +214,8 @@ def test_trailing_high_windows() -> None:
     assert metrics["current_drawdown"] == pytest.approx(-0.25)
     assert metrics["drawdown_from_30d_high"] == pytest.approx(150 / 180 - 1)  # window (day 65, day 95]
     assert metrics["drawdown_from_90d_high"] == pytest.approx(150 / 190 - 1)  # window (day 5, day 95]
+    edge = bars([200, 190, 120], hours=[d * 24 for d in (0, 10, 40)])  # day 10 is exactly 30 days before day 40
+    assert dd.desk_metrics(dd.with_drawdown(edge))["drawdown_from_30d_high"].item() == 0.0
     rolling = frame.select(dd.trailing_drawdown(pl.col("close"), pl.col("ts"), "30d"))["close"]
     # Day 40 looks back over (day 10, day 40]: day 10 itself has left the window.
     assert rolling.to_list() == pytest.approx([0.0, -0.05, 0.0, 0.0, 150 / 180 - 1])
