@@ -8,9 +8,13 @@
   short curves and the current price;
 - `scorecard_figure`: realised liquidations caught by the model's zone and by a naive band.
 
-Colour is ABSOLUTE USD by default, from 0 to `usd_range` (pass the same range for BTC, ETH and SOL
+Colour is ABSOLUTE USD by default, up to `usd_range` (pass the same range for BTC, ETH and SOL
 to compare them) or to the chart's own maximum; ``scale="relative"`` shows shares of the chart's
-maximum instead, as CoinGlass and Kingfisher do, and says so on the colour bar.
+maximum instead, as CoinGlass and Kingfisher do, and says so on the colour bar. The realised
+heatmap's absolute scale is logarithmic (`LOG_DECADES` below the top, ticks in USD): measured
+liquidations are heavy-tailed (on a year of real hourly BTC the median cell is 1/20 of the largest),
+so a linear scale left almost every cell white. The estimated levels pile up into broad clusters,
+and a linear scale is what picks out the largest of them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from lib.charts import theme
 from lib.schema import TS
 
 Scale = Literal["absolute", "relative"]
+ColourScale = Literal["absolute", "log", "relative"]
 
 # Light for little, dark violet for a lot, amber for the largest clusters: empty cells stay white
 # and the scale never reuses the long (red) and short (green) colours.
@@ -64,6 +69,7 @@ MAP_WINDOW = 0.25  # the liquidation map shows the last price ± 25 %
 REALISED_VIEW_MARGIN = 0.01  # the realised heatmap shows the price's range ± 1 % (where the cells are)
 ESTIMATED_VIEW_MARGIN = 0.10  # the estimated heatmap shows the price's range ± 10 %: the levels in reach
 COLORBAR_TICKS = 5
+LOG_DECADES = 3  # the log colour scale: three decades up to the largest cell; smaller cells take its lightest colour
 USD_UNITS: tuple[tuple[float, str], ...] = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 HEATMAP_HEIGHT, MAP_HEIGHT, SCORECARD_HEIGHT = 720, 600, 460
 
@@ -113,7 +119,7 @@ def realised_heatmap_figure(
         shown,
         bars,
         side=side,
-        scale=scale,
+        scale="log" if scale == "absolute" else scale,
         usd_range=usd_range,
         bars_below=(shown.long_usd.sum(axis=1), shown.short_usd.sum(axis=1)),
         below_title="Liquidated",
@@ -161,7 +167,7 @@ def _heatmap_figure(
     bars: pl.DataFrame,
     *,
     side: Side,
-    scale: Scale,
+    scale: ColourScale,
     usd_range: float | None,
     bars_below: tuple[np.ndarray, np.ndarray],
     below_title: str,
@@ -177,19 +183,15 @@ def _heatmap_figure(
     shown = grid_between(grid, *view) if view else grid
     matrix = shown.side(side)
     top = float(matrix.max()) if matrix.size else 0.0
-    z, zmax, colorbar = _colour(matrix, scale, usd_range or top, _cell_text(grid))
+    colour, value = _colour(matrix, scale, usd_range or top, _cell_text(grid))
     fig.add_trace(
         go.Heatmap(
             x=x,
             y=shown.centre,
-            z=z.T,
-            zmin=0,
-            zmax=zmax,
+            **colour,
             colorscale=HEATMAP_COLORSCALE,
-            colorbar=colorbar,
             name=f"{_side_text(side)} USD",
-            hovertemplate=(f"%{{x|{theme.DATE_HOVER}}}<br>price %{{y:$,.0f}}<br>"
-                           + ("%{z:.1%} of max" if scale == "relative" else "%{z:$,.0f}") + "<extra></extra>"),
+            hovertemplate=f"%{{x|{theme.DATE_HOVER}}}<br>price %{{y:$,.0f}}<br>{value}<extra></extra>",
             hoverongaps=False,
         ),
         row=1,
@@ -236,17 +238,26 @@ def _merge_rows(values: np.ndarray, rows_per_cell: int) -> np.ndarray:
     return np.add.reduceat(values, np.arange(0, len(values), rows_per_cell), axis=0) if len(values) else values
 
 
-def _colour(matrix: np.ndarray, scale: Scale, top: float, cell: str) -> tuple[np.ndarray, float, dict[str, Any]]:
-    """z (empty cells blank), zmax and the colour bar, absolute USD or shares of the maximum."""
-    z = np.where(matrix > 0, matrix, np.nan).astype(np.float32)
+def _colour(matrix: np.ndarray, scale: ColourScale, top: float, cell: str) -> tuple[dict[str, Any], str]:
+    """The heatmap's colour arguments (z as time × price with empty cells blank, zmin, zmax, colour
+    bar, customdata) and the hover's text of a cell: absolute USD, its log10 (ticks in USD; the hover
+    reads the USD from customdata), or shares of the maximum."""
+    z = np.where(matrix > 0, matrix, np.nan).astype(np.float32).T
     bar: dict[str, Any] = {"thickness": 12, "len": 0.72, "y": 1.0, "yanchor": "top", "outlinewidth": 0}
     if scale == "relative":
         peak = float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
         bar.update(title={"text": "share of the chart's largest cell", "side": "right"}, tickformat=".0%")
-        return z / peak, 1.0, bar
+        return {"z": z / peak, "zmin": 0.0, "zmax": 1.0, "colorbar": bar}, "%{z:.1%} of max"
+    if scale == "log":
+        hi = math.log10(max(top, 1.0))
+        ticks = [10.0**k for k in range(math.ceil(hi - LOG_DECADES), math.floor(hi) + 1)]
+        bar.update(title={"text": f"USD per {cell} cell (log)", "side": "right"},
+                   tickvals=[math.log10(t) for t in ticks], ticktext=[usd_text(t) for t in ticks])
+        log = {"z": np.log10(z), "zmin": hi - LOG_DECADES, "zmax": hi, "colorbar": bar, "customdata": z}
+        return log, "%{customdata:$,.0f}"
     values, text = usd_ticks(top)
     bar.update(title={"text": f"USD per {cell} cell", "side": "right"}, tickvals=values, ticktext=text)
-    return z, max(top, 1e-9), bar
+    return {"z": z, "zmin": 0.0, "zmax": max(top, 1e-9), "colorbar": bar}, "%{z:$,.0f}"
 
 
 def _cell_text(grid: Grid) -> str:

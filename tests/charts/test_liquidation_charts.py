@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -87,15 +88,31 @@ def test_realised_heatmap_has_price_on_top_and_bars_below(week: tuple) -> None:
 
 
 def test_colour_is_absolute_usd_and_a_fixed_range_makes_charts_comparable(week: tuple) -> None:
-    bars, grid, _ = week
-    half = Grid(grid.ts, grid.price, grid.bucket_usd, grid.long_usd / 2, grid.short_usd / 2, grid.method)
-    first, second = (heatmap(realised_heatmap_figure(g, bars, usd_range=20e6)) for g in (grid, half))
-    assert first.zmax == second.zmax == 20e6
+    bars, grid, estimate = week
+    half = estimate.density
+    half = Grid(half.ts, half.price, half.bucket_usd, half.long_usd / 2, half.short_usd / 2, half.method)
+    levels_of = (estimate, dataclasses.replace(estimate, density=half))
+    first, second = (heatmap(estimated_heatmap_figure(e, bars, usd_range=20e6)) for e in levels_of)
+    assert (first.zmin, first.zmax) == (second.zmin, second.zmax) == (0, 20e6)
     assert "USD per $100 × 1h cell" in first.colorbar.title.text
     assert all(text.startswith("$") for text in first.colorbar.ticktext)
     np.testing.assert_allclose(np.nanmax(second.z), np.nanmax(first.z) / 2, rtol=1e-6)
+
+
+def test_realised_colour_is_log_usd_over_three_decades(week: tuple) -> None:
+    bars, grid, _ = week
+    half = Grid(grid.ts, grid.price, grid.bucket_usd, grid.long_usd / 2, grid.short_usd / 2, grid.method)
+    first, second = (heatmap(realised_heatmap_figure(g, bars, usd_range=20e6)) for g in (grid, half))
+    assert (first.zmin, first.zmax) == (second.zmin, second.zmax) == pytest.approx((np.log10(20e6) - 3, np.log10(20e6)))
+    assert first.colorbar.title.text == "USD per $100 × 1h cell (log)"
+    assert list(first.colorbar.ticktext) == ["$100K", "$1M", "$10M"]
+    assert list(first.colorbar.tickvals) == pytest.approx([5, 6, 7])
+    np.testing.assert_allclose(np.nanmax(first.z) - np.nanmax(second.z), np.log10(2), rtol=1e-5)
+    # the hover shows USD, not its log: customdata holds the cells as drawn
+    np.testing.assert_allclose(np.nanmax(np.asarray(first.customdata, dtype=float)), grid.side("both").max(), rtol=1e-6)
+    assert "%{customdata:$,.0f}" in first.hovertemplate
     own = heatmap(realised_heatmap_figure(grid, bars))
-    assert own.zmax == pytest.approx(grid.side("both").max())
+    assert own.zmax == pytest.approx(np.log10(grid.side("both").max()))
 
 
 def test_relative_colour_says_so(week: tuple) -> None:
