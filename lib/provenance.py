@@ -31,13 +31,6 @@ def series_behind(status: list[dict], dataset: str, frame: pl.DataFrame) -> list
     return [e for e in status if e["dataset"] == dataset and (e["exchange"], e["symbol"], e["timeframe"]) in present]
 
 
-def drawn_rows(figure: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """The rows of `frame` a figure draws: one named `<chart>_<SYMBOL>` (as lib.views names its
-    per-asset figures) draws that asset's rows only; any other figure draws them all."""
-    mine = frame.filter(pl.col(SYMBOL) == figure.rsplit("_", 1)[-1])
-    return frame if mine.is_empty() else mine
-
-
 def chart_provenance(
     status: list[dict], inputs: Sequence[tuple[str, pl.DataFrame]], lo: datetime, hi: datetime, is_demo: bool,
     estimated: bool = False,

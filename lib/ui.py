@@ -12,8 +12,8 @@ import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -388,8 +388,8 @@ def overview(active: ActiveStore, view: View) -> overviews.Overview:
 
 def export_name(chart: str, view: View) -> str:
     """File name (without extension) of a chart's PNG: page and chart, asset(s), source and range.
-    A chart named `<chart>_<ASSET>` (as lib.views names per-asset figures) is that asset's alone."""
-    assets = "" if chart.rsplit("_", 1)[-1] in view.assets else "_" + "-".join(view.assets)
+    A per-asset chart (`views.figure_asset`) names its asset alone."""
+    assets = "" if views.figure_asset(chart) in view.assets else "_" + "-".join(view.assets)
     return f"cascade_{chart}{assets}_{view.exchange}_{view.timeframe}_{view.start}_{view.end}"
 
 

@@ -29,7 +29,7 @@ from lib.charts.liquidations import (
     scorecard_figure,
 )
 from lib.charts.tables import episodes_with_attribution
-from lib.provenance import chart_provenance, drawn_rows
+from lib.provenance import chart_provenance
 from lib.schema import SYMBOL, TIMEFRAME, TS
 from lib.viewstate import View, day_bounds
 
@@ -41,6 +41,19 @@ Badge = Callable[..., str]
 EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1), liq.CASCADES[-1].end + timedelta(days=1))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
+
+
+def figure_asset(figure: str) -> str:
+    """The asset of a figure named `<chart>_<ASSET>`, as the pages name per-asset figures (for any
+    other name, its last word, which is no asset)."""
+    return figure.rsplit("_", 1)[-1]
+
+
+def drawn_rows(figure: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `frame` a figure draws: a per-asset figure (`figure_asset`) that asset's rows
+    only; any other figure all of them."""
+    mine = frame.filter(pl.col(SYMBOL) == figure_asset(figure))
+    return frame if mine.is_empty() else mine
 
 
 @dataclass(frozen=True)

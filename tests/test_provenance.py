@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from lib.analytics.liquidations import SAMPLED_NOTE
-from lib.provenance import DEMO_PREFIX, ESTIMATED, MEASURED, chart_provenance, drawn_rows
+from lib.provenance import DEMO_PREFIX, ESTIMATED, MEASURED, chart_provenance
+from lib.views import drawn_rows
 
 LO, HI = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 3, tzinfo=timezone.utc)
 
