@@ -99,14 +99,14 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     return view
 
 
-def zoomed_to_episode(view: DrawdownView, picked: str) -> dict[str, go.Figure]:
+def zoomed_to_episode(view: DrawdownView, picked: str) -> dict[str, go.Figure] | None:
     """`view`'s figures with the chart of the episode named `picked` (its `episode_id`) zoomed to
     it, as a copy (the view may be shared): peak to recovery, or to the data's end while active,
-    with a tenth of its length as margin on each side. An id no longer shown (the options changed
-    since the click, or a link's id from another view) returns `view.figures` itself."""
+    with a tenth of its length as margin on each side. None for an id not in this view (the options
+    changed since the click, or a link's id from another view)."""
     found = view.episodes.filter(episode_id() == picked)
     if found.is_empty():
-        return view.figures
+        return None
     episode = found.row(0, named=True)
     margin = timedelta(hours=max(episode[dd.UNDERWATER_HOURS] or 0, 24) * 0.1)
     end = episode[dd.RECOVERY_TS] or view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])[TS].max()

@@ -25,8 +25,9 @@ if bars.is_empty():
     st.stop()
 
 shown = ui.computed(views.drawdowns, bars, liquidations, options)
-figures = views.zoomed_to_episode(shown, picked) if (picked := ui.picked_episode()) else shown.figures
-if picked and figures is shown.figures:
+zoomed = views.zoomed_to_episode(shown, picked) if (picked := ui.picked_episode()) else None
+figures = zoomed or shown.figures
+if picked and zoomed is None:
     st.caption(":material/info: The episode picked (or in the link) is not among this view's episodes: "
                "the charts show the whole range.")
 
