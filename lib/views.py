@@ -183,6 +183,7 @@ class LiquidityOptions:
     tz: str = "UTC"
     with_edge: bool = False  # EDGE costs ~9 µs a bar through `bidask`: opt in on long series
     regime_split: date = liq.ETF_LAUNCH
+    cell_stat: str = liq.MEAN  # the hour-of-week colour: liq.MEAN, or liq.MEDIAN as Kaiko draws it
 
 
 @dataclass
@@ -210,7 +211,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     cells = liq.aggregate(measured, liq.HOUR_OF_WEEK, [measure])
     for symbol, line in verdicts.items():
         figures[f"hour_of_week_{symbol}"] = liquidity_charts.hour_of_week_heatmap(
-            cells.filter(pl.col(SYMBOL) == symbol), measure, tests=tests, tz=options.tz, subtitle=line)
+            cells.filter(pl.col(SYMBOL) == symbol), measure, stat=options.cell_stat, tests=tests, tz=options.tz,
+            subtitle=line)
     figures["day_of_week"] = liquidity_charts.day_of_week_bars(
         stats.day_of_week_means(days, measure), measure, tests=stats.day_of_week_tests(days, measure))
     figures["weekend_box"] = liquidity_charts.weekend_box(days, measure)

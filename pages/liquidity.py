@@ -18,6 +18,9 @@ with st.sidebar:
                              format_func=lambda m: MEASURES[m].label, key="lq_measure"),
         weekend=view.weekend,
         tz=ui.linked(st.selectbox, "Hours shown in", TIMEZONES, key="lq_tz"),
+        cell_stat=ui.linked(st.radio, "Hour-of-week colour", (liq.MEAN, liq.MEDIAN), horizontal=True, key="lq_stat",
+                            help="The mean of the bars in each hour of the week, or their median (robust to a few "
+                                 "huge bars; Kaiko's heatmaps use it). The hover shows both."),
         with_edge=ui.linked(st.toggle, "EDGE spread (slow on long 1-minute series)", key="lq_edge"),
         regime_split=ui.linked(st.date_input, "Regime split", liq.ETF_LAUNCH, key="lq_regime",
                                    help="Default: the US spot bitcoin ETF launch, 2024-01-11"),

@@ -23,14 +23,14 @@ APP = str(PROJECT_ROOT / "app.py")
 VALID = {
     "pages/drawdowns.py": {"dd_top": "3", "dd_threshold": "30", "dd_intrabar": "true", "dd_log": "true"},
     "pages/liquidity.py": {"lq_measure": "Amihud illiquidity (|r| per USD 1 M)", "lq_tz": "Asia/Tokyo",
-                           "lq_edge": "true", "lq_regime": "2025-01-01"},
+                           "lq_edge": "true", "lq_regime": "2025-01-01", "lq_stat": "median"},
     "pages/liquidations.py": {"liq_symbol": "ETH", "liq_bucket": "500", "liq_relative": "true",
                               "liq_split": "half long, half short", "liq_decay": "48"},
 }
 EXPECTED = {
     "pages/drawdowns.py": {"dd_top": 3, "dd_threshold": 30, "dd_intrabar": True, "dd_log": True},
     "pages/liquidity.py": {"lq_measure": "amihud", "lq_tz": "Asia/Tokyo", "lq_edge": True,
-                           "lq_regime": date(2025, 1, 1)},
+                           "lq_regime": date(2025, 1, 1), "lq_stat": "median"},
     "pages/liquidations.py": {"liq_symbol": "ETH", "liq_bucket": 500.0, "liq_relative": True, "liq_split": "even",
                               "liq_decay": 48},
 }
@@ -75,6 +75,14 @@ def test_the_replay_step_is_in_the_link(demo: Path) -> None:
     assert at.session_state["liq_step"] == asked and link_notes(at) == []
     titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
     assert any(f"liquidation map at {asked:%Y-%m-%d %H:%M}" in title for title in titles), titles
+
+
+def test_the_hour_of_week_colour_follows_the_linked_statistic(demo: Path) -> None:
+    for stat in ("mean", "median"):
+        at = visit("pages/liquidity.py", {"lq_stat": stat})
+        titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+        hours = [title for title in titles if "by hour of the week" in title]
+        assert hours and all(f"({stat}, UTC)" in title for title in hours), titles
 
 
 @settings(max_examples=12, deadline=None,
