@@ -25,7 +25,9 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from lib.analytics.liquidity import (
+    CASCADES,
     DATE,
+    Event,
     HOUR,
     MEAN,
     MEASURE,
@@ -58,6 +60,7 @@ SIGNIFICANT_MARKER = {"symbol": "circle", "size": 4, "color": "rgba(31, 41, 51, 
 LOG_UNITS = frozenset({"usd", "base", "count", "amihud"})  # heavy right tails: log axes by default
 RATIO_TICKS = (0.25, 0.5, 1, 2, 4, 8, 16)
 NOON = timedelta(hours=12)  # a day's value sits in the middle of the day, inside its weekend band
+WEEKEND_FALL = 0.05  # the weekend moves' subtitle counts weekends that traded this far under Friday's close
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,64 @@ def event_comparison_chart(
         yaxis={"autorange": "reversed", "showgrid": False},
     )
     return _framed(fig)
+
+
+def weekend_moves_chart(
+    moves: pl.DataFrame,
+    *,
+    mark: Event | None = CASCADES[0],
+    title: str | None = None,
+    subtitle: str | None = None,
+) -> go.Figure:
+    """Every weekend's move from Friday's close to Monday's open (a bar per asset) and how far under
+    Friday's close it traded meanwhile (the bar's whisker reaches down to that low), from a
+    `weekend_moves` table; weekends at the edges of the data (no Friday close or no Monday open) are
+    left out. The weekend of `mark` (the Saturday 31 Jan 2026 cascade by default) is labelled when
+    it is in range."""
+    moves = moves.filter(pl.col("move").is_not_null()).sort(SYMBOL, "start")
+    fig = go.Figure()
+    for (symbol,), part in moves.group_by(SYMBOL, maintain_order=True):
+        under = (part["move"] - part["max_drawdown"]).clip(lower_bound=0)  # the whisker: from the move down to the low
+        fig.add_trace(go.Bar(
+            x=part["start"].to_list(), y=part["move"].to_list(), name=f"{symbol} Fri close → Mon open",
+            marker={"color": theme.asset_color(symbol)},
+            error_y={"type": "data", "symmetric": False, "array": [0.0] * part.height, "arrayminus": under.to_list(),
+                     "color": theme.INK, "thickness": 1, "width": 2},
+            customdata=[_weekend_text(symbol, row) for row in part.iter_rows(named=True)],
+            hovertemplate="%{customdata}<extra></extra>",
+        ))
+    marked = moves.filter((pl.col("start") <= mark.start) & (pl.col("end") > mark.start)) if mark else moves.clear()
+    if marked.height:
+        fig.add_annotation(x=marked["start"][0], y=float(marked["max_drawdown"].min()), yshift=-14, showarrow=False,
+                           text=mark.name, font={"size": 11, "color": theme.INK})
+    fig.update_layout(
+        template=theme.TEMPLATE,
+        height=420,
+        barmode="group",
+        hovermode="closest",
+        title=_title(title or "Every weekend: Friday close → Monday open (bars) and the low in between (whiskers)",
+                     subtitle or _weekend_moves_text(moves)),
+        yaxis={"tickformat": ".0%", "title": {"text": "from Friday's close"}},
+        xaxis={"type": "date"},
+    )
+    return _framed(fig)
+
+
+def _weekend_text(symbol: str, row: dict) -> str:
+    return (f"<b>{symbol}</b>, weekend from {row['start']:%a %d %b %Y %H:%M} UTC<br>Friday close "
+            f"{row['friday_close']:,.2f} → Monday open {row['monday_open']:,.2f} ({row['move']:+.1%})<br>"
+            f"low {row['low']:,.2f} ({row['max_drawdown']:+.1%} from Friday's close)")
+
+
+def _weekend_moves_text(moves: pl.DataFrame) -> str:
+    """Per asset: the median absolute weekend move, the worst one, and how often the weekend traded 5 % under Friday."""
+    parts = []
+    for (symbol,), part in moves.group_by(SYMBOL, maintain_order=True):
+        worst = part.sort("move").row(0, named=True)
+        deep = int((part["max_drawdown"] <= -WEEKEND_FALL).sum())
+        parts.append(f"{symbol}: median |move| {part['move'].abs().median():.1%}, worst {worst['move']:+.1%} "
+                     f"(from {worst['start']:%d %b %Y}), low {-WEEKEND_FALL:.0%} or worse on {deep} of {part.height}")
+    return " · ".join(parts)
 
 
 def share_of_week_by_year(

@@ -5,6 +5,7 @@ cascades)."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
@@ -138,4 +139,35 @@ def test_share_of_week_by_year(measured: pl.DataFrame) -> None:
     assert list(bars[0].x) == ["2025", "2026"]
     assert sum(t.y[0] for t in bars) == pytest.approx(1.0)
     assert fig.data[-1].mode == "text" and fig.data[-1].text[0].endswith("%")
+    fig.to_json()
+
+
+def test_weekend_moves_chart_bars_ticks_and_the_cascade_label() -> None:
+    saturdays = [datetime(2026, 1, day, tzinfo=UTC) for day in (17, 24, 31)]
+    moves = pl.DataFrame({
+        "symbol": ["BTC"] * 3 + ["ETH"],
+        "start": [*saturdays, saturdays[2]],
+        "end": [s + timedelta(days=2) for s in saturdays] + [None],
+        "friday_close": [100.0, 100.0, 100.0, 10.0],
+        "monday_open": [98.0, 103.0, 92.0, None],
+        "move": [-0.02, 0.03, -0.08, None],  # ETH's last weekend has no Monday yet: left out
+        "low": [97.0, 99.0, 89.0, 9.0],
+        "max_drawdown": [-0.03, -0.01, -0.11, -0.1],
+    })
+    fig = charts.weekend_moves_chart(moves)
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert [t.name for t in bars] == ["BTC Fri close → Mon open"] == [t.name for t in fig.data]
+    assert list(bars[0].y) == [-0.02, 0.03, -0.08]
+    lows = [y - under for y, under in zip(bars[0].y, bars[0].error_y.arrayminus, strict=True)]
+    assert lows == pytest.approx([-0.03, -0.01, -0.11]) and set(bars[0].error_y.array) == {0.0}
+    assert "Friday close 100.00 → Monday open 92.00 (-8.0%)" in bars[0].customdata[2]
+    assert [a.text for a in fig.layout.annotations if a.text == liq.SATURDAY_CASCADE.name]
+    assert "BTC: median |move| 3.0%, worst -8.0% (from 31 Jan 2026), low -5% or worse on 1 of 3" in \
+        fig.layout.title.subtitle.text.replace("<br>", " ")
+    assert not charts.weekend_moves_chart(moves.filter(pl.col("start") < saturdays[2])).layout.annotations
+
+
+def test_weekend_moves_chart_on_demo_bars(measured: pl.DataFrame) -> None:
+    fig = charts.weekend_moves_chart(liq.weekend_moves(measured))
+    assert {t.name for t in fig.data} == {"BTC Fri close → Mon open", "ETH Fri close → Mon open"}
     fig.to_json()
