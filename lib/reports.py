@@ -205,16 +205,20 @@ def liquidity_report(bars: pl.DataFrame, weekend: str = "utc", notes: Sequence[s
     """Weekend against weekday for one series of `bars`: per measure the daily means and medians of
     each side, the weekend / weekday ratio with its block-bootstrap CI, the Mann-Whitney, Welch and
     HAC p-values and the day counts (`liquidity_stats.weekend_effect`), plus a one-line verdict.
-    A bar is weekend or weekday by its open time under `weekend` ("utc" or "cme")."""
+    A bar is weekend or weekday by its open time under `weekend` ("utc" or "cme"). `weekend_moves`:
+    each weekend's Friday close -> Monday open move and low (`liquidity.weekend_moves`)."""
     header = series_header(bars)
     measured = liq.with_calendar(liq.with_measures(bars), weekend=weekend)
     effects = stats.weekend_effect(liq.daily(measured), LIQUIDITY_MEASURES)
+    moves = liq.weekend_moves(measured).filter(pl.col("move").is_not_null())
     summary = {
         **header,
         **span(bars[TS]),
         "weekend_definition": weekend,
         "metrics": {row.pop("measure"): row for row in records(effects.drop(SYMBOL))},
         "verdicts": {row["measure"]: stats.verdict(row) for row in effects.iter_rows(named=True)},
+        "weekend_moves": records(moves.select("start", "end", "friday_close", "monday_open", "move", "low",
+                                              "max_drawdown")),
         "notes": list(notes),
     }
     return Report(summary, json_ready(effects))

@@ -287,3 +287,6 @@ def test_liquidity_json_has_every_metric_and_an_honest_ratio(store_dir: Path, ca
     assert volume["ratio"] == pytest.approx(volume["weekend_mean"] / volume["weekday_mean"])
     assert volume["ci_low"] <= volume["ratio"] <= volume["ci_high"]
     assert "volume" in out["verdicts"]["volume"]
+    moves = out["weekend_moves"]
+    assert moves and all(m["start"].endswith("Z") and m["max_drawdown"] <= 0 for m in moves)
+    assert all(m["move"] == pytest.approx(m["monday_open"] / m["friday_close"] - 1) for m in moves)
