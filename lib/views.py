@@ -227,7 +227,9 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
         effects = pl.concat([effects, depth_effects], how="diagonal_relaxed")
         figures["depth_box"] = liquidity_charts.weekend_box(
             depth_days, liq.DEPTH_USD, subtitle=" ".join(stats.verdict(r) for r in depth_effects.iter_rows(named=True)))
-    figures["weekend_moves"] = liquidity_charts.weekend_moves_chart(liq.weekend_moves(measured))
+    weekends = liquidity_charts.weekend_moves_chart(liq.weekend_moves(measured))
+    if weekends.data:  # a window without a whole weekend has none to show
+        figures["weekend_moves"] = weekends
     if not events.is_empty():
         compared = liq.event_comparison(liq.with_measures(events, with_edge=options.with_edge))
         if not compared.filter(pl.col("ratio").is_not_null()).is_empty():

@@ -165,6 +165,7 @@ def test_weekend_moves_chart_bars_ticks_and_the_cascade_label() -> None:
     assert "BTC: median |move| 3.0%, worst -8.0% (from 31 Jan 2026), low -5% or worse on 1 of 3" in \
         fig.layout.title.subtitle.text.replace("<br>", " ")
     assert not charts.weekend_moves_chart(moves.filter(pl.col("start") < saturdays[2])).layout.annotations
+    assert charts.weekend_moves_chart(moves.clear()).data == ()
 
 
 def test_weekend_moves_chart_on_demo_bars(measured: pl.DataFrame) -> None:
