@@ -7,7 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -23,10 +23,12 @@ from lib.charts import liquidity as liquidity_charts
 from lib.charts.downsample import minmax
 from lib.charts.drawdowns import drawdown_figure, episode_id, episode_scatter, underwater_comparison
 from lib.charts.liquidations import (
+    colour_top,
     estimated_heatmap_figure,
     liquidation_map_figure,
     realised_heatmap_figure,
     scorecard_figure,
+    with_colour_top,
 )
 from lib.charts.tables import episodes_with_attribution
 from lib.provenance import chart_provenance
@@ -127,6 +129,7 @@ class LiquidationOptions:
 
 @dataclass
 class LiquidationView:
+    symbol: str
     bucket_usd: float
     grid: Grid | None
     bursts: pl.DataFrame | None
@@ -173,7 +176,20 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
         figures["scorecard"] = scorecard_figure(captured, levels.capture_summary(captured),
                                                 consumption=levels.consumption_score(estimate, bars, totals))
     fragility = levels.fragility_by_weekend(at_step, depth, options.weekend)
-    return LiquidationView(bucket, grid, bursts, estimate, at_step, fragility, figures)
+    return LiquidationView(symbol, bucket, grid, bursts, estimate, at_step, fragility, figures)
+
+
+def shared_colour(shown: LiquidationView, peers: Sequence[LiquidationView]) -> dict[str, go.Figure]:
+    """`shown`'s figures with the estimated heatmap's absolute colour scale running up to the largest
+    estimated cell of `shown` and `peers` (the view's other assets): the same colour is then the same
+    USD on BTC, ETH and SOL, where a scale of each chart's own maximum would make a $300M band look
+    like a $3B one. The realised heatmap keeps its own log scale (its cells are flows summed over
+    columns whose length differs between assets). Without peers, the figures as they are."""
+    if not peers:
+        return shown.figures
+    every = [shown, *peers]
+    top = max(colour_top(view.figures["estimated"]) for view in every)
+    return shown.figures | {"estimated": with_colour_top(shown.figures["estimated"], top, [v.symbol for v in every])}
 
 
 @dataclass(frozen=True)
@@ -323,14 +339,17 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
         figures = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend)).figures
         return PageExport(figures, liquidity_badges(badge, figures, bars, depth, events))
     if page == "liquidations":
-        made = PageExport({}, {})
+        made, every = PageExport({}, {}), {}
         for symbol in view.assets:
             bars, totals, oi, depth = liquidation_inputs(load, view, symbol)
             if not bars.is_empty():
-                shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth, LiquidationOptions(weekend=view.weekend))
+                every[symbol] = liquidations(bars, day_bounds(view)[0], totals, oi, depth,
+                                             LiquidationOptions(weekend=view.weekend))
                 badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
-                made.figures.update({f"{name}_{symbol}": fig for name, fig in shown.figures.items()})
-                made.footers.update({f"{name}_{symbol}": badges[name] for name in shown.figures})
-                made.assumptions[symbol] = shown.at_step.assumptions
+                made.footers.update({f"{name}_{symbol}": badges[name] for name in every[symbol].figures})
+                made.assumptions[symbol] = every[symbol].at_step.assumptions
+        for symbol, shown in every.items():
+            figures = shared_colour(shown, [peer for peer in every.values() if peer is not shown])
+            made.figures.update({f"{name}_{symbol}": fig for name, fig in figures.items()})
         return made
     raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")

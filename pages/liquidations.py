@@ -1,6 +1,7 @@
 """Liquidations: where they happened (measured), where leveraged positions would be liquidated next
 (estimated, with every assumption shown), how fragile the book is, and whether the estimate was right."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import polars as pl
@@ -54,6 +55,22 @@ try:
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()
+
+
+def peer(other: str) -> views.LiquidationView | None:
+    """Another asset of the view with this page's choices and its own default bucket, for the shared
+    colour scale (None where it has no bars or the model cannot run)."""
+    other_bars, *others = views.liquidation_inputs(ui.loader(active), view, other)
+    if other_bars.filter(pl.col("ts") >= lo).is_empty():
+        return None
+    try:
+        return ui.computed(views.liquidations, other_bars, lo, *others, replace(options, bucket_usd=None))
+    except ValueError:
+        return None
+
+
+peers = [] if relative else [found for other in view.assets if other != symbol and (found := peer(other))]
+figures = views.shared_colour(shown, peers)
 footers = ui.badges(active, view, views.liquidation_badges, view, bars, totals, open_interest, step)
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
@@ -61,15 +78,15 @@ with realised:
         st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. Import Coinglass-style "
                 "exports on the Data page, or record them with a collector.")
     else:
-        ui.chart(shown.figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
+        ui.chart(figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
                  footers["realised"])
         st.dataframe(bursts_table(shown.bursts), hide_index=True, key="liq_bursts")
 
 with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
-    ui.chart(shown.figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
+    ui.chart(figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
              footers["estimated"])
-ui.chart(shown.figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m%dT%H%M}_{symbol}", view),
+ui.chart(figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m%dT%H%M}_{symbol}", view),
          footers["map"])
 left, right = st.columns(2)
 with left:
@@ -81,8 +98,8 @@ with right:
     for note in shown.at_step.notes:
         st.caption(note)
 
-if "scorecard" in shown.figures:
+if "scorecard" in figures:
     st.subheader("Scorecard: were the estimated levels where liquidations happened?")
-    ui.chart(shown.figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view),
+    ui.chart(figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view),
              footers["scorecard"])
-ui.export_all(f"liquidations_{symbol}", shown.figures, view, footers, shown.at_step.assumptions)
+ui.export_all(f"liquidations_{symbol}", figures, view, footers, shown.at_step.assumptions)

@@ -166,6 +166,26 @@ def test_liquidations_page_on_demo_data_says_so(monkeypatch, data_dir: Path) -> 
     assert any("estimated liquidation levels" in t and "Estimated, not measured" in t for t in titles)
 
 
+def estimated_heatmap(at: AppTest) -> dict:
+    spec = next(s for s in charts(at).values() if "estimated liquidation levels" in json.dumps(s["layout"]["title"]))
+    return next(trace for trace in spec["data"] if trace["type"] == "heatmap")
+
+
+def test_the_estimated_colour_scale_is_shared_by_the_views_assets(monkeypatch, data_dir: Path) -> None:
+    def shown(symbol: str, **choices: str) -> dict:
+        return estimated_heatmap(run_app(monkeypatch, data_dir, "pages/liquidations.py", liq_symbol=symbol, **choices))
+
+    own = {symbol: shown(symbol, assets=symbol) for symbol in ("BTC", "SOL")}  # alone: each its own maximum
+    assert "shared" not in own["BTC"]["colorbar"]["title"]["text"]
+    together = {symbol: shown(symbol, assets="BTC,SOL") for symbol in ("BTC", "SOL")}
+    top = max(trace["zmax"] for trace in own.values())
+    assert together["BTC"]["zmax"] == together["SOL"]["zmax"] == pytest.approx(top)
+    assert own["SOL"]["zmax"] < top / 2  # SOL's levels are far smaller: the shared scale shows it
+    assert "scale shared by SOL, BTC" in together["SOL"]["colorbar"]["title"]["text"]
+    relative = shown("SOL", assets="BTC,SOL", liq_relative="true")
+    assert relative["zmax"] == 1 and "shared" not in relative["colorbar"]["title"]["text"]
+
+
 def test_liquidations_preset_replays_the_jan_feb_2026_cascades(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h")
     at.sidebar.button(key="liq_preset").click().run()
@@ -272,3 +292,22 @@ def test_the_command_line_export_footers_are_the_badges_the_page_shows(monkeypat
     assert made.assumptions.keys() == ({"BTC"} if page == "liquidations" else set())
     for name, footer in made.footers.items():  # the export draws every asset's liquidation charts: names end in _BTC
         assert footer == shown[key.format(name.removesuffix("_BTC") if page == "liquidations" else name)], name
+
+
+def test_the_export_shares_the_estimated_colour_scale_as_the_page_does(monkeypatch, real_cache: Path) -> None:
+    from lib.config import load_settings
+    from lib.store import Store
+    from lib.viewstate import choices_from_status, parse_view
+    from lib.views import badge_maker, page_exports
+
+    query = {"assets": "BTC,ETH", "start": "2026-01-01", "end": "2026-03-31"}
+    store = Store(real_cache)
+    status = store.status()
+    view, _ = parse_view(query, choices_from_status(status, load_settings(data_dir=real_cache).assets))
+    made = page_exports(store.read, badge_maker(status, view, is_demo=False), "liquidations", view)
+    exported = {symbol: next(t for t in made.figures[f"estimated_{symbol}"].data if t.type == "heatmap")
+                for symbol in ("BTC", "ETH")}
+    assert exported["BTC"].zmax == exported["ETH"].zmax
+    assert all("scale shared by" in trace.colorbar.title.text for trace in exported.values())
+    page = estimated_heatmap(run_app(monkeypatch, real_cache, "pages/liquidations.py", liq_symbol="ETH", **query))
+    assert page["zmax"] == pytest.approx(exported["ETH"].zmax)

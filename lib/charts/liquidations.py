@@ -20,6 +20,7 @@ and a linear scale is what picks out the largest of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -219,6 +220,22 @@ def _heatmap_figure(
     return fig
 
 
+def colour_top(fig: go.Figure) -> float:
+    """USD of the largest cell the heatmap of `fig` (a figure of this module) draws; 0 if none."""
+    cells = next(trace for trace in fig.data if isinstance(trace, go.Heatmap))
+    values = np.asarray(cells.customdata if cells.customdata is not None else cells.z, dtype=float)
+    return float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+
+
+def with_colour_top(fig: go.Figure, top: float, shared_by: Sequence[str]) -> go.Figure:
+    """A copy of `fig` (a linear absolute-USD heatmap of this module) coloured from 0 to `top`, the
+    largest cell of the charts of `shared_by`, and saying so on its colour bar: the same colour is
+    then the same USD on each of them."""
+    cells = next(trace for trace in fig.data if isinstance(trace, go.Heatmap))
+    title = f"{cells.colorbar.title.text} (scale shared by {', '.join(shared_by)})"
+    return go.Figure(fig).update_traces(**_linear_range(top), colorbar_title_text=title, selector={"type": "heatmap"})
+
+
 def _price_view(grid: Grid, bars: pl.DataFrame, margin: float) -> tuple[float, float] | None:
     """The price span drawn: the bars' low to high, widened by `margin` × price on each side (the
     whole grid when there are no bars)."""
@@ -255,9 +272,15 @@ def _colour(matrix: np.ndarray, scale: ColourScale, top: float, cell: str) -> tu
                    tickvals=[math.log10(t) for t in ticks], ticktext=[usd_text(t) for t in ticks])
         log = {"z": np.log10(z), "zmin": hi - LOG_DECADES, "zmax": hi, "colorbar": bar, "customdata": z}
         return log, "%{customdata:$,.0f}"
+    linear = _linear_range(top)
+    bar.update(title={"text": f"USD per {cell} cell", "side": "right"}, **linear.pop("colorbar"))
+    return {"z": z, **linear, "colorbar": bar}, "%{z:$,.0f}"
+
+
+def _linear_range(top: float) -> dict[str, Any]:
+    """A linear absolute colour range from $0 to `top`, with round USD ticks."""
     values, text = usd_ticks(top)
-    bar.update(title={"text": f"USD per {cell} cell", "side": "right"}, tickvals=values, ticktext=text)
-    return {"z": z, "zmin": 0.0, "zmax": max(top, 1e-9), "colorbar": bar}, "%{z:$,.0f}"
+    return {"zmin": 0.0, "zmax": max(top, 1e-9), "colorbar": {"tickvals": values, "ticktext": text}}
 
 
 def _cell_text(grid: Grid) -> str:

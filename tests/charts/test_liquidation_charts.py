@@ -21,12 +21,14 @@ from lib.analytics.liquidations import Grid, heatmap_from_totals
 from lib.charts import liquidations as charts
 from lib.charts.liquidations import (
     BELOW,
+    colour_top,
     estimated_heatmap_figure,
     liquidation_map_figure,
     realised_heatmap_figure,
     scorecard_figure,
     usd_text,
     usd_ticks,
+    with_colour_top,
 )
 
 START = datetime(2026, 1, 31, tzinfo=UTC)
@@ -113,6 +115,18 @@ def test_realised_colour_is_log_usd_over_three_decades(week: tuple) -> None:
     assert "%{customdata:$,.0f}" in first.hovertemplate
     own = heatmap(realised_heatmap_figure(grid, bars))
     assert own.zmax == pytest.approx(np.log10(grid.side("both").max()))
+
+
+def test_a_shared_colour_top_recolours_a_copy_and_says_so(week: tuple) -> None:
+    bars, grid, estimate = week
+    fig = estimated_heatmap_figure(estimate, bars)
+    own = colour_top(fig)
+    assert own == pytest.approx(heatmap(fig).zmax) and own == pytest.approx(np.nanmax(np.asarray(heatmap(fig).z)))
+    shared = with_colour_top(fig, own * 4, ["BTC", "SOL"])
+    assert heatmap(shared).zmax == pytest.approx(own * 4) and heatmap(fig).zmax == pytest.approx(own)  # a copy
+    assert heatmap(shared).colorbar.title.text.endswith("(scale shared by BTC, SOL)")
+    assert list(heatmap(shared).colorbar.ticktext) == usd_ticks(own * 4)[1]
+    assert colour_top(realised_heatmap_figure(grid, bars)) == pytest.approx(grid.side("both").max())  # its USD
 
 
 def test_relative_colour_says_so(week: tuple) -> None:
