@@ -7,7 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -129,7 +129,6 @@ class LiquidationOptions:
 
 @dataclass
 class LiquidationView:
-    symbol: str
     bucket_usd: float
     grid: Grid | None
     bursts: pl.DataFrame | None
@@ -149,6 +148,12 @@ def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: Liqu
     )
 
 
+def _bucket(bars: pl.DataFrame, since: datetime, options: LiquidationOptions) -> float:
+    """The price bucket: the options' own, or a round size for the price range from `since`."""
+    window = bars.filter(pl.col(TS) >= since)
+    return options.bucket_usd or nice_bucket_usd(window["low"].min(), window["high"].max())
+
+
 def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_interest: pl.DataFrame,
                  depth: pl.DataFrame, options: LiquidationOptions, step: datetime | None = None) -> LiquidationView:
     """One asset's realised heatmap and largest bursts (when `totals` has rows), the estimated levels
@@ -157,7 +162,7 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
     level model cannot run on these inputs."""
     symbol = bars[SYMBOL][0]
     window = bars.filter(pl.col(TS) >= since)
-    bucket = options.bucket_usd or nice_bucket_usd(window["low"].min(), window["high"].max())
+    bucket = _bucket(bars, since, options)
     estimate = _estimate(bars, open_interest, bucket, options)
     at_step = estimate if step is None or step >= window[TS].max() else _estimate(bars, open_interest, bucket, options, step)
     when = at_step.last_ts
@@ -176,20 +181,28 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
         figures["scorecard"] = scorecard_figure(captured, levels.capture_summary(captured),
                                                 consumption=levels.consumption_score(estimate, bars, totals))
     fragility = levels.fragility_by_weekend(at_step, depth, options.weekend)
-    return LiquidationView(symbol, bucket, grid, bursts, estimate, at_step, fragility, figures)
+    return LiquidationView(bucket, grid, bursts, estimate, at_step, fragility, figures)
 
 
-def shared_colour(shown: LiquidationView, peers: Sequence[LiquidationView]) -> dict[str, go.Figure]:
-    """`shown`'s figures with the estimated heatmap's absolute colour scale running up to the largest
-    estimated cell of `shown` and `peers` (the view's other assets): the same colour is then the same
-    USD on BTC, ETH and SOL, where a scale of each chart's own maximum would make a $300M band look
-    like a $3B one. The realised heatmap keeps its own log scale (its cells are flows summed over
-    columns whose length differs between assets). Without peers, the figures as they are."""
-    if not peers:
-        return shown.figures
-    every = [shown, *peers]
-    top = max(colour_top(view.figures["estimated"]) for view in every)
-    return shown.figures | {"estimated": with_colour_top(shown.figures["estimated"], top, [v.symbol for v in every])}
+def estimated_top(bars: pl.DataFrame, since: datetime, open_interest: pl.DataFrame,
+                  options: LiquidationOptions) -> float:
+    """The largest cell of the estimated heatmap `liquidations` draws for these inputs, for a colour
+    scale shared with other assets; only the number is kept, not the model's grids (a year of 1m
+    bars makes them gigabytes)."""
+    estimate = _estimate(bars, open_interest, _bucket(bars, since, options), options)
+    return colour_top(estimated_heatmap_figure(estimate, minmax(bars, "close"), scale=options.scale, since=since))
+
+
+def shared_colour(figures: dict[str, go.Figure], tops: dict[str, float]) -> dict[str, go.Figure]:
+    """One asset's `figures` with the estimated heatmap's absolute colour scale running up to the
+    largest of `tops` (each asset of the view: its largest estimated cell, this asset's included):
+    the same colour is then the same USD on BTC, ETH and SOL, where a scale of each chart's own
+    maximum makes a $300M band look like a $3B one. The realised heatmap keeps its own log scale (its
+    cells are flows summed over columns whose length differs between assets). With one asset, the
+    figures as they are."""
+    if len(tops) < 2:
+        return figures
+    return figures | {"estimated": with_colour_top(figures["estimated"], max(tops.values()), list(tops))}
 
 
 @dataclass(frozen=True)
@@ -343,13 +356,14 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
         for symbol in view.assets:
             bars, totals, oi, depth = liquidation_inputs(load, view, symbol)
             if not bars.is_empty():
-                every[symbol] = liquidations(bars, day_bounds(view)[0], totals, oi, depth,
-                                             LiquidationOptions(weekend=view.weekend))
+                shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth,
+                                     LiquidationOptions(weekend=view.weekend))
                 badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
-                made.footers.update({f"{name}_{symbol}": badges[name] for name in every[symbol].figures})
-                made.assumptions[symbol] = every[symbol].at_step.assumptions
-        for symbol, shown in every.items():
-            figures = shared_colour(shown, [peer for peer in every.values() if peer is not shown])
-            made.figures.update({f"{name}_{symbol}": fig for name, fig in figures.items()})
+                every[symbol] = shown.figures
+                made.footers.update({f"{name}_{symbol}": badges[name] for name in shown.figures})
+                made.assumptions[symbol] = shown.at_step.assumptions
+        tops = {symbol: colour_top(figures["estimated"]) for symbol, figures in every.items()}
+        for symbol, figures in every.items():
+            made.figures.update({f"{name}_{symbol}": fig for name, fig in shared_colour(figures, tops).items()})
         return made
     raise ValueError(f"unknown page {page!r}; pages: {', '.join(PAGES)}")

@@ -10,6 +10,7 @@ import streamlit as st
 from lib import ui, views
 from lib.analytics import liquidation_levels as levels
 from lib.analytics.liquidations import PLACEMENTS, nice_bucket_usd
+from lib.charts.liquidations import colour_top
 from lib.charts.tables import bursts_table, fragility_table
 from lib.schema import TIMEFRAMES
 from lib.viewstate import day_bounds
@@ -57,20 +58,21 @@ except ValueError as exc:
     st.stop()
 
 
-def peer(other: str) -> views.LiquidationView | None:
-    """Another asset of the view with this page's choices and its own default bucket, for the shared
-    colour scale (None where it has no bars or the model cannot run)."""
-    other_bars, *others = views.liquidation_inputs(ui.loader(active), view, other)
+def estimated_top(other: str) -> float | None:
+    """Another asset's largest estimated cell with this page's choices and its own default bucket,
+    for the shared colour scale (None where it has no bars or the model cannot run on them)."""
+    other_bars, _, other_oi, _ = views.liquidation_inputs(ui.loader(active), view, other)
     if other_bars.filter(pl.col("ts") >= lo).is_empty():
         return None
     try:
-        return ui.computed(views.liquidations, other_bars, lo, *others, replace(options, bucket_usd=None))
+        return ui.computed(views.estimated_top, other_bars, lo, other_oi, replace(options, bucket_usd=None))
     except ValueError:
         return None
 
 
-peers = [] if relative else [found for other in view.assets if other != symbol and (found := peer(other))]
-figures = views.shared_colour(shown, peers)
+tops = {} if relative else {symbol: colour_top(shown.figures["estimated"])} | {
+    other: top for other in view.assets if other != symbol and (top := estimated_top(other)) is not None}
+figures = views.shared_colour(shown.figures, tops)
 footers = ui.badges(active, view, views.liquidation_badges, view, bars, totals, open_interest, step)
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
