@@ -52,7 +52,8 @@ options = views.LiquidationOptions(
     half_life=timedelta(hours=half_life_h) if half_life_h else None, weekend=view.weekend,
 )
 try:
-    shown = ui.computed(views.liquidations, bars, lo, totals, open_interest, depth, options, step)
+    with st.spinner(f"Running the level model for {symbol}..."):
+        shown = ui.computed(views.liquidations, bars, lo, totals, open_interest, depth, options, step)
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
     st.stop()
@@ -70,8 +71,9 @@ def estimated_top(other: str) -> float | None:
         return None
 
 
-tops = {} if relative else {symbol: colour_top(shown.figures["estimated"])} | {
-    other: top for other in view.assets if other != symbol and (top := estimated_top(other)) is not None}
+with st.spinner("Running the level model of the view's other assets, for a colour scale shared with them..."):
+    tops = {} if relative else {symbol: colour_top(shown.figures["estimated"])} | {
+        other: top for other in view.assets if other != symbol and (top := estimated_top(other)) is not None}
 figures = views.shared_colour(shown.figures, tops)
 footers = ui.badges(active, view, views.liquidation_badges, view, bars, totals, open_interest, step)
 with realised:
