@@ -250,13 +250,17 @@ def linked_table(key: str, default: pl.DataFrame, to_text: Callable[[pl.DataFram
     edited = st.data_editor(st.session_state[start], key=key, hide_index=True, num_rows="dynamic")
     complete = not edited.is_empty() and edited.null_count().sum_horizontal().item() == 0
     text = to_text(edited) if complete else None
-    if text is None or from_text(text) is None:  # incomplete or invalid: the link keeps the last valid table
-        return edited
-    if text != to_text(default):
+    if text is not None and from_text(text) is not None:  # else the link keeps the last valid table
+        _link(key, text if text != to_text(default) else None)
+    return edited
+
+
+def _link(key: str, text: str | None) -> None:
+    """Put `text` in the link under `key`, or take `key` out of it (None: the default, left out)."""
+    if text is not None:
         st.query_params[key] = text
     elif key in st.query_params:
         del st.query_params[key]
-    return edited
 
 
 def _same(text: str, value: object) -> bool:
@@ -451,10 +455,7 @@ def picked_episode() -> str | None:
         asked = st.query_params.get(EPISODE_PARAM)
         st.session_state[PICKED_EPISODE] = asked if asked and len(asked) <= MAX_PARAM_CHARS else None
     picked = st.session_state[PICKED_EPISODE]
-    if picked:
-        st.query_params[EPISODE_PARAM] = picked
-    elif EPISODE_PARAM in st.query_params:
-        del st.query_params[EPISODE_PARAM]
+    _link(EPISODE_PARAM, picked or None)
     return picked
 
 

@@ -148,9 +148,8 @@ def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: Liqu
     )
 
 
-def _bucket(bars: pl.DataFrame, since: datetime, options: LiquidationOptions) -> float:
-    """The price bucket: the options' own, or a round size for the price range from `since`."""
-    window = bars.filter(pl.col(TS) >= since)
+def _bucket(window: pl.DataFrame, options: LiquidationOptions) -> float:
+    """The price bucket: the options' own, or a round size for the price range of the `window` shown."""
     return options.bucket_usd or nice_bucket_usd(window["low"].min(), window["high"].max())
 
 
@@ -162,7 +161,7 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
     level model cannot run on these inputs."""
     symbol = bars[SYMBOL][0]
     window = bars.filter(pl.col(TS) >= since)
-    bucket = _bucket(bars, since, options)
+    bucket = _bucket(window, options)
     estimate = _estimate(bars, open_interest, bucket, options)
     at_step = estimate if step is None or step >= window[TS].max() else _estimate(bars, open_interest, bucket, options, step)
     when = at_step.last_ts
@@ -189,7 +188,7 @@ def estimated_top(bars: pl.DataFrame, since: datetime, open_interest: pl.DataFra
     """The largest cell of the estimated heatmap `liquidations` draws for these inputs, for a colour
     scale shared with other assets; only the number is kept, not the model's grids (a year of 1m
     bars makes them gigabytes)."""
-    estimate = _estimate(bars, open_interest, _bucket(bars, since, options), options)
+    estimate = _estimate(bars, open_interest, _bucket(bars.filter(pl.col(TS) >= since), options), options)
     return colour_top(estimated_heatmap_figure(estimate, minmax(bars, "close"), scale=options.scale, since=since))
 
 
