@@ -210,7 +210,8 @@ def test_a_pages_own_choices_live_in_the_link(app: App, browser) -> None:
         sidebar = page.get_by_test_id("stSidebar")
         episodes = sidebar.get_by_test_id("stSlider").filter(has_text="Episodes per asset")
         assert episodes.get_by_test_id("stSliderThumbValue").inner_text() == "3"
-        assert page.evaluate(f"() => ({X_RANGE.replace('xaxis?.range', 'yaxis?.type')})()") == "log"
+        y_type = X_RANGE.replace("xaxis?.range", "yaxis?.type")
+        page.wait_for_function(f"() => ({y_type})() === 'log'", timeout=WAIT_MS)  # the price chart may redraw late
         assert {"dd_top": "3", "dd_log": "true", "assets": "BTC"}.items() <= query(page).items()
         sidebar.get_by_text("Intrabar (low against running high)").click()
         page.wait_for_url("**dd_intrabar=true**", timeout=WAIT_MS)
