@@ -5,7 +5,8 @@
   (median of reruns), the largest chart (len of the plotly spec) and all elements of the page;
 - every page in Chromium (Playwright) against `streamlit run` on a free loopback port, on the real
   cache: time to the first chart drawn, bytes over the websocket (the page and its largest chart),
-  and the RSS of the app process after each page;
+  and the RSS of the app process after each page; first, the floor of those times on this machine:
+  floor_app.py, a bare Streamlit page drawing one 100-point chart;
 - the drawdowns page at 1-minute bars for a year with the big dataset (3 assets x 5 years x 1m,
   7.9M rows, store_bench's random walks, written with Store.write as exchange "bench"): its AppTest
   reruns, the same browser figures and the app's peak RSS (VmHWM).
@@ -48,6 +49,7 @@ from lib.store import Store  # noqa: E402
 from lib.viewstate import choices_from_status, view_params  # noqa: E402
 
 APP = PROJECT_ROOT / "app.py"
+FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 MINUTES_1Y = 365 * 24 * 60
 MB = 1e6
@@ -286,11 +288,11 @@ async def visit(context: object, url: str, timeout_s: float = TIMEOUT_S) -> Visi
 
 
 @contextlib.contextmanager
-def served(data_dir: Path) -> Iterator[tuple[int, str]]:
-    """`streamlit run app.py` on a free loopback port serving `data_dir`: (its pid, its URL)."""
+def served(data_dir: Path, script: Path = APP) -> Iterator[tuple[int, str]]:
+    """`streamlit run script` on a free loopback port serving `data_dir`: (its pid, its URL)."""
     from tests.browser.conftest import start_app
 
-    process, app = start_app(data_dir)
+    process, app = start_app(data_dir, script=script)
     try:
         yield process.pid, app.url
     finally:
@@ -355,8 +357,17 @@ def report_visits(name: str, visits: Visits) -> None:
     report(f"{name}: bytes over the websocket per page", tap.bytes / MB, "MB")
 
 
+async def browser_floor(label: str, data_dir: Path) -> None:
+    """The floor of the first-chart times: floor_app.py (one small chart, nothing else) three ways."""
+    with served(data_dir, FLOOR_APP) as (_, url):
+        async with chromium() as browser:
+            report_visits(f"Floor: a bare Streamlit page with one 100-point chart ({label})",
+                          await visit_three_ways(browser, url))
+
+
 async def browser_section(label: str, data_dir: Path, pages: list[Page], query: dict[str, str] | None = None) -> None:
-    """Each page three ways (see Visits); RSS of the app after each page and its peak."""
+    """The floor, then each page three ways (see Visits); RSS of the app after each page and its peak."""
+    await browser_floor(label, data_dir)
     with served(data_dir) as (pid, url):
         started_mb, _ = rss_mb(pid)
         async with chromium() as browser:

@@ -42,9 +42,10 @@ class App:
 
 def launch_app(
     data_dir: Path, env: Mapping[str, str] | None = None, secrets: Path | None = None, log: Path | None = None,
+    script: Path = PROJECT_ROOT / "app.py",
 ) -> tuple[subprocess.Popen, App]:
-    """Start serving app.py from the project on `data_dir` (without waiting for it), with extra
-    `env` (e.g. CASCADE_MODE) and Streamlit's secrets read from `secrets` only, never from the
+    """Start serving `script` (the app) from the project on `data_dir` (without waiting for it), with
+    extra `env` (e.g. CASCADE_MODE) and Streamlit's secrets read from `secrets` only, never from the
     repo's or the user's secrets.toml (a missing file means no secrets). Output goes to `log`."""
     port = free_port()
     env = {**os.environ, "CASCADE_DATA_DIR": str(data_dir), **(env or {})}
@@ -52,7 +53,7 @@ def launch_app(
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 (the child keeps it)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none", *args],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
@@ -78,9 +79,10 @@ def wait_ready(process: subprocess.Popen, app: App) -> App:
 
 def start_app(
     data_dir: Path, env: Mapping[str, str] | None = None, secrets: Path | None = None, log: Path | None = None,
+    script: Path = PROJECT_ROOT / "app.py",
 ) -> tuple[subprocess.Popen, App]:
     """launch_app, then wait until it serves."""
-    process, app = launch_app(data_dir, env, secrets, log)
+    process, app = launch_app(data_dir, env, secrets, log, script)
     return process, wait_ready(process, app)
 
 
