@@ -40,7 +40,9 @@ with st.sidebar:
         tiers = ui.linked_table("liq_tiers", levels.tier_table(), levels.tiers_text, levels.tiers_from_text)
         split = ui.linked(st.selectbox, "New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get,
                           key="liq_split")
-        half_life_h = ui.linked(st.number_input, "Decay half-life (hours, 0 = none)", 0, 24 * 365, 0, key="liq_decay")
+        # a float box: Streamlit reads a link's "inf" for an integer box as int(inf), and raises
+        half_life_h = ui.linked(st.number_input, "Decay half-life (hours, 0 = none)", 0.0, 24.0 * 365, 0.0, step=1.0,
+                                format="%.0f", key="liq_decay")
 realised, estimated = st.container(), st.container()
 first, last = window["ts"][0], window["ts"][-1]  # a range slider, not one option per bar: 8,760 options a year
 step = ui.linked(st.slider, "Replay: the liquidation map as it stood at (UTC)", first,
