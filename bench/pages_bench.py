@@ -57,6 +57,8 @@ TIMEOUT_S = 600.0
 WARM_RERUNS, QUICK_WARM_RERUNS = 5, 3
 RERUN_GOAL = Goal(0.3, "s")
 CHART_GOAL = Goal(1.5, "MB")
+FIRST_CHART_GOAL = Goal(3, "s")
+CHARTLESS_PAGE = "data"  # url_path of a page without charts, the step between two pages with charts
 BIG_PAGE = "drawdowns"  # url_path of the page opened on the big dataset
 VIEWPORT = {"width": 1400, "height": 1000}
 CHARTS_DRAWN_JS = "[...document.querySelectorAll('.js-plotly-plot')].filter(e => e._fullLayout).length"
@@ -350,11 +352,31 @@ def report_visits(name: str, visits: Visits) -> None:
         report(f"{name}: time to first chart (Chromium)", None, "s",
                note=f"no chart; page complete in {seconds(shown.finished_s)}{errors}")
     else:
-        report(f"{name}: time to first chart (Chromium)", shown.first_chart_s, "s",
+        report(f"{name}: time to first chart (Chromium)", shown.first_chart_s, "s", FIRST_CHART_GOAL,
                note=f"script done at {seconds(shown.finished_s)}, {plural(len(tap.chart_bytes), 'chart')} drawn at "
                     f"{seconds(shown.drawn_s)}; {others}{errors}")
         report(f"{name}: largest chart over the websocket", max(tap.chart_bytes) / MB, "MB", CHART_GOAL)
     report(f"{name}: bytes over the websocket per page", tap.bytes / MB, "MB")
+
+
+async def switch(context: object, base: str, page: Page, pages: list[Page], query: dict[str, str] | None) -> float | None:
+    """A user already in the app: the default page drawn (plotly.js loaded), then the page without
+    charts, then a click on `page`'s link in the sidebar; seconds from the click to its first chart
+    drawn (None if none in time)."""
+    by_path = {p.url_path: p for p in pages}
+    tab = await context.new_page()
+    try:
+        await tab.goto(page_url(base, next(p for p in pages if p.default), query))
+        started = time.perf_counter()
+        if (await wait_drawn(tab, 1, started, started + TIMEOUT_S))[0] is None:
+            return None
+        await tab.get_by_test_id("stSidebarNavLink").filter(has_text=by_path[CHARTLESS_PAGE].title).click()
+        await tab.wait_for_function(f"({CHARTS_DRAWN_JS}) === 0", timeout=TIMEOUT_S * 1000)
+        started = time.perf_counter()
+        await tab.get_by_test_id("stSidebarNavLink").filter(has_text=page.title).click()
+        return (await wait_drawn(tab, 1, started, started + TIMEOUT_S))[0]
+    finally:
+        await tab.close()
 
 
 async def browser_floor(label: str, data_dir: Path) -> None:
@@ -373,6 +395,10 @@ async def browser_section(label: str, data_dir: Path, pages: list[Page], query: 
         async with chromium() as browser:
             for page in pages:
                 report_visits(f"{page.title} ({label})", await visit_three_ways(browser, page_url(url, page, query)))
+                if page.url_path != CHARTLESS_PAGE:
+                    async with fresh_context(browser) as context:
+                        report(f"{page.title} ({label}): first chart after a click in the sidebar (Chromium)",
+                               await switch(context, url, page, pages, query), "s", FIRST_CHART_GOAL)
                 report(f"app RSS after {page.title} ({label})", rss_mb(pid)[0], "MB")
         report(f"app peak RSS, {label}", rss_mb(pid)[1], "MB", note=f"{started_mb:.0f} MB when started")
 
