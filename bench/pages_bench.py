@@ -359,7 +359,8 @@ def report_visits(name: str, visits: Visits) -> None:
     report(f"{name}: bytes over the websocket per page", tap.bytes / MB, "MB")
 
 
-async def switch(context: object, base: str, page: Page, pages: list[Page], query: dict[str, str] | None) -> float | None:
+async def switch(context: object, base: str, page: Page, pages: list[Page],
+                 query: dict[str, str] | None) -> float | None:
     """A user already in the app: the default page drawn (plotly.js loaded), then the page without
     charts, then a click on `page`'s link in the sidebar; seconds from the click to its first chart
     drawn (None if none in time)."""

@@ -95,7 +95,7 @@ def stop_app(process: subprocess.Popen) -> None:
         process.wait(10)
 
 
-def _missing(reason: str) -> None:
+def cannot_run(reason: str) -> None:
     """Skip, or under CI=true fail: CI must run the browser tests, not quietly skip them."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true but the browser tests cannot run: {reason}", pytrace=False)
@@ -105,11 +105,11 @@ def _missing(reason: str) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        _missing(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+        cannot_run(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
     try:
         import playwright.sync_api as playwright
     except ImportError:
-        _missing("playwright is not installed (pip install -r requirements-test.txt)")
+        cannot_run("playwright is not installed (pip install -r requirements-test.txt)")
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
