@@ -389,14 +389,15 @@ async def browser_floor(label: str, data_dir: Path) -> None:
 
 
 async def browser_section(label: str, data_dir: Path, pages: list[Page], query: dict[str, str] | None = None) -> None:
-    """The floor, then each page three ways (see Visits); RSS of the app after each page and its peak."""
+    """The floor, then each page three ways (see Visits) and, with no `query`, after clicks in the
+    sidebar (`switch`); RSS of the app after each page and its peak."""
     await browser_floor(label, data_dir)
     with served(data_dir) as (pid, url):
         started_mb, _ = rss_mb(pid)
         async with chromium() as browser:
             for page in pages:
                 report_visits(f"{page.title} ({label})", await visit_three_ways(browser, page_url(url, page, query)))
-                if page.url_path != CHARTLESS_PAGE:
+                if query is None and page.url_path != CHARTLESS_PAGE:  # pages on their own views: clicks reach them
                     async with fresh_context(browser) as context:
                         report(f"{page.title} ({label}): first chart after a click in the sidebar (Chromium)",
                                await switch(context, url, page, pages, query), "s", FIRST_CHART_GOAL)
