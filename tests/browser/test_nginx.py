@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,9 +24,12 @@ WAIT_MS = 90_000
 DRAWN = "[...document.querySelectorAll('.js-plotly-plot')].filter(e => e._fullLayout).length > 0"
 
 
+@dataclass(frozen=True)
 class Front:
-    def __init__(self, http: int, https: int) -> None:
-        self.http, self.https = f"http://127.0.0.1:{http}", f"https://127.0.0.1:{https}"
+    """nginx's two addresses."""
+
+    http: str
+    https: str
 
 
 def local_config(example: str, folder: Path, upstream: str, http: int, https: int) -> str:
@@ -75,7 +79,7 @@ def running(nginx: str, folder: Path, served: App) -> Iterator[Front]:
                 break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield Front(http, https)
+        yield Front(f"http://127.0.0.1:{http}", f"https://127.0.0.1:{https}")
     finally:
         process.terminate()
         process.wait(10)
