@@ -359,15 +359,14 @@ def report_visits(name: str, visits: Visits) -> None:
     report(f"{name}: bytes over the websocket per page", tap.bytes / MB, "MB")
 
 
-async def switch(context: object, base: str, page: Page, pages: list[Page],
-                 query: dict[str, str] | None) -> float | None:
+async def switch(context: object, base: str, page: Page, pages: list[Page]) -> float | None:
     """A user already in the app: the default page drawn (plotly.js loaded), then the page without
     charts, then a click on `page`'s link in the sidebar; seconds from the click to its first chart
     drawn (None if none in time)."""
     by_path = {p.url_path: p for p in pages}
     tab = await context.new_page()
     try:
-        await tab.goto(page_url(base, next(p for p in pages if p.default), query))
+        await tab.goto(page_url(base, next(p for p in pages if p.default)))
         started = time.perf_counter()
         if (await wait_drawn(tab, 1, started, started + TIMEOUT_S))[0] is None:
             return None
@@ -400,7 +399,7 @@ async def browser_section(label: str, data_dir: Path, pages: list[Page], query: 
                 if query is None and page.url_path != CHARTLESS_PAGE:  # pages on their own views: clicks reach them
                     async with fresh_context(browser) as context:
                         report(f"{page.title} ({label}): first chart after a click in the sidebar (Chromium)",
-                               await switch(context, url, page, pages, query), "s", FIRST_CHART_GOAL)
+                               await switch(context, url, page, pages), "s", FIRST_CHART_GOAL)
                 report(f"app RSS after {page.title} ({label})", rss_mb(pid)[0], "MB")
         report(f"app peak RSS, {label}", rss_mb(pid)[1], "MB", note=f"{started_mb:.0f} MB when started")
 

@@ -24,6 +24,14 @@ CHROMIUM_ARGS = [
     "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
 ]
 START_TIMEOUT_S = 60
+WAIT_MS = 120_000  # a cold page on a busy two-core machine can take 20 s
+EXPORT_ALL = "Export all charts (PNG + HTML)"  # the last thing each analytics page writes
+TRACES = "g.trace, g.hm, image"  # what plotly draws for data (lines, bars, heatmaps), not just axes
+CHART_DRAWN = f"""() => {{
+    const boxes = [...document.querySelectorAll('[data-testid=stPlotlyChart]')];
+    return boxes.length > 0 && boxes.every(b => b.querySelector('.js-plotly-plot .main-svg')
+                                                && b.querySelector('.js-plotly-plot').querySelector('{TRACES}'));
+}}"""
 
 
 def free_port() -> int:
@@ -130,3 +138,19 @@ def page(browser) -> Iterator[object]:
     yield context.new_page()
     context.close()
 
+
+def no_exception(page) -> None:
+    """No Streamlit exception element, and no "Page not found" dialog."""
+    errors = page.get_by_test_id("stException")
+    assert errors.count() == 0, errors.all_inner_texts()
+    dialogs = page.get_by_test_id("stDialog")
+    assert dialogs.count() == 0, dialogs.all_inner_texts()
+
+
+def wait_for_page(page, done: str | None) -> None:
+    """Until the script has written its last element and plotly has drawn every chart."""
+    if done is None:
+        page.get_by_test_id("stDataFrame").first.wait_for(timeout=WAIT_MS)
+    else:
+        page.get_by_text(done).wait_for(timeout=WAIT_MS)
+        page.wait_for_function(CHART_DRAWN, timeout=WAIT_MS)

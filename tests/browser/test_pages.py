@@ -25,18 +25,20 @@ from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH
 from lib.cli import main
 from lib.config import PROJECT_ROOT
 from lib.ui import DEMO_BANNER
-from tests.browser.conftest import App, launch_app, stop_app, wait_ready
+from tests.browser.conftest import (
+    EXPORT_ALL,
+    TRACES,
+    WAIT_MS,
+    App,
+    launch_app,
+    no_exception,
+    stop_app,
+    wait_for_page,
+    wait_ready,
+)
 from tests.conftest import SHARED_DATA
 
 SCREENSHOTS = Path(os.environ.get("CASCADE_SCREENSHOTS", "/tmp/cascade-screenshots"))
-WAIT_MS = 120_000  # a cold page on a busy two-core machine can take 20 s
-EXPORT_ALL = "Export all charts (PNG + HTML)"  # the last thing each analytics page writes
-TRACES = "g.trace, g.hm, image"  # what plotly draws for data (lines, bars, heatmaps), not just axes
-CHART_DRAWN = f"""() => {{
-    const boxes = [...document.querySelectorAll('[data-testid=stPlotlyChart]')];
-    return boxes.length > 0 && boxes.every(b => b.querySelector('.js-plotly-plot .main-svg')
-                                                && b.querySelector('.js-plotly-plot').querySelector('{TRACES}'));
-}}"""
 MIN_COLOURS = 64  # a blank screenshot has a handful of colours; a page of text alone has hundreds
 MIN_CHART_COLOURS = 500  # empty axes and titles have a few hundred; the charts drawn here 1,900 to 4,900
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -103,23 +105,6 @@ def shot(target, name: str) -> Image.Image:
 
 def colours(image: Image.Image) -> int:
     return len(image.convert("RGB").getcolors(maxcolors=1 << 24))
-
-
-def no_exception(page) -> None:
-    """No Streamlit exception element, and no "Page not found" dialog."""
-    errors = page.get_by_test_id("stException")
-    assert errors.count() == 0, errors.all_inner_texts()
-    dialogs = page.get_by_test_id("stDialog")
-    assert dialogs.count() == 0, dialogs.all_inner_texts()
-
-
-def wait_for_page(page, done: str | None) -> None:
-    """Until the script has written its last element and plotly has drawn every chart."""
-    if done is None:
-        page.get_by_test_id("stDataFrame").first.wait_for(timeout=WAIT_MS)
-    else:
-        page.get_by_text(done).wait_for(timeout=WAIT_MS)
-        page.wait_for_function(CHART_DRAWN, timeout=WAIT_MS)
 
 
 def query(page) -> dict[str, str]:
