@@ -21,7 +21,7 @@ from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidations import DEFAULT_PLACEMENT, Grid, largest_bursts, nice_bucket_usd, realised_heatmap
 from lib.charts import liquidity as liquidity_charts
 from lib.charts.downsample import minmax
-from lib.charts.drawdowns import drawdown_figure, episode_id, episode_scatter, underwater_comparison
+from lib.charts.drawdowns import drawdown_figure, episode_id, episode_scatter, underwater_comparison, zoom
 from lib.charts.liquidations import (
     colour_top,
     estimated_heatmap_figure,
@@ -111,9 +111,10 @@ def zoomed_to_episode(view: DrawdownView, picked: str) -> dict[str, go.Figure] |
         return None
     episode = found.row(0, named=True)
     margin = timedelta(hours=max(episode[dd.UNDERWATER_HOURS] or 0, 24) * 0.1)
-    end = episode[dd.RECOVERY_TS] or view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])[TS].max()
+    series = view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])
+    start, end = episode[dd.PEAK_TS] - margin, (episode[dd.RECOVERY_TS] or series[TS].max()) + margin
     name = f"drawdown_{episode[SYMBOL]}"
-    return view.figures | {name: go.Figure(view.figures[name]).update_xaxes(range=[episode[dd.PEAK_TS] - margin, end + margin])}
+    return view.figures | {name: zoom(view.figures[name], series.filter(pl.col(TS).is_between(start, end)), start, end)}
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,31 @@ def test_selecting_an_episode_zooms_the_chart(monkeypatch, real_cache: Path) -> 
     assert "range" not in again[0]["layout"]["xaxis"]
 
 
+def test_an_episode_whose_label_gave_way_is_labelled_when_picked(monkeypatch, real_cache: Path) -> None:
+    # ETH from Oct 2025: four small episodes in the first ten days, too close to label them all.
+    at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="ETH", start="2025-10-01", end="2026-05-16")
+
+    def chart() -> dict:
+        return next(spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"]))
+
+    def troughs() -> dict:
+        return next(trace for trace in chart()["data"] if trace.get("name") == "Episode troughs")
+
+    whole = troughs()
+    hidden = [episode for episode, text in zip(whole["customdata"], whole["text"]) if not text]
+    assert hidden and len(hidden) < len(whole["text"])
+    at.session_state[ui.PICKED_EPISODE] = hidden[0]
+    at.run()
+    zoomed = troughs()
+    assert zoomed["text"][zoomed["customdata"].index(hidden[0])].startswith("#")
+    # the axes fit the episode (-1.8 %, ETH near 4,500), not the year's -62 % and 1,800-4,900
+    low, high = chart()["layout"]["yaxis"]["range"]
+    assert 4_300 < low < high < 4_700
+    assert -0.05 < chart()["layout"]["yaxis2"]["range"][0] < -0.018
+    at.toggle(key="dd_log").set_value(True).run()
+    assert 3.6 < chart()["layout"]["yaxis"]["range"][0] < 3.66  # log10(4,450): a log axis ranges in powers of ten
+
+
 def test_hostile_query_string_falls_back_with_a_note(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="<script>alert(1)</script>",
                  timeframe="1h; DROP TABLE", start="2999-99-99")

@@ -13,6 +13,7 @@ episodes to show (e.g. `top_episodes`). Times are UTC; the hover says so.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,10 @@ from lib.schema import SYMBOL, TS
 
 WEBGL_POINTS = 20_000  # above this many points a line switches to WebGL (scattergl)
 MIN_MARKER_PX, MAX_MARKER_PX = 6, 34  # bubble diameters in the episode scatter
+TROUGH_LABELS = "Episode troughs"  # the underwater chart's trace of trough markers labelled "#rank depth"
+# What a label ("#12 -13.3 %", under its marker) needs to itself: about 70 px of a ~1,100 px wide
+# chart, and 15 px of the ~170 px underwater pane, as shares of the time shown and the deepest trough.
+LABEL_ROOM_X, LABEL_ROOM_Y = 0.07, 0.1
 DURATION_TICKS_DAYS: tuple[tuple[float, str], ...] = (
     (1 / 24, "1 h"),
     (6 / 24, "6 h"),
@@ -109,6 +114,7 @@ def drawdown_figure(
         ranked = episodes.sort(DEPTH, PEAK_TS).with_row_index("rank", offset=1)
         _shade_phases(fig, ranked, data_end=drawdowns[TS].max())
         _mark_episodes(fig, ranked)
+        space_trough_labels(fig, (x[0], x[-1]))
     if weekends and drawdowns.height:
         theme.add_weekend_shading(fig, drawdowns[TS].min(), drawdowns[TS].max(), definition=weekends)
     lowest = drawdowns[DRAWDOWN].min() if drawdowns.height else None
@@ -311,23 +317,61 @@ def _mark_episodes(fig: go.Figure, ranked: pl.DataFrame) -> None:
             row=1,
             col=1,
         )
-    labels = ranked.select(pl.format("#{} {}", pl.col("rank"), _percent(pl.col(DEPTH))))[:, 0].to_numpy()
+    labels = ranked.select(pl.format("#{} {}", pl.col("rank"), _percent(pl.col(DEPTH))))[:, 0].to_list()
     fig.add_trace(
         go.Scatter(
             x=_epoch_ms(ranked[TROUGH_TS]),
             y=ranked[DEPTH].to_numpy(),
             mode="markers+text",
-            name="Episode troughs",
+            name=TROUGH_LABELS,
             showlegend=False,
+            meta=labels,  # every label; `text` shows those with room (see `space_trough_labels`)
             text=labels,
-            textposition="bottom center",
             textfont={"size": 11, "color": theme.INK},
             marker={"size": 6, "color": theme.UNDERWATER_LINE},
-            hoverinfo="skip",
+            hovertext=text,
+            hovertemplate="%{hovertext}<extra></extra>",
+            customdata=ids,
         ),
         row=2,
         col=1,
     )
+
+
+def space_trough_labels(fig: go.Figure, shown: tuple[float, float]) -> go.Figure:
+    """Label the troughs inside `shown` (the x range, epoch ms) in rank order, skipping one whose
+    label would overlap a label already placed: closer than LABEL_ROOM_X of the range in time and
+    LABEL_ROOM_Y of the deepest trough in depth. Unlabelled troughs keep their marker and hover
+    text; a label near either edge reads away from it. Returns `fig` (changed in place)."""
+    for trace in fig.select_traces(selector={"name": TROUGH_LABELS}):
+        x, y = np.asarray(trace.x, dtype=float), np.asarray(trace.y, dtype=float)
+        start, end = shown
+        room_x, room_y = LABEL_ROOM_X * (end - start), LABEL_ROOM_Y * max(-y.min(), 0.01)
+        placed = np.zeros(len(x), dtype=bool)
+        for i in range(len(x)):
+            crowded = placed & (np.abs(x - x[i]) < room_x) & (np.abs(y - y[i]) < room_y)
+            placed[i] = start <= x[i] <= end and not crowded.any()
+        trace.text = [label if keep else "" for label, keep in zip(trace.meta, placed)]
+        # a label centred on a trough near an edge of the chart would be cut: it reads away from the edge
+        trace.textposition = np.select([x < start + room_x / 2, x > end - room_x / 2],
+                                       ["bottom right", "bottom left"], "bottom center").tolist()
+    return fig
+
+
+def zoom(fig: go.Figure, shown: pl.DataFrame, start: datetime, end: datetime) -> go.Figure:
+    """A copy of `drawdown_figure` `fig` showing `start` to `end`, its rows there being `shown`:
+    both y axes fitted to them (plotly's autorange keeps the whole series' span, where a 2 %
+    episode draws flat) and the trough labels spaced anew."""
+    zoomed = go.Figure(fig).update_xaxes(range=[start, end])
+    low, high = shown.select(pl.min_horizontal(pl.col("close").min(), pl.col(PEAK).min()), pl.col(PEAK).max()).row(0)
+    pad = (high - low) * 0.05 or high * 0.01
+    prices = [low - pad, high + pad]
+    if zoomed.layout.yaxis.type == "log":  # a log axis's range is in powers of ten
+        prices = [math.log10(low) - 0.01, math.log10(high) + 0.01]
+    zoomed.update_yaxes(range=prices, row=1, col=1)
+    # ".1~%": a 2 % episode's ticks read -0.5%, -1%, -1.5%, not -0%, -1%, -1%, -2%
+    zoomed.update_yaxes(range=[min(shown[DRAWDOWN].min(), -0.005) * 1.15, 0.0], tickformat=".1~%", row=2, col=1)
+    return space_trough_labels(zoomed, (start.timestamp() * 1000, end.timestamp() * 1000))
 
 
 def _duration_axis(days: pl.Series, log_x: bool) -> dict[str, Any]:

@@ -76,6 +76,43 @@ def test_drawdown_figure_traces(btc: pl.DataFrame) -> None:
     assert list(fig.data[4].y) == pytest.approx([82.5, 80.0, 90.9])
 
 
+def trough_labels(x: list[float], y: list[float]) -> go.Figure:
+    labels = [f"#{rank}" for rank in range(1, len(x) + 1)]
+    return go.Figure(go.Scatter(x=x, y=y, name=charts.TROUGH_LABELS, meta=labels, text=labels))
+
+
+def test_a_crowded_trough_label_gives_way_to_the_deeper_ones_and_returns_when_zoomed() -> None:
+    # Rooms on (0, 1000): 70 ms in time (7 %), 0.05 in depth (10 % of the deepest, -0.5).
+    fig = trough_labels([0, 50, 1000, 30], [-0.5, -0.48, -0.1, -0.2])
+    charts.space_trough_labels(fig, (0, 1000))
+    # #2 sits 50 ms and 0.02 from #1; #4 is as near in time but 0.3 higher.
+    assert list(fig.data[0].text) == ["#1", "", "#3", "#4"]
+    charts.space_trough_labels(fig, (0, 100))  # zoomed in: 7 ms of room, #3 off screen
+    assert list(fig.data[0].text) == ["#1", "#2", "", "#4"]
+    # 3.5 ms from an edge a label would be cut: #1, on the left edge, reads to the right
+    assert list(fig.data[0].textposition) == ["bottom right", "bottom center", "bottom left", "bottom center"]
+
+
+def test_a_zoom_fits_both_axes_to_the_rows_shown_and_leaves_the_figure_alone(btc: pl.DataFrame) -> None:
+    fig = charts.drawdown_figure(btc, dd.episodes(btc))
+    shown = btc.head(4)  # closes 100, 90, 80, 95 under a peak of 100: the -20 % episode
+    zoomed = charts.zoom(fig, shown, shown["ts"][0], shown["ts"][-1])
+    assert zoomed.layout.xaxis.range == (shown["ts"][0], shown["ts"][-1])
+    assert zoomed.layout.yaxis.range == (pytest.approx(79), pytest.approx(101))  # 5 % of 80-100 as margin
+    assert zoomed.layout.yaxis2.range == (pytest.approx(-0.23), 0.0)
+    assert list(zoomed.data[5].text) == ["", "#2 -20.0%", ""]  # the other two troughs are off screen
+    assert fig.layout.yaxis.range is None and list(fig.data[5].text) == ["#1 -25.0%", "#2 -20.0%", "#3 -10.0%"]
+
+
+def test_an_unlabelled_trough_keeps_its_marker_hover_and_click(btc: pl.DataFrame) -> None:
+    fig = charts.drawdown_figure(btc, dd.episodes(btc))
+    charts.space_trough_labels(fig, (0, 1))  # a range that holds no trough: no label at all
+    troughs = fig.data[5]
+    assert list(troughs.text) == ["", "", ""] and len(troughs.x) == 3
+    assert list(troughs.customdata) == list(fig.data[4].customdata)  # a click names the episode
+    assert list(troughs.hovertext) == list(fig.data[4].hovertext)
+
+
 def test_drawdown_figure_shades_decline_and_recovery_phases(btc: pl.DataFrame) -> None:
     fig = charts.drawdown_figure(btc, dd.episodes(btc))
     # Three episodes, two phases each; the active one ends grey at the last bar.
