@@ -365,10 +365,10 @@ def zoom(fig: go.Figure, shown: pl.DataFrame, start: datetime, end: datetime) ->
     zoomed = go.Figure(fig).update_xaxes(range=[start, end])
     low, high = shown.select(pl.min_horizontal(pl.col("close").min(), pl.col(PEAK).min()), pl.col(PEAK).max()).row(0)
     pad = (high - low) * 0.05 or high * 0.01
-    prices = [low - pad, high + pad]
-    if zoomed.layout.yaxis.type == "log":  # a log axis's range is in powers of ten
-        prices = [math.log10(low) - 0.01, math.log10(high) + 0.01]
-    zoomed.update_yaxes(range=prices, row=1, col=1)
+    if zoomed.layout.yaxis.type != "log":
+        zoomed.update_yaxes(range=[low - pad, high + pad], row=1, col=1)
+    elif low > 0:  # a log axis's range is in powers of ten (a price of 0 leaves it to plotly)
+        zoomed.update_yaxes(range=[math.log10(low) - 0.01, math.log10(high) + 0.01], row=1, col=1)
     # ".1~%": a 2 % episode's ticks read -0.5%, -1%, -1.5%, not -0%, -1%, -1%, -2%
     zoomed.update_yaxes(range=[min(shown[DRAWDOWN].min(), -0.005) * 1.15, 0.0], tickformat=".1~%", row=2, col=1)
     return space_trough_labels(zoomed, (start.timestamp() * 1000, end.timestamp() * 1000))

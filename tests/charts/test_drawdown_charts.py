@@ -104,6 +104,15 @@ def test_a_zoom_fits_both_axes_to_the_rows_shown_and_leaves_the_figure_alone(btc
     assert fig.layout.yaxis.range is None and list(fig.data[5].text) == ["#1 -25.0%", "#2 -20.0%", "#3 -10.0%"]
 
 
+def test_a_zoom_on_a_log_axis_ranges_in_powers_of_ten_and_a_zero_price_does_not_raise() -> None:
+    series = dd.with_drawdown(bars([100, 10, 1000, 0, 50]))
+    fig = charts.drawdown_figure(series, dd.episodes(series), log_price=True)
+    first = series.head(3)  # 100 -> 10 -> 1000
+    zoomed = charts.zoom(fig, first, first["ts"][0], first["ts"][-1])
+    assert zoomed.layout.yaxis.range == (pytest.approx(0.99), pytest.approx(3.01))
+    assert charts.zoom(fig, series, series["ts"][0], series["ts"][-1]).layout.yaxis.range is None
+
+
 def test_an_unlabelled_trough_keeps_its_marker_hover_and_click(btc: pl.DataFrame) -> None:
     fig = charts.drawdown_figure(btc, dd.episodes(btc))
     charts.space_trough_labels(fig, (0, 1))  # a range that holds no trough: no label at all
