@@ -65,6 +65,9 @@ MODEL_COLOR = "#6D3FC0"
 
 BELOW = "below"  # the stackgroup of the longs and shorts steps under the price
 MAX_HEATMAP_CELLS = 90_000  # cells sent (float32, base64: ~0.5 MB); more draw slowly (~1 s each for 180k); time columns merged beyond
+# Time columns drawn: about 2 px each on a ~800 px wide plot. Narrower cells are lost when the
+# browser scales the heatmap image down to the plot (a 6-month view of 4 h cells: 1,095 columns).
+MAX_TIME_COLUMNS = 400
 MAX_CANDLES = 400  # above this many bars the price is a line: candles turn to noise
 MAP_WINDOW = 0.25  # the liquidation map shows the last price ± 25 %
 REALISED_VIEW_MARGIN = 0.01  # the realised heatmap shows the price's range ± 1 % (where the cells are)
@@ -245,8 +248,9 @@ def _price_view(grid: Grid, bars: pl.DataFrame, margin: float) -> tuple[float, f
 
 
 def _rows_per_column(grid: Grid) -> int:
-    """Grid rows merged into one time column so that at most `MAX_HEATMAP_CELLS` cells are drawn."""
-    columns = max(MAX_HEATMAP_CELLS // max(grid.price.size, 1), 1)
+    """Grid rows merged into one time column so that at most `MAX_HEATMAP_CELLS` cells and
+    `MAX_TIME_COLUMNS` columns are drawn."""
+    columns = max(min(MAX_HEATMAP_CELLS // max(grid.price.size, 1), MAX_TIME_COLUMNS), 1)
     return max(math.ceil(len(grid.ts) / columns), 1)
 
 

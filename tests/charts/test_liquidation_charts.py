@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -151,6 +152,16 @@ def test_long_windows_draw_a_line_and_merge_columns(monkeypatch: pytest.MonkeyPa
     assert len(heatmap(fig).x) <= 20
     assert np.sum(fig.data[2].y) + np.sum(fig.data[3].y) == pytest.approx(grid.long_usd.sum() + grid.short_usd.sum())
     assert "USD per $100 × 3d cell" in heatmap(fig).colorbar.title.text  # 1,440 hours in 20 columns
+
+
+def test_a_half_year_of_hourly_cells_is_drawn_in_columns_a_pixel_or_two_wide() -> None:
+    bars, totals, _ = market(182 * 24)
+    grid = heatmap_from_totals(totals, bars, bucket_usd=250.0)
+    fig = realised_heatmap_figure(grid, bars)
+    # 4,368 hours in at most 400 columns: 11 hours each, whatever the cell budget would allow
+    assert len(heatmap(fig).x) == math.ceil(len(grid.ts) / 11) <= charts.MAX_TIME_COLUMNS
+    assert "× 11h cell" in heatmap(fig).colorbar.title.text
+    assert np.nansum(heatmap(fig).z) <= grid.long_usd.sum() + grid.short_usd.sum() + 1e-6
 
 
 def test_a_year_of_hourly_cells_stays_under_two_megabytes() -> None:
