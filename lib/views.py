@@ -111,10 +111,9 @@ def zoomed_to_episode(view: DrawdownView, picked: str) -> dict[str, go.Figure] |
         return None
     episode = found.row(0, named=True)
     margin = timedelta(hours=max(episode[dd.UNDERWATER_HOURS] or 0, 24) * 0.1)
-    series = view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])
-    start, end = episode[dd.PEAK_TS] - margin, (episode[dd.RECOVERY_TS] or series[TS].max()) + margin
+    end = episode[dd.RECOVERY_TS] or view.series.filter(pl.col(SYMBOL) == episode[SYMBOL])[TS].max()
     name = f"drawdown_{episode[SYMBOL]}"
-    return view.figures | {name: zoom(view.figures[name], series.filter(pl.col(TS).is_between(start, end)), start, end)}
+    return view.figures | {name: zoom(view.figures[name], episode[dd.PEAK_TS] - margin, end + margin)}
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,9 @@ def test_a_link_restores_the_pages_own_choices(demo: Path, page: str) -> None:
     assert link_notes(at) == []
 
 
+EXPECTED_DEFAULT = {"liq_decay": 0, "dd_top": 5}
+
+
 @pytest.mark.parametrize("page, key", [("pages/liquidations.py", "liq_decay"), ("pages/drawdowns.py", "dd_top")])
 @pytest.mark.parametrize("number", ["inf", "-Infinity", "1e999", "nan"])
 def test_a_number_no_integer_can_hold_gets_the_default_and_a_note(demo: Path, page: str, key: str,
@@ -76,9 +79,6 @@ def test_a_number_no_integer_can_hold_gets_the_default_and_a_note(demo: Path, pa
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state[key] == EXPECTED_DEFAULT[key] and key not in at.query_params
     assert any(f"'{key}'" in note for note in link_notes(at))
-
-
-EXPECTED_DEFAULT = {"liq_decay": 0, "dd_top": 5}
 
 
 def test_the_replay_step_is_in_the_link(demo: Path) -> None:

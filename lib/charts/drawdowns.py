@@ -358,20 +358,30 @@ def space_trough_labels(fig: go.Figure, shown: tuple[float, float]) -> go.Figure
     return fig
 
 
-def zoom(fig: go.Figure, shown: pl.DataFrame, start: datetime, end: datetime) -> go.Figure:
-    """A copy of `drawdown_figure` `fig` showing `start` to `end`, its rows there being `shown`:
-    both y axes fitted to them (plotly's autorange keeps the whole series' span, where a 2 %
-    episode draws flat) and the trough labels spaced anew."""
+def zoom(fig: go.Figure, start: datetime, end: datetime) -> go.Figure:
+    """A copy of `drawdown_figure` `fig` showing `start` to `end`: both y axes fitted to what it
+    draws there (plotly's autorange keeps the whole series' span, where a 2 % episode draws flat)
+    and the trough labels spaced anew."""
     zoomed = go.Figure(fig).update_xaxes(range=[start, end])
-    low, high = shown.select(pl.min_horizontal(pl.col("close").min(), pl.col(PEAK).min()), pl.col(PEAK).max()).row(0)
+    window = (start.timestamp() * 1000, end.timestamp() * 1000)
+    prices, depths = (_drawn_between(zoomed, window, axis) for axis in ("y", "y2"))
+    low, high = prices.min(), prices.max()
     pad = (high - low) * 0.05 or high * 0.01
     if zoomed.layout.yaxis.type != "log":
         zoomed.update_yaxes(range=[low - pad, high + pad], row=1, col=1)
     elif low > 0:  # a log axis's range is in powers of ten (a price of 0 leaves it to plotly)
         zoomed.update_yaxes(range=[math.log10(low) - 0.01, math.log10(high) + 0.01], row=1, col=1)
     # ".1~%": a 2 % episode's ticks read -0.5%, -1%, -1.5%, not -0%, -1%, -1%, -2%
-    zoomed.update_yaxes(range=[min(shown[DRAWDOWN].min(), -0.005) * 1.15, 0.0], tickformat=".1~%", row=2, col=1)
-    return space_trough_labels(zoomed, (start.timestamp() * 1000, end.timestamp() * 1000))
+    zoomed.update_yaxes(range=[min(depths.min(), -0.005) * 1.15, 0.0], tickformat=".1~%", row=2, col=1)
+    return space_trough_labels(zoomed, window)
+
+
+def _drawn_between(fig: go.Figure, window: tuple[float, float], yaxis: str) -> np.ndarray:
+    """Every y value `fig` draws on `yaxis` at an x (epoch ms) inside `window`."""
+    start, end = window
+    drawn = [np.asarray(trace.y, dtype=float)[(x >= start) & (x <= end)]
+             for trace in fig.data if trace.yaxis == yaxis for x in [np.asarray(trace.x, dtype=float)]]
+    return np.concatenate(drawn)
 
 
 def _duration_axis(days: pl.Series, log_x: bool) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def test_a_crowded_trough_label_gives_way_to_the_deeper_ones_and_returns_when_zo
 def test_a_zoom_fits_both_axes_to_the_rows_shown_and_leaves_the_figure_alone(btc: pl.DataFrame) -> None:
     fig = charts.drawdown_figure(btc, dd.episodes(btc))
     shown = btc.head(4)  # closes 100, 90, 80, 95 under a peak of 100: the -20 % episode
-    zoomed = charts.zoom(fig, shown, shown["ts"][0], shown["ts"][-1])
+    zoomed = charts.zoom(fig, shown["ts"][0], shown["ts"][-1])
     assert zoomed.layout.xaxis.range == (shown["ts"][0], shown["ts"][-1])
     assert zoomed.layout.yaxis.range == (pytest.approx(79), pytest.approx(101))  # 5 % of 80-100 as margin
     assert zoomed.layout.yaxis2.range == (pytest.approx(-0.23), 0.0)
@@ -108,9 +108,9 @@ def test_a_zoom_on_a_log_axis_ranges_in_powers_of_ten_and_a_zero_price_does_not_
     series = dd.with_drawdown(bars([100, 10, 1000, 0, 50]))
     fig = charts.drawdown_figure(series, dd.episodes(series), log_price=True)
     first = series.head(3)  # 100 -> 10 -> 1000
-    zoomed = charts.zoom(fig, first, first["ts"][0], first["ts"][-1])
+    zoomed = charts.zoom(fig, first["ts"][0], first["ts"][-1])
     assert zoomed.layout.yaxis.range == (pytest.approx(0.99), pytest.approx(3.01))
-    assert charts.zoom(fig, series, series["ts"][0], series["ts"][-1]).layout.yaxis.range is None
+    assert charts.zoom(fig, series["ts"][0], series["ts"][-1]).layout.yaxis.range is None
 
 
 def test_an_unlabelled_trough_keeps_its_marker_hover_and_click(btc: pl.DataFrame) -> None:
