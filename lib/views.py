@@ -78,7 +78,8 @@ class DrawdownView:
 
 def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: DrawdownOptions) -> DrawdownView:
     """Drawdown series, desk metrics, the top-N episodes with attribution, and the page's charts:
-    one price/underwater figure per asset, the episode scatter and (for 2+ assets) the comparison."""
+    (for 2+ assets) the comparison first, the headline of a selloff, then one price/underwater
+    figure per asset and the episode scatter."""
     series = dd.with_drawdown(bars, intrabar=options.intrabar)
     episodes = dd.episodes(series)
     top = dd.top_episodes(episodes, options.top_n)
@@ -86,6 +87,11 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     attribution = dd.attribution(series, top, weekend=options.weekend, liquidations=liquidations)
     view = DrawdownView(series, dd.desk_metrics(series, table=episodes, deeper_than=options.threshold),
                         episodes_with_attribution(top.sort(dd.DEPTH), attribution), episodes)
+    if series[SYMBOL].n_unique() > 1:
+        aligned = dd.aligned_drawdowns(bars, intrabar=options.intrabar)
+        together = dd.underwater_together(aligned, deeper_than=options.threshold)
+        view.figures["compare"] = underwater_comparison(minmax(aligned, dd.DRAWDOWN), together=together, weekends=options.weekend,
+                                                        title="Under water together")
     for symbol in series[SYMBOL].unique(maintain_order=True):
         part = series.filter(pl.col(SYMBOL) == symbol)
         view.figures[f"drawdown_{symbol}"] = drawdown_figure(
@@ -93,11 +99,6 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
             title=f"{symbol} drawdown from the running peak")
     view.figures["episodes"] = episode_scatter(dd.top_episodes(episodes, max(options.top_n, SCATTER_EPISODES)),
                                                title="Depth against time under water")
-    if series[SYMBOL].n_unique() > 1:
-        aligned = dd.aligned_drawdowns(bars, intrabar=options.intrabar)
-        together = dd.underwater_together(aligned, deeper_than=options.threshold)
-        view.figures["compare"] = underwater_comparison(minmax(aligned, dd.DRAWDOWN), together=together, weekends=options.weekend,
-                                                        title="Under water together")
     return view
 
 

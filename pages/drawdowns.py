@@ -31,6 +31,17 @@ if picked and zoomed is None:
     st.caption(":material/info: The episode picked (or in the link) is not among this view's episodes: "
                "the charts show the whole range.")
 
+footers = ui.badges(active, view, views.bars_badges, tuple(figures), bars)
+
+
+def show(name: str) -> None:
+    ui.chart(figures[name], f"dd_chart_{name}", ui.export_name(f"drawdowns_{name}", view), footers[name],
+             ui.episode_picker(f"dd_chart_{name}"))
+
+
+headline, *rest = figures  # the comparison (or the one asset's chart) above the tables, in the first screen
+show(headline)
+
 st.subheader("Desk metrics")
 table = metrics_table(shown.metrics)
 st.dataframe(table, hide_index=True, width="stretch", height=ui.table_height(table), key="dd_metrics")
@@ -43,8 +54,6 @@ st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key=
 st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episodes_{view.start}_{view.end}.csv",
                    mime="text/csv", key="dd_csv")
 
-footers = ui.badges(active, view, views.bars_badges, tuple(figures), bars)
-for name, fig in figures.items():
-    ui.chart(fig, f"dd_chart_{name}", ui.export_name(f"drawdowns_{name}", view), footers[name],
-             ui.episode_picker(f"dd_chart_{name}"))
+for name in rest:
+    show(name)
 ui.export_all("drawdowns", figures, view, footers)

@@ -139,6 +139,8 @@ def test_page_renders_its_charts(app: App, page, name: str) -> None:
     assert charts.count() >= 1
     for i in range(charts.count()):  # each chart drew data (traces), not just empty axes
         assert charts.nth(i).locator(TRACES).count() > 0, f"chart {i} on {name} has no traces"
+    top = charts.first.evaluate("e => e.getBoundingClientRect().top")
+    assert 0 <= top < page.viewport_size["height"], f"{name}: the first chart starts {top:.0f} px down, below the first screen"
     first = shot(charts.first, f"chart_{name}")
     assert first.width > 300 and colours(first) > MIN_CHART_COLOURS
     badges = under_charts(page)  # every chart says where its data comes from, right under it
