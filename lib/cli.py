@@ -297,7 +297,8 @@ WEEKEND_NAMES = {"utc": "utc", "us-closed": "cme"}  # the CLI's names -> lib.ana
 
 def _liquidity(store: Store, args: argparse.Namespace) -> Report:
     bars, notes = _bars(store, args, args.start, args.end)
-    return liquidity_report(bars, WEEKEND_NAMES[args.weekend], notes=notes)
+    return liquidity_report(bars, WEEKEND_NAMES[args.weekend], notes=notes,
+                            estimate_quote_volume=args.estimate_quote_volume)
 
 
 def _liquidations(store: Store, args: argparse.Namespace) -> Report:
@@ -549,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="weekend against weekday per measure, with CIs and p-values; csv: the table")
     liquidity.add_argument("--weekend", choices=tuple(WEEKEND_NAMES), default="utc",
                            help="utc: Sat-Sun UTC; us-closed: CME crypto futures closed, Fri 16:00 to Sun 17:00 Chicago")
+    liquidity.add_argument("--estimate-quote-volume", action=argparse.BooleanOptionalAction, default=True,
+                           help="where bars have base volume only: volume x (high + low + close) / 3 (default: on)")
     liquidity.set_defaults(run=cmd_report, build=_liquidity)
     liquidations = kinds.add_parser("liquidations", parents=[window],
                                     help="realised totals, grid, bursts, estimated levels; csv: the grid cells")

@@ -201,20 +201,27 @@ LIQUIDITY_MEASURES: tuple[str, ...] = (
 )
 
 
-def liquidity_report(bars: pl.DataFrame, weekend: str = "utc", notes: Sequence[str] = ()) -> Report:
+def liquidity_report(bars: pl.DataFrame, weekend: str = "utc", notes: Sequence[str] = (), *,
+                     estimate_quote_volume: bool = True) -> Report:
     """Weekend against weekday for one series of `bars`: per measure the daily means and medians of
     each side, the weekend / weekday ratio with its block-bootstrap CI, the Mann-Whitney, Welch and
     HAC p-values and the day counts (`liquidity_stats.weekend_effect`), plus a one-line verdict.
     A bar is weekend or weekday by its open time under `weekend` ("utc" or "cme"). `weekend_moves`:
-    each weekend's Friday close -> Monday open move and low (`liquidity.weekend_moves`)."""
+    each weekend's Friday close -> Monday open move and low (`liquidity.weekend_moves`).
+    `estimate_quote_volume`: as on the page, bars with base volume only get an estimated quote
+    volume (`liquidity.estimated_quote_volume`); `quote_volume_estimated_bars` counts them."""
     header = series_header(bars)
-    measured = liq.with_calendar(liq.with_measures(bars), weekend=weekend)
+    estimated = liq.missing_quote_volume(bars) if estimate_quote_volume else 0
+    if estimated:
+        notes = [*notes, f"quote volume estimated for {estimated} of {bars.height} bars as {liq.QUOTE_VOLUME_ESTIMATE}"]
+    measured = liq.with_calendar(liq.with_measures(bars, estimate_quote_volume=estimate_quote_volume), weekend=weekend)
     effects = stats.weekend_effect(liq.daily(measured), LIQUIDITY_MEASURES)
     moves = liq.weekend_moves(measured).filter(pl.col("move").is_not_null())
     summary = {
         **header,
         **span(bars[TS]),
         "weekend_definition": weekend,
+        "quote_volume_estimated_bars": estimated,
         "metrics": {row.pop("measure"): row for row in records(effects.drop(SYMBOL))},
         "verdicts": {row["measure"]: stats.verdict(row) for row in effects.iter_rows(named=True)},
         "weekend_moves": records(moves.select("start", "end", "friday_close", "monday_open", "move", "low",

@@ -213,6 +213,7 @@ class LiquidityOptions:
     with_edge: bool = False  # EDGE costs ~9 µs a bar through `bidask`: opt in on long series
     regime_split: date = liq.ETF_LAUNCH
     cell_stat: str = liq.MEAN  # the hour-of-week colour: liq.MEAN, or liq.MEDIAN as Kaiko draws it
+    estimate_quote_volume: bool = True  # where the source reports base volume only (see liq.estimated_quote_volume)
 
 
 @dataclass
@@ -221,6 +222,7 @@ class LiquidityView:
     verdicts: dict[str, str]  # symbol -> the one-line verdict on the measure
     regimes: pl.DataFrame  # the measure by regime (before / after the split date) and weekend, per symbol
     figures: dict[str, go.Figure] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # figure name -> what its badge must add (estimates)
 
 
 def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, options: LiquidityOptions) -> LiquidityView:
@@ -230,7 +232,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     where the `depth` dataset has it, and the two 2026 cascades against their baseline (`events`:
     bars around them, possibly empty)."""
     measure = options.measure
-    measured = liq.with_calendar(liq.with_measures(bars, with_edge=options.with_edge), weekend=options.weekend,
+    measures = {"with_edge": options.with_edge, "estimate_quote_volume": options.estimate_quote_volume}
+    measured = liq.with_calendar(liq.with_measures(bars, **measures), weekend=options.weekend,
                                  tz=options.tz, regime_split=options.regime_split)
     days = liq.daily(measured)
     effects = stats.weekend_effect(days, [measure])
@@ -247,7 +250,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     figures["weekend_box"] = liquidity_charts.weekend_box(days, measure)
     figures["daily"] = liquidity_charts.weekend_timeseries(days, liq.rolling_weekend_ratio(days, measure), measure,
                                                            weekend=options.weekend)
-    first = measured.filter(pl.col(SYMBOL) == next(iter(verdicts)))
+    share_symbol = next(iter(verdicts))
+    first = measured.filter(pl.col(SYMBOL) == share_symbol)
     figures["share_of_week"] = liquidity_charts.share_of_week_by_year(liq.share_of_volume(first, liq.DAY_OF_WEEK))
     if not depth.is_empty():
         depth_days = liq.daily(liq.with_calendar(liq.depth_measures(depth), weekend=options.weekend, tz=options.tz),
@@ -260,12 +264,36 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     if weekends.data:  # a window without a whole weekend has none to show
         figures["weekend_moves"] = weekends
     if not events.is_empty():
-        compared = liq.event_comparison(liq.with_measures(events, with_edge=options.with_edge))
+        compared = liq.event_comparison(liq.with_measures(events, **measures))
         if not compared.filter(pl.col("ratio").is_not_null()).is_empty():
             figures["cascades"] = liquidity_charts.event_comparison_chart(
                 compared.filter(pl.col(SYMBOL) == compared[SYMBOL][0]))
     regimes = liq.aggregate(measured, (liq.REGIME, liq.WEEKEND), [measure])
-    return LiquidityView(effects, verdicts, regimes, figures)
+    return LiquidityView(effects, verdicts, regimes, figures, estimate_notes(figures, measure, bars, events, share_symbol, options))
+
+
+MEASURE_FIGURES = ("day_of_week", "weekend_box", "daily")  # besides the hour-of-week heatmaps
+
+
+def estimate_notes(figures: Iterable[str], measure: str, bars: pl.DataFrame, events: pl.DataFrame,
+                   share_symbol: str, options: LiquidityOptions) -> dict[str, str]:
+    """What the badge of each figure that reads estimated quote volume adds: how many of the bars
+    it draws were estimated, and how. The measure's charts read quote volume when the measure does
+    (quote volume, Amihud); the share of the week (its one asset) always; the cascades their own bars."""
+    if not options.estimate_quote_volume:
+        return {}
+    reads = {"cascades": events, "share_of_week": bars.filter(pl.col(SYMBOL) == share_symbol)}
+    if measure in liq.FROM_QUOTE_VOLUME:
+        reads |= {name: drawn_rows(name, bars) for name in figures
+                  if name.startswith("hour_of_week_") or name in MEASURE_FIGURES}
+    counts = {name: (liq.missing_quote_volume(rows), rows.height) for name, rows in reads.items() if name in figures}
+    return {name: f"Quote volume estimated for {n:,} of {of:,} bars as {liq.QUOTE_VOLUME_ESTIMATE}."
+            for name, (n, of) in counts.items() if n}
+
+
+def noted(footers: dict[str, str], notes: dict[str, str]) -> dict[str, str]:
+    """`footers` with each figure's note (see `estimate_notes`) after its badge."""
+    return {name: f"{footer} {notes[name]}" if name in notes else footer for name, footer in footers.items()}
 
 
 def drawdown_inputs(load: Loader, view: View) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -349,8 +377,8 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
         return PageExport(figures, bars_badges(badge, figures, bars))
     if page == "liquidity":
         bars, depth, events = liquidity_inputs(load, view)
-        figures = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend)).figures
-        return PageExport(figures, liquidity_badges(badge, figures, bars, depth, events))
+        shown = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend))
+        return PageExport(shown.figures, noted(liquidity_badges(badge, shown.figures, bars, depth, events), shown.notes))
     if page == "liquidations":
         made, every = PageExport({}, {}), {}
         for symbol in view.assets:

@@ -248,6 +248,25 @@ def test_liquidity_page_verdict_on_real_btc(monkeypatch, real_cache: Path) -> No
     assert "significant at 5 %" in verdict and "not significant" not in verdict
 
 
+def test_liquidity_page_estimates_the_2026_quote_volume_the_rest_bars_lack(monkeypatch, real_cache: Path) -> None:
+    """The REST bars of 2026 carry base volume only: the quote-volume charts of the selloff are
+    estimated, and each one's badge says so; turned off, the page has no quote volume to show."""
+    window = {"assets": "BTC", "exchange": "binance", "timeframe": "1h", "start": "2026-01-05", "end": "2026-02-27"}
+    at = run_app(monkeypatch, real_cache, "pages/liquidity.py", **window)
+    (verdict,) = [m.value for m in at.markdown if m.value.startswith("**BTC")]
+    assert "Weekend BTC quote volume is" in verdict and "lower than on weekdays" in verdict
+    badges = [c.value for c in at.caption if c.value.startswith("Data: ")]
+    assert len(badges) == 7
+    # 54 days of hourly bars: the heatmap, day-of-week bars, boxes, daily series and share of the week
+    assert sum("Measured. Quote volume estimated for 1,296 of 1,296 bars as volume × (high" in b for b in badges) == 5
+    assert "Quote volume estimated for 912 of 1,032 bars" in badges[-1]  # the cascades' own window
+    assert "estimated" not in badges[-2]  # Friday close to Monday open: prices only
+    off = run_app(monkeypatch, real_cache, "pages/liquidity.py", **window, lq_qv_estimate="false")
+    (verdict,) = [m.value for m in off.markdown if m.value.startswith("**BTC")]
+    assert "Weekend BTC quote volume is" not in verdict, verdict
+    assert not [c.value for c in off.caption if "estimated for" in c.value]
+
+
 def test_the_view_follows_the_user_across_pages_and_into_the_link(monkeypatch, data_dir: Path) -> None:
     at = run_app(monkeypatch, data_dir, "pages/drawdowns.py")
     at.sidebar.multiselect(key="view_assets").set_value(["ETH"]).run()

@@ -23,14 +23,14 @@ APP = str(PROJECT_ROOT / "app.py")
 VALID = {
     "pages/drawdowns.py": {"dd_top": "3", "dd_threshold": "30", "dd_intrabar": "true", "dd_log": "true"},
     "pages/liquidity.py": {"lq_measure": "Amihud illiquidity (|r| per USD 1 M)", "lq_tz": "Asia/Tokyo",
-                           "lq_edge": "true", "lq_regime": "2025-01-01", "lq_stat": "median"},
+                           "lq_edge": "true", "lq_regime": "2025-01-01", "lq_stat": "median", "lq_qv_estimate": "false"},
     "pages/liquidations.py": {"liq_symbol": "ETH", "liq_bucket": "500", "liq_relative": "true",
                               "liq_split": "half long, half short", "liq_decay": "48"},
 }
 EXPECTED = {
     "pages/drawdowns.py": {"dd_top": 3, "dd_threshold": 30, "dd_intrabar": True, "dd_log": True},
     "pages/liquidity.py": {"lq_measure": "amihud", "lq_tz": "Asia/Tokyo", "lq_edge": True,
-                           "lq_regime": date(2025, 1, 1), "lq_stat": "median"},
+                           "lq_regime": date(2025, 1, 1), "lq_stat": "median", "lq_qv_estimate": False},
     "pages/liquidations.py": {"liq_symbol": "ETH", "liq_bucket": 500.0, "liq_relative": True, "liq_split": "even",
                               "liq_decay": 48},
 }

@@ -290,3 +290,13 @@ def test_liquidity_json_has_every_metric_and_an_honest_ratio(store_dir: Path, ca
     moves = out["weekend_moves"]
     assert moves and all(m["start"].endswith("Z") and m["max_drawdown"] <= 0 for m in moves)
     assert all(m["move"] == pytest.approx(m["monday_open"] / m["friday_close"] - 1) for m in moves)
+
+
+def test_liquidity_json_says_how_many_quote_volumes_it_estimated(store_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    window = ("--symbol", "BTC", "--exchange", "binanceusdm", "--start", "2025-03-01", "--end", "2025-08-31")
+    estimated = json.loads(report(store_dir, capsys, "liquidity", *window))
+    measured = json.loads(report(store_dir, capsys, "liquidity", *window, "--no-estimate-quote-volume"))
+    n = estimated["quote_volume_estimated_bars"]
+    assert n > 0 and measured["quote_volume_estimated_bars"] == 0
+    assert any(f"quote volume estimated for {n} of" in note for note in estimated["notes"])
+    assert estimated["metrics"]["quote_volume"]["n_weekday"] > measured["metrics"]["quote_volume"]["n_weekday"]

@@ -279,6 +279,28 @@ def share_of_week(
 # Frames
 
 
+# The measures read from quote volume, which `estimate_quote_volume` fills where it is missing.
+FROM_QUOTE_VOLUME: tuple[str, ...] = (QUOTE_VOLUME, AMIHUD)
+QUOTE_VOLUME_ESTIMATE = "volume × (high + low + close) / 3"
+
+
+def estimated_quote_volume() -> pl.Expr:
+    """A bar's quote volume from its base volume: ``volume × (H + L + C) / 3``, the typical price.
+
+    On Binance spot hourly bars that report both (BTC, ETH, SOL 2018-2025, 157,552 bars) it is within
+    0.08 % of the reported value at the median and 0.6 % at the 99th percentile, and a week's sum
+    within 0.4 %: far finer than any weekend effect (tests/analytics/test_liquidity.py checks it).
+    """
+    return pl.col(VOLUME) * (pl.col("high") + pl.col("low") + pl.col("close")) / 3
+
+
+def missing_quote_volume(bars: pl.DataFrame) -> int:
+    """How many of `bars` have a usable base volume and no quote volume: the bars whose quote
+    volume `with_measures(estimate_quote_volume=True)` estimates."""
+    missing = pl.col(QUOTE_VOLUME).is_null() & pl.col(VOLUME).is_not_null() & pl.col("volume_reliable").fill_null(True)
+    return bars.select(missing.sum()).item()
+
+
 def with_measures(
     bars: Frame,
     *,
@@ -290,8 +312,8 @@ def with_measures(
 ) -> Frame:
     """Canonical `bars` sorted by (symbol, ts), with `log_return` and every `BAR_MEASURES` column.
 
-    `estimate_quote_volume`: fill a null quote_volume with ``volume × (H + L + C) / 3`` (the bar's
-    typical price), for sources that report base volume only; off by default.
+    `estimate_quote_volume`: fill a null quote_volume with `estimated_quote_volume`, for sources
+    that report base volume only (ccxt's OHLCV); off by default.
     `with_edge`: EDGE runs through `bidask`'s pandas code at ~9 µs of CPU per bar (over a minute for
     7.9 M 1-minute bars, where everything else here takes ~3 s); False leaves edge_spread null.
     """
@@ -300,8 +322,7 @@ def with_measures(
     reliable = pl.col("volume_reliable").fill_null(True)
     quote_volume = pl.col(QUOTE_VOLUME)
     if estimate_quote_volume:
-        typical = (pl.col("high") + pl.col("low") + pl.col("close")) / 3
-        quote_volume = pl.coalesce(quote_volume, pl.col(VOLUME) * typical)
+        quote_volume = pl.coalesce(quote_volume, estimated_quote_volume())
     o, h, lo, c = (pl.col(f"_{name}") for name in OHLC)
     h1, lo1, c1 = (pl.col(f"_{name}_prev") for name in ("high", "low", "close"))
     result = (

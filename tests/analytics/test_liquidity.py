@@ -255,6 +255,29 @@ def test_estimate_quote_volume_fills_only_missing_values() -> None:
     assert liq.with_measures(frame, estimate_quote_volume=True)[liq.QUOTE_VOLUME].to_list() == [30.0, 7.0]
 
 
+def test_missing_quote_volume_counts_what_the_estimate_fills() -> None:
+    price = {"open": 10.0, "high": 11.0, "low": 9.0, "close": 10.0}
+    frame = bars([{**price, "volume": v, "quote_volume": q, "volume_reliable": ok}
+                  for v, q, ok in ((3.0, None, True), (1.0, 7.0, True), (None, None, True), (2.0, None, False))])
+    assert liq.missing_quote_volume(frame) == 1  # the unreliable bar stays null, the volumeless one too
+
+
+@pytest.mark.parametrize("symbol", ["BTC", "ETH", "SOL"])
+def test_the_quote_volume_estimate_is_within_its_stated_error_on_real_bars(shared_data: Path, symbol: str) -> None:
+    """The figures `estimated_quote_volume` states, on Binance's hourly archive bars, which report
+    both volumes: within 0.08 % at the median, 0.6 % at the 99th percentile, weekly sums 0.4 %."""
+    reported = pl.read_parquet(shared_data / "ohlcv" / f"binance_spot_{symbol}USDT_1h.parquet").filter(
+        pl.col("quote_volume") > 0)
+    error = reported.select(
+        pl.from_epoch("open_time", time_unit="ms").dt.truncate("1w").alias("week"),
+        liq.estimated_quote_volume().alias("estimate"), pl.col("quote_volume"),
+    )
+    relative = ((pl.col("estimate") - pl.col("quote_volume")) / pl.col("quote_volume")).abs()
+    per_bar = error.select(relative.median().alias("median"), relative.quantile(0.99).alias("p99")).row(0, named=True)
+    weekly = error.group_by("week").agg(pl.col("estimate", "quote_volume").sum()).select(relative.max()).item()
+    assert per_bar["median"] < 0.0008 and per_bar["p99"] < 0.006 and weekly < 0.004, (per_bar, weekly)
+
+
 def test_measures_are_per_symbol_and_the_input_is_untouched() -> None:
     btc, eth = random_walk(100, seed=1), random_walk(100, seed=2, symbol="ETH")
     both = pl.concat([eth, btc.reverse()])  # out of order: sorted by symbol and time first
