@@ -4,7 +4,7 @@ export's footer, so a number never travels without its source, coverage, gaps an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -29,6 +29,26 @@ def series_behind(status: list[dict], dataset: str, frame: pl.DataFrame) -> list
     timeframe in it), so a chart of one asset names that asset's gaps, not every asset's."""
     present = set(frame.select(EXCHANGE, SYMBOL, TIMEFRAME).unique().iter_rows())
     return [e for e in status if e["dataset"] == dataset and (e["exchange"], e["symbol"], e["timeframe"]) in present]
+
+
+_TICK = timedelta(microseconds=1)  # timestamps' resolution: where one span ends, the next time begins
+
+
+def sources_between(entry: dict, first: datetime | None, last: datetime | None) -> list[str]:
+    """The sources of a manifest entry's rows from `first` to `last`: walking its write spans from
+    the latest, each span names the source of the part of [first, last] no later span covered
+    (a write replaces the rows it covers). An entry without spans names its one source."""
+    spans = entry.get("spans")
+    if not spans or first is None or last is None:
+        return [entry["source"]]
+    left, names = [(first, last)], []
+    for span in reversed(spans):
+        lo, hi = datetime.fromisoformat(span["first_ts"]), datetime.fromisoformat(span["last_ts"])
+        if any(a <= hi and b >= lo for a, b in left):
+            names.append(span["source"])
+        parts = ((a, min(b, lo - _TICK)) for a, b in left), ((max(a, hi + _TICK), b) for a, b in left)
+        left = [(a, b) for part in parts for a, b in part if a <= b]
+    return names or [entry["source"]]
 
 
 def chart_provenance(
@@ -58,7 +78,7 @@ def provenance_text(entries: list[dict], frame: pl.DataFrame, lo: datetime, hi: 
         if datetime.fromisoformat(g["start"]) < hi and datetime.fromisoformat(g["end"]) > lo
     )
     series = sorted({f"{e['exchange']} {e['dataset']} {e['timeframe']}" for e in entries}) or ["nothing cached"]
-    sources = sorted({e["source"] for e in entries})
+    sources = sorted({name for e in entries for name in sources_between(e, frame[TS].min(), frame[TS].max())})
     fetched = min((e["fetched_at"] for e in entries), default=None)
     text = (f"Data: {', '.join(series)} (from {', '.join(sources) or 'unknown'}); covers {covered}; "
             f"{gaps} gap(s) in range, shown, never filled; cached {fetched[:16].replace('T', ' ') + ' UTC' if fetched else 'never'}.")

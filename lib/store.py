@@ -45,6 +45,7 @@ LOCK_TIMEOUT_S = 600.0
 READ_ATTEMPTS = 3  # see Store.read
 READ_RETRY_WAIT_S = 0.2
 GAPS_KEPT = 200  # the longest gaps listed per entry; gap_count always counts all of them
+SPANS_KEPT = 64  # the latest writes' spans kept per entry (see `_with_span`)
 
 HIVE_SCHEMA: dict[str, pl.DataType] = {"dataset": pl.String(), **PARTITIONS, "year": pl.Int32()}
 
@@ -65,6 +66,24 @@ class SeriesKey:
 
 def _utc_iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _with_span(previous: dict, source: str, span: tuple[datetime, datetime] | None) -> list[dict]:
+    """The entry's write spans, oldest first: which source last wrote which time span. A write
+    replaces the stored rows it covers (`Store.write`), so for any time the latest span over it
+    names its rows' source (`lib.provenance.sources_between`). A source writing again right after
+    itself (a refresh) extends its span; an entry from before spans existed starts with its one source."""
+    spans = previous.get("spans")
+    if spans is None:
+        known = previous.get("source", "unknown") != "unknown" and previous.get("first_ts")
+        spans = [{key: previous[key] for key in ("source", "first_ts", "last_ts")}] if known else []
+    if span is None or source == "unknown":
+        return spans
+    first, last = _utc_iso(span[0]), _utc_iso(span[1])
+    if spans and spans[-1]["source"] == source:
+        first, last = min(first, spans[-1]["first_ts"]), max(last, spans[-1]["last_ts"])
+        spans = spans[:-1]
+    return [*spans, {"source": source, "first_ts": first, "last_ts": last}][-SPANS_KEPT:]
 
 
 def _now_iso() -> str:
@@ -260,8 +279,10 @@ class Store:
                 merged = merged.unique(subset=value_key, keep="last", maintain_order=True).sort(TS)
                 added += merged.height - before
                 self.files.put(path, lambda handle: merged.write_parquet(handle, compression=COMPRESSION))
-            touched = {SeriesKey(ds.name, e, s, t) for e, s, t, _ in partitions}
-            self._update_manifest(touched, source, market_id)
+            spans = frame.group_by(EXCHANGE, SYMBOL, TIMEFRAME).agg(pl.col(TS).min().alias("lo"),
+                                                                     pl.col(TS).max().alias("hi"))
+            written = {SeriesKey(ds.name, e, s, t): (lo, hi) for e, s, t, lo, hi in spans.iter_rows()}
+            self._update_manifest(set(written), source, market_id, written)
         return added
 
     # --- manifest ----------------------------------------------------------------------------
@@ -329,8 +350,10 @@ class Store:
         parts = dict(p.split("=", 1) for p in path.split("/")[1:4])
         return parts[EXCHANGE], parts[SYMBOL], parts[TIMEFRAME]
 
-    def _update_manifest(self, keys: set[SeriesKey], source: str, market_id: str | None) -> dict[str, dict]:
-        """Recompute the entries of `keys` from the stored files (caller holds the lock)."""
+    def _update_manifest(self, keys: set[SeriesKey], source: str, market_id: str | None,
+                         written: Mapping[SeriesKey, tuple[datetime, datetime]] | None = None) -> dict[str, dict]:
+        """Recompute the entries of `keys` from the stored files (caller holds the lock); `written`:
+        the time span `source` just wrote of each, recorded in the entry's `spans`."""
         try:
             entries = _read_json(self.files, MANIFEST)["entries"]
         except (FileNotFoundError, ValueError, KeyError):
@@ -349,6 +372,7 @@ class Store:
                 "symbol": key.symbol,
                 "timeframe": key.timeframe,
                 "source": source if source != "unknown" else previous.get("source", source),
+                "spans": _with_span(previous, source, (written or {}).get(key)),
                 "market_id": market_id or previous.get("market_id"),
                 "rows": series.height,
                 "first_ts": _utc_iso(series[TS].min()),

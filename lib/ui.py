@@ -127,7 +127,7 @@ def status_frame(root: str, version: str) -> pl.DataFrame:
                 "rows": e["rows"],
                 "gaps": e["gap_count"],
                 "fetched": ago(e["fetched_at"]),
-                "source": e["source"],
+                "source": ", ".join(dict.fromkeys(span["source"] for span in e.get("spans", []))) or e["source"],
             }
             for e in entries
         ],

@@ -90,8 +90,8 @@ def drawdowns(bars: pl.DataFrame, liquidations: pl.DataFrame | None, options: Dr
     if series[SYMBOL].n_unique() > 1:
         aligned = dd.aligned_drawdowns(bars, intrabar=options.intrabar)
         together = dd.underwater_together(aligned, deeper_than=options.threshold)
-        view.figures["compare"] = underwater_comparison(minmax(aligned, dd.DRAWDOWN), together=together, weekends=options.weekend,
-                                                        title="Under water together")
+        view.figures["compare"] = underwater_comparison(minmax(aligned, dd.DRAWDOWN), together=together,
+                                                        weekends=options.weekend, title="Under water together")
     for symbol in series[SYMBOL].unique(maintain_order=True):
         part = series.filter(pl.col(SYMBOL) == symbol)
         view.figures[f"drawdown_{symbol}"] = drawdown_figure(
@@ -269,7 +269,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
             figures["cascades"] = liquidity_charts.event_comparison_chart(
                 compared.filter(pl.col(SYMBOL) == compared[SYMBOL][0]))
     regimes = liq.aggregate(measured, (liq.REGIME, liq.WEEKEND), [measure])
-    return LiquidityView(effects, verdicts, regimes, figures, estimate_notes(figures, measure, bars, events, share_symbol, options))
+    notes = estimate_notes(figures, measure, bars, events, share_symbol, options)
+    return LiquidityView(effects, verdicts, regimes, figures, notes)
 
 
 MEASURE_FIGURES = ("day_of_week", "weekend_box", "daily")  # besides the hour-of-week heatmaps
@@ -378,7 +379,8 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
     if page == "liquidity":
         bars, depth, events = liquidity_inputs(load, view)
         shown = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend))
-        return PageExport(shown.figures, noted(liquidity_badges(badge, shown.figures, bars, depth, events), shown.notes))
+        badges = liquidity_badges(badge, shown.figures, bars, depth, events)
+        return PageExport(shown.figures, noted(badges, shown.notes))
     if page == "liquidations":
         made, every = PageExport({}, {}), {}
         for symbol in view.assets:

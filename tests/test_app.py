@@ -257,6 +257,8 @@ def test_liquidity_page_estimates_the_2026_quote_volume_the_rest_bars_lack(monke
     assert "Weekend BTC quote volume is" in verdict and "lower than on weekdays" in verdict
     badges = [c.value for c in at.caption if c.value.startswith("Data: ")]
     assert len(badges) == 7
+    # 2026's rows come from the REST file (base volume only), not from the archive imported after it
+    assert "(from file:binance_spot_BTCUSDT_1h_ohlcv.parquet)" in badges[0], badges[0]
     # 54 days of hourly bars: the heatmap, day-of-week bars, boxes, daily series and share of the week
     assert sum("Measured. Quote volume estimated for 1,296 of 1,296 bars as volume × (high" in b for b in badges) == 5
     assert "Quote volume estimated for 912 of 1,032 bars" in badges[-1]  # the cascades' own window

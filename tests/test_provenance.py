@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from lib.analytics.liquidations import SAMPLED_NOTE
-from lib.provenance import DEMO_PREFIX, ESTIMATED, MEASURED, chart_provenance
+from lib.provenance import DEMO_PREFIX, ESTIMATED, MEASURED, chart_provenance, sources_between
 from lib.views import drawn_rows
 
 LO, HI = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 3, tzinfo=timezone.utc)
@@ -58,3 +58,32 @@ def test_chart_provenance(inputs: list, is_demo: bool, estimated: bool, says: li
                                                    ("hour_of_week_ETH", {"ETH"}), ("drawdown_DOGE", {"BTC", "ETH"})])
 def test_a_per_asset_figure_draws_its_asset_only(figure: str, symbols: set[str]) -> None:
     assert set(drawn_rows(figure, rows(("BTC", "ETH")))["symbol"]) == symbols
+
+
+SPANS = {"source": "rest", "spans": [  # REST over 2018-2026, then the archive over 2018-2025 (it wins there)
+    {"source": "rest", "first_ts": "2018-01-01T00:00:00Z", "last_ts": "2026-05-16T18:00:00Z"},
+    {"source": "archive", "first_ts": "2018-01-01T00:00:00Z", "last_ts": "2025-12-31T23:00:00Z"},
+]}
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "sources"),
+    [
+        (utc(2026, 1, 5), utc(2026, 2, 27), ["rest"]),  # after the archive: the REST's rows
+        (utc(2024, 1, 1), utc(2025, 12, 31, 23), ["archive"]),  # the archive replaced the REST's rows
+        (utc(2025, 6, 1), utc(2026, 3, 1), ["archive", "rest"]),
+        (utc(2017, 1, 1), utc(2017, 2, 1), ["rest"]),  # outside every span: the entry's source
+    ],
+)
+def test_sources_between_names_whose_rows_are_in_the_range(first: datetime, last: datetime, sources: list[str]) -> None:
+    assert sources_between(SPANS, first, last) == sources
+
+
+def test_the_badge_names_the_source_of_the_rows_drawn() -> None:
+    status = [STATUS[0] | SPANS]
+    text = chart_provenance(status, [("bars", rows(("BTC",)))], LO, HI, is_demo=False)  # 2025-01-01 to 01-02
+    assert "(from archive)" in text, text

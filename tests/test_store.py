@@ -106,6 +106,23 @@ def test_manifest_records_range_rows_source_and_gaps(data_dir: Path) -> None:
     assert store.last_ts("bars", "binance", "BTC", "1h") == START + timedelta(hours=47)
 
 
+def test_manifest_records_which_source_last_wrote_which_span(data_dir: Path) -> None:
+    """A REST refresh over 4 days, an archive file over the first 2 (it wins there), the REST
+    again one day later: each span says whose rows it holds, the latest last."""
+    store = Store(data_dir)
+    store.write(BARS, hourly_bars(96), source="rest")
+    store.write(BARS, hourly_bars(48), source="archive")
+    store.write(BARS, hourly_bars(24, START + timedelta(hours=96)), source="rest")
+    store.write(BARS, hourly_bars(24, START + timedelta(hours=120)), source="rest")  # a refresh extends its span
+    (entry,) = store.status()
+    assert entry["source"] == "rest"
+    assert entry["spans"] == [
+        {"source": "rest", "first_ts": "2024-12-31T22:00:00Z", "last_ts": "2025-01-04T21:00:00Z"},
+        {"source": "archive", "first_ts": "2024-12-31T22:00:00Z", "last_ts": "2025-01-02T21:00:00Z"},
+        {"source": "rest", "first_ts": "2025-01-04T22:00:00Z", "last_ts": "2025-01-06T21:00:00Z"},
+    ]
+
+
 def test_bad_frame_is_refused_before_anything_is_written(data_dir: Path) -> None:
     store = Store(data_dir)
     with pytest.raises(SchemaError, match="missing column"):
