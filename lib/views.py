@@ -210,7 +210,7 @@ class LiquidityOptions:
     measure: str = liq.QUOTE_VOLUME
     weekend: str = "utc"
     tz: str = "UTC"
-    with_edge: bool = False  # EDGE costs ~9 µs a bar through `bidask`: opt in on long series
+    with_edge: bool = False  # EDGE for every chart (~9 µs a bar through `bidask`); always when it is the measure
     regime_split: date = liq.ETF_LAUNCH
     cell_stat: str = liq.MEAN  # the hour-of-week colour: liq.MEAN, or liq.MEDIAN as Kaiko draws it
     estimate_quote_volume: bool = True  # where the source reports base volume only (see liq.estimated_quote_volume)
@@ -232,7 +232,8 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     where the `depth` dataset has it, and the two 2026 cascades against their baseline (`events`:
     bars around them, possibly empty)."""
     measure = options.measure
-    measures = {"with_edge": options.with_edge, "estimate_quote_volume": options.estimate_quote_volume}
+    measures = {"with_edge": options.with_edge or measure == liq.EDGE_SPREAD,
+                "estimate_quote_volume": options.estimate_quote_volume}
     measured = liq.with_calendar(liq.with_measures(bars, **measures), weekend=options.weekend,
                                  tz=options.tz, regime_split=options.regime_split)
     days = liq.daily(measured)

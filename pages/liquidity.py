@@ -21,7 +21,9 @@ with st.sidebar:
         cell_stat=ui.linked(st.radio, "Hour-of-week colour", (liq.MEAN, liq.MEDIAN), horizontal=True, key="lq_stat",
                             help="The mean of the bars in each hour of the week, or their median (robust to a few "
                                  "huge bars; Kaiko's heatmaps use it). The hover shows both."),
-        with_edge=ui.linked(st.toggle, "EDGE spread (slow on long 1-minute series)", key="lq_edge"),
+        with_edge=ui.linked(st.toggle, "EDGE spread (slow on long 1-minute series)", key="lq_edge",
+                            help="EDGE (Ardia, Guidotti and Kroencke 2024) is computed whenever it is the measure "
+                                 "shown; this adds it to the cascade comparison too."),
         estimate_quote_volume=ui.linked(
             st.toggle, "Estimate missing quote volume", value=True, key="lq_qv_estimate",
             help=f"Where the source reports base volume only (exchange REST bars): {liq.QUOTE_VOLUME_ESTIMATE}. On "

@@ -240,6 +240,14 @@ def test_liquidity_page_on_demo_data(monkeypatch, data_dir: Path) -> None:
     assert "cascades" in " ".join(charts(at))  # the synthetic Jan 31 / Feb 5 events are compared too
 
 
+def test_the_edge_measure_is_computed_when_picked_without_the_toggle(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2025-11-01", end="2026-03-01", lq_measure="EDGE spread estimate")
+    assert not at.toggle(key="lq_edge").value
+    (verdict,) = [m.value for m in at.markdown if m.value.startswith("**BTC")]
+    assert "Weekend BTC EDGE spread is" in verdict and "not enough data" not in verdict, verdict
+
+
 def test_liquidity_page_verdict_on_real_btc(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2024-01-01", end="2025-12-31")
