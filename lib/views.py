@@ -321,6 +321,17 @@ def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFr
             load("open_interest", (symbol,), early, hi), load("depth", (symbol,), early, hi))
 
 
+def cached_elsewhere(status: list[dict], dataset: str, symbol: str, view: View) -> str:
+    """Where `dataset` rows of `symbol` are cached in the view's range at other timeframes, as a hint
+    for a page that found none at the view's own ("1d: 2020-12-23 to 2025-09-08"), or ""."""
+    lo, hi = day_bounds(view)
+    spans = [(e["timeframe"], datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"]))
+             for e in status if e["dataset"] == dataset and e["symbol"] == symbol and e["timeframe"] != view.timeframe
+             and e["first_ts"] and e["last_ts"]]
+    return "; ".join(f"{timeframe}: {max(first, lo):%Y-%m-%d} to {min(last, hi):%Y-%m-%d}"
+                     for timeframe, first, last in sorted(spans) if first < hi and last >= lo)
+
+
 def badge_maker(status: list[dict], view: View, is_demo: bool) -> Badge:
     """The badge function of one view: `status` is the store's manifest, the window the view's days
     unless a chart gives its own."""

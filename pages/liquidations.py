@@ -81,8 +81,10 @@ footers = ui.badges(active, view, views.liquidation_badges, view, bars, totals, 
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
     if shown.grid is None:
-        st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. Import Coinglass-style "
-                "exports on the Data page, or record them with a collector.")
+        elsewhere = views.cached_elsewhere(ui.status(active), "liquidation_totals", symbol, view)
+        st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. "
+                + (f"Other timeframes are ({elsewhere}): pick one in the sidebar. " if elsewhere else "")
+                + "Import Coinglass-style exports on the Data page, or record them with a collector.")
     else:
         ui.chart(figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
                  footers["realised"])
