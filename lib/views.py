@@ -7,7 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -279,7 +279,7 @@ MEASURE_FIGURES = ("day_of_week", "weekend_box", "daily")  # besides the hour-of
 
 def estimate_notes(figures: Iterable[str], measure: str, bars: pl.DataFrame, events: pl.DataFrame,
                    share_symbol: str, options: LiquidityOptions) -> dict[str, str]:
-    """What the badge of each figure that reads estimated quote volume adds: how many of the bars
+    """What the badge of each figure that reads estimated quote volume adds (see `liquidity_badges`): how many of the bars
     it draws were estimated, and how. The measure's charts read quote volume when the measure does
     (quote volume, Amihud); the share of the week (its one asset) always; the cascades their own bars."""
     if not options.estimate_quote_volume:
@@ -291,11 +291,6 @@ def estimate_notes(figures: Iterable[str], measure: str, bars: pl.DataFrame, eve
     counts = {name: (liq.missing_quote_volume(rows), rows.height) for name, rows in reads.items() if name in figures}
     return {name: f"Quote volume estimated for {n:,} of {of:,} bars as {liq.QUOTE_VOLUME_ESTIMATE}."
             for name, (n, of) in counts.items() if n}
-
-
-def noted(footers: dict[str, str], notes: dict[str, str]) -> dict[str, str]:
-    """`footers` with each figure's note (see `estimate_notes`) after its badge."""
-    return {name: f"{footer} {notes[name]}" if name in notes else footer for name, footer in footers.items()}
 
 
 def drawdown_inputs(load: Loader, view: View) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -347,10 +342,12 @@ def bars_badges(badge: Badge, figures: Iterable[str], bars: pl.DataFrame) -> dic
 
 
 def liquidity_badges(badge: Badge, figures: Iterable[str], bars: pl.DataFrame, depth: pl.DataFrame,
-                     events: pl.DataFrame) -> dict[str, str]:
-    """The liquidity page's badges: the depth chart reads depth, the cascades chart its own window."""
+                     events: pl.DataFrame, notes: Mapping[str, str]) -> dict[str, str]:
+    """The liquidity page's badges: the depth chart reads depth, the cascades chart its own window;
+    a figure's note (`LiquidityView.notes`: its estimates) follows its badge."""
     own = {"depth_box": badge(("depth", depth)), "cascades": badge(("bars", events), window=EVENT_SPAN)}
-    return {name: own.get(name) or badge(("bars", drawn_rows(name, bars))) for name in figures}
+    made = {name: own.get(name) or badge(("bars", drawn_rows(name, bars))) for name in figures}
+    return {name: f"{text} {notes[name]}" if name in notes else text for name, text in made.items()}
 
 
 def liquidation_badges(badge: Badge, view: View, bars: pl.DataFrame, totals: pl.DataFrame, open_interest: pl.DataFrame,
@@ -391,8 +388,7 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
     if page == "liquidity":
         bars, depth, events = liquidity_inputs(load, view)
         shown = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend))
-        badges = liquidity_badges(badge, shown.figures, bars, depth, events)
-        return PageExport(shown.figures, noted(badges, shown.notes))
+        return PageExport(shown.figures, liquidity_badges(badge, shown.figures, bars, depth, events, shown.notes))
     if page == "liquidations":
         made, every = PageExport({}, {}), {}
         for symbol in view.assets:

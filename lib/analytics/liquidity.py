@@ -294,10 +294,15 @@ def estimated_quote_volume() -> pl.Expr:
     return pl.col(VOLUME) * (pl.col("high") + pl.col("low") + pl.col("close")) / 3
 
 
+def reliable_volume() -> pl.Expr:
+    """A bar's volume is usable unless its source flagged it (``volume_reliable == False``)."""
+    return pl.col("volume_reliable").fill_null(True)
+
+
 def missing_quote_volume(bars: pl.DataFrame) -> int:
     """How many of `bars` have a usable base volume and no quote volume: the bars whose quote
     volume `with_measures(estimate_quote_volume=True)` estimates."""
-    missing = pl.col(QUOTE_VOLUME).is_null() & pl.col(VOLUME).is_not_null() & pl.col("volume_reliable").fill_null(True)
+    missing = pl.col(QUOTE_VOLUME).is_null() & pl.col(VOLUME).is_not_null() & reliable_volume()
     return bars.select(missing.sum()).item()
 
 
@@ -319,7 +324,7 @@ def with_measures(
     """
     duration = pl.col(TIMEFRAME).replace_strict(TIMEFRAMES, return_dtype=pl.Duration("us"))
     contiguous = (pl.col(SYMBOL) == pl.col(SYMBOL).shift(1)) & (pl.col(TS) - pl.col(TS).shift(1) <= duration)
-    reliable = pl.col("volume_reliable").fill_null(True)
+    reliable = reliable_volume()
     quote_volume = pl.col(QUOTE_VOLUME)
     if estimate_quote_volume:
         quote_volume = pl.coalesce(quote_volume, estimated_quote_volume())
