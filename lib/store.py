@@ -31,7 +31,7 @@ import polars as pl
 
 from lib.gaps import find_gaps
 from lib.objectstore import LOCK, Files, StoreError, files_at
-from lib.schema import DATASETS, EXCHANGE, PARTITIONS, SYMBOL, TIMEFRAME, TS, Dataset, conform, empty
+from lib.schema import BARS, DATASETS, EXCHANGE, PARTITIONS, SYMBOL, TIMEFRAME, TIMEFRAMES, TS, Dataset, conform, empty
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,35 @@ def _with_span(previous: dict, source: str, span: tuple[datetime, datetime] | No
         first, last = min(first, spans[-1]["first_ts"]), max(last, spans[-1]["last_ts"])
         spans = spans[:-1]
     return [*spans, {"source": source, "first_ts": first, "last_ts": last}][-SPANS_KEPT:]
+
+
+def _without_shadowed_off_grid_bars(bars: pl.DataFrame, timeframe: str) -> pl.DataFrame:
+    """`bars` (one series, sorted by ts) less the off-grid bars that another cut of the same
+    hours covers.
+
+    Binance's archive keeps 43 hourly bars of February 2018 at :28:14 past the hour (after an
+    outage); its API now serves the same hours re-cut on the hour. Kept side by side, both would
+    be counted. A run of off-grid bars (each `timeframe` after the last) with on-grid bars between
+    its first and last is such a double: the on-grid cut wins. A run with no on-grid bar inside it
+    is the only record of its hours and stays.
+    """
+    step = TIMEFRAMES.get(timeframe)
+    if step is None or step > TIMEFRAMES["1d"]:  # weeks and months are not multiples from the epoch
+        return bars
+    is_on_grid = pl.col(TS) == pl.col(TS).dt.truncate(step)
+    on_grid = bars.filter(is_on_grid)[TS]
+    runs = (
+        bars.filter(~is_on_grid)
+        .select(TS, run=(pl.col(TS).diff() != step).fill_null(True).cum_sum())
+        .group_by("run")
+        .agg(first=pl.col(TS).min(), last=pl.col(TS).max())
+    )
+    shadowed = [
+        pl.col(TS).is_between(first, last)
+        for first, last in runs.select("first", "last").iter_rows()
+        if on_grid.search_sorted(first, side="right") < on_grid.search_sorted(last, side="left")
+    ]
+    return bars.filter(~(pl.any_horizontal(shadowed) & ~is_on_grid)) if shadowed else bars
 
 
 def _now_iso() -> str:
@@ -253,7 +282,8 @@ class Store:
     # --- writing -----------------------------------------------------------------------------
 
     def write(self, dataset: Dataset | str, df: pl.DataFrame, source: str, market_id: str | None = None) -> int:
-        """Merge `df` into the store; return how many rows were new.
+        """Merge `df` into the store; return how many rows were new (net of any off-grid bars an
+        on-grid bar displaced, see `_without_shadowed_off_grid_bars`).
 
         Rows with the same key as stored rows replace them (the newest fetch wins, e.g. a bar that
         was still open); stored rows absent from `df` are kept. The manifest entry of every
@@ -277,6 +307,8 @@ class Store:
                 merged = new if old is None else pl.concat([old.select(list(ds.columns)), new], how="vertical_relaxed")
                 value_key = [c for c in ds.key if c in ds.columns]
                 merged = merged.unique(subset=value_key, keep="last", maintain_order=True).sort(TS)
+                if ds.name == BARS.name:
+                    merged = _without_shadowed_off_grid_bars(merged, timeframe)
                 added += merged.height - before
                 self.files.put(path, lambda handle: merged.write_parquet(handle, compression=COMPRESSION))
             spans = frame.group_by(EXCHANGE, SYMBOL, TIMEFRAME).agg(pl.col(TS).min().alias("lo"),

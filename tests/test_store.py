@@ -123,6 +123,36 @@ def test_manifest_records_which_source_last_wrote_which_span(data_dir: Path) -> 
     ]
 
 
+OFF_GRID = timedelta(minutes=28, seconds=14)  # Binance's February 2018 bars sit at :28:14
+
+
+@pytest.mark.parametrize("archive_last", [True, False])
+def test_off_grid_bars_give_way_to_an_on_grid_cut_of_the_same_hours(data_dir: Path, archive_last: bool) -> None:
+    """An archive with a run of 5 bars at :28:14 past the hour between on-grid ones, and the API's
+    re-cut of the same hours on the hour: whichever is written last, each hour is counted once."""
+    store = Store(data_dir)
+    archive = pl.concat([hourly_bars(3), hourly_bars(5, START + timedelta(hours=3) + OFF_GRID),
+                         hourly_bars(3, START + timedelta(hours=9))])
+    api = hourly_bars(12, close=500.0)
+    for frame in (api, archive) if archive_last else (archive, api):
+        store.write(BARS, frame, source="test")
+    got = read_all(store)
+    assert got["ts"].to_list() == api["ts"].to_list()
+    from_archive = [100.0, 101.0, 102.0]  # its on-grid bars, where it was written last
+    expected = from_archive + api["close"][3:9].to_list() + from_archive if archive_last else api["close"].to_list()
+    assert got["close"].to_list() == expected
+
+
+def test_off_grid_bars_alone_in_their_hours_are_kept(data_dir: Path) -> None:
+    """The archive alone: its off-grid run is the only record of those hours, and the on-grid bar
+    right after it (which its last bar overlaps) does not displace it."""
+    store = Store(data_dir)
+    archive = pl.concat([hourly_bars(3), hourly_bars(5, START + timedelta(hours=3) + OFF_GRID),
+                         hourly_bars(3, START + timedelta(hours=9))])
+    store.write(BARS, archive, source="test")
+    assert read_all(store).height == 11
+
+
 def test_bad_frame_is_refused_before_anything_is_written(data_dir: Path) -> None:
     store = Store(data_dir)
     with pytest.raises(SchemaError, match="missing column"):
@@ -231,3 +261,19 @@ def test_writer_killed_mid_write_leaves_previous_state_readable(data_dir: Path) 
     after.write(BARS, hourly_bars(1), source="test")
     assert not list(data_dir.rglob("*.tmp"))
     json.loads((data_dir / "manifest.json").read_text())
+
+
+def test_real_archive_and_api_bars_count_each_february_2018_hour_once(data_dir: Path, shared_data: Path) -> None:
+    """`make sample-data`'s order: Binance's API bars, then its archive with 43 bars at :28:14
+    (9-11 Feb 2018) over the same hours. The API's on-grid cut stays, and no hour is counted twice."""
+    from lib.sources.files import read_import
+
+    store = Store(data_dir)
+    feb = (datetime(2018, 2, 9, tzinfo=timezone.utc), datetime(2018, 2, 11, 12, tzinfo=timezone.utc))
+    for name in ("binance_spot_BTCUSDT_1h_ohlcv.parquet", "binance_spot_BTCUSDT_1h.parquet"):
+        imported = read_import(shared_data / "ohlcv" / name)
+        store.write(imported.dataset, imported.frame.filter(pl.col("ts").dt.year() == 2018), source=name)
+    got = read_all(store).filter(pl.col("timeframe") == "1h")
+    assert got.filter(pl.col("ts").dt.minute() != 0).is_empty()
+    assert got["ts"].is_unique().all()
+    assert got.filter(pl.col("ts").is_between(*feb)).height == 51  # 10:00 on the 9th to 12:00 on the 11th

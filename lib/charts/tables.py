@@ -105,14 +105,16 @@ def _usd(column: str) -> pl.Expr:
     return (
         pl.when(value.abs() >= 1e9).then(pl.format("${}B", (value / 1e9).round(2)))
         .when(value.abs() >= 1e6).then(pl.format("${}M", (value / 1e6).round(1)))
-        .when(value.abs() >= 1e3).then(pl.format("${}K", (value / 1e3).round(0)))
-        .otherwise(pl.format("${}", value.round(0)))
+        .when(value.abs() >= 1e3).then(pl.format("${}K", (value / 1e3).round(0).cast(pl.Int64)))
+        .otherwise(pl.format("${}", value.round(0).cast(pl.Int64)))
     )
 
 
 def bursts_table(bursts: pl.DataFrame) -> pl.DataFrame:
-    """`largest_bursts` for reading: rank, time, long / short / total USD, the price move."""
-    moves = [_pct("move").alias("Price move (%)")] if "move" in bursts.columns else []
+    """`largest_bursts` for reading: rank, time, long / short / total USD, the price move over the
+    window (signed, or "no price bar" where the bars have none)."""
+    move = pl.format("{}{} %", pl.when(pl.col("move") > 0).then(pl.lit("+")).otherwise(pl.lit("")), _pct("move", 2))
+    moves = [move.fill_null("no price bar").alias("Price move")] if "move" in bursts.columns else []
     return bursts.select(
         pl.col("rank").alias("#"),
         _when(TS).alias("Window start (UTC)"),
