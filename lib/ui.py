@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from lib import auth, export, views
 from lib import overview as overviews
@@ -71,16 +72,39 @@ def use_explicit_navigation() -> None:
 
     Streamlit turns the legacy mode off only once some run calls st.navigation; until then a
     fresh server runs a pages/*.py file requested by URL on its own, without app.py. The first
-    such run switches the mode off and reruns, so app.py routes it.
+    such run switches the mode off and reruns, so app.py routes it. (app.py calls this; pages
+    call `route_through_app`.)
     """
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
 
 
+def route_through_app() -> None:
+    """A page's `use_explicit_navigation`. A page that Streamlit's legacy mode runs may have
+    started after another session's run switched that mode off (two users opening links on a
+    fresh server at once), so it is known by what its run registered instead: the legacy
+    navigation lists app.py itself as a page, app.py's never does."""
+    if _in_legacy_navigation():
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def _in_legacy_navigation() -> bool:
+    """Whether this run's pages were registered by Streamlit's pages/ discovery (with app.py as
+    the main page), not by app.py. Only meaningful in a page: before any st.navigation the
+    registry holds just the main script."""
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return False
+    main = Path(ctx.pages_manager.main_script_path).resolve()
+    return any(page.get("script_path") and Path(page["script_path"]).resolve() == main
+               for page in ctx.pages_manager.get_pages().values())
+
+
 def active_store() -> ActiveStore:
     """Real data whenever any bars are cached; otherwise the synthetic demo market."""
-    use_explicit_navigation()
+    route_through_app()
     if identity() is None:  # hosted mode, not signed in: no page shows data (app.py routes to the login)
         st.stop()
     store = real_store()

@@ -4,7 +4,7 @@ import streamlit as st
 
 from lib import auth, ui
 
-ui.use_explicit_navigation()  # a fresh server may run this file on its own: route it through app.py
+ui.route_through_app()  # a fresh server may run this file on its own: route it through app.py
 access = ui.settings().access
 st.title("Cascade")
 st.caption("Crypto market stress dashboard. Sign in to continue.")

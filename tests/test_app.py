@@ -84,7 +84,7 @@ def test_real_cache_has_no_demo_banner_and_lists_every_series(monkeypatch, real_
     assert DEMO_BANNER not in banners(at)
     table = at.dataframe[0].value
     btc = table[(table["dataset"] == "bars") & (table["symbol"] == "BTC")].iloc[0]
-    assert btc["rows"] == 73_309  # 2018-01 .. 2026-05, plus the 43 off-grid 2018 archive bars
+    assert btc["rows"] == 73_266  # 2018-01 .. 2026-05 (the 43 off-grid 2018 archive bars give way to the REST's)
     assert btc["gaps"] == 27
     assert btc["first"] == "2018-01-01 00:00"
     assert "liquidation_totals" in set(table["dataset"])
@@ -106,6 +106,35 @@ def test_corrupt_cache_file_is_reported_not_fatal(monkeypatch, tmp_path: Path, r
     at = run_app(monkeypatch, copy)
     at.run()  # the first run's scan moved the file; the page reports it on the next run too
     assert any("quarantine" in e.value for e in at.error)
+
+
+def test_a_page_the_legacy_pages_mode_started_late_is_routed_through_app_py(monkeypatch, data_dir: Path) -> None:
+    """Two links opened at once on a fresh server: Streamlit picks its legacy pages/ mode for the
+    second run, then the first run switches that mode off before the second's page checks it.
+    The page must still rerun through app.py (its navigation, not one with "app" and "login")."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import script_runner
+
+    registered: list[set[str]] = []
+    register = PagesManager.set_pages_and_resolve
+    legacy_run = script_runner._mpa_v1
+
+    def recorded(self: PagesManager, pages: dict, *args: object, **kwargs: object) -> object:
+        registered.append({page["url_pathname"] for page in pages.values()})
+        return register(self, pages, *args, **kwargs)
+
+    def switched_off_meanwhile(main_script_path: str) -> None:
+        PagesManager.uses_pages_directory = False  # by the other session's run of app.py
+        legacy_run(main_script_path)
+
+    monkeypatch.setattr(PagesManager, "set_pages_and_resolve", recorded)
+    monkeypatch.setattr(script_runner, "_mpa_v1", switched_off_meanwhile)
+    monkeypatch.setenv("CASCADE_DATA_DIR", str(data_dir))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).switch_page("pages/liquidity.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "login" in registered[0]  # the legacy run started...
+    assert registered[-1] == {"", "drawdowns", "liquidity", "liquidations", "data", "overview"}  # ...app.py ended it
+    assert [t.value for t in at.title] == ["Weekend vs weekday liquidity"]
 
 
 def test_drawdowns_page_on_demo_data(monkeypatch, data_dir: Path) -> None:
