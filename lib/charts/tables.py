@@ -21,6 +21,13 @@ def _pct(column: str, digits: int = 1) -> pl.Expr:
     return (pl.col(column) * 100).round(digits)
 
 
+def _signed_pct(column: str, digits: int) -> pl.Expr:
+    """A fraction as a signed percent, e.g. "+0.16 %" and "-4.12 %" (null stays null)."""
+    value = (pl.col(column) * 100).round(digits)
+    text = value.cast(pl.Int64) if digits == 0 else value
+    return pl.format("{}{} %", pl.when(value > 0).then(pl.lit("+")).otherwise(pl.lit("")), text)
+
+
 def _when(column: str, missing: str = "") -> pl.Expr:
     return pl.col(column).dt.strftime(DATE_FORMAT).fill_null(missing)
 
@@ -113,8 +120,7 @@ def _usd(column: str) -> pl.Expr:
 def bursts_table(bursts: pl.DataFrame) -> pl.DataFrame:
     """`largest_bursts` for reading: rank, time, long / short / total USD, the price move over the
     window (signed, or "no price bar" where the bars have none)."""
-    move = pl.format("{}{} %", pl.when(pl.col("move") > 0).then(pl.lit("+")).otherwise(pl.lit("")), _pct("move", 2))
-    moves = [move.fill_null("no price bar").alias("Price move")] if "move" in bursts.columns else []
+    moves = [_signed_pct("move", 2).fill_null("no price bar").alias("Price move")] if "move" in bursts.columns else []
     return bursts.select(
         pl.col("rank").alias("#"),
         _when(TS).alias("Window start (UTC)"),
@@ -129,7 +135,7 @@ def fragility_table(fragility: pl.DataFrame) -> pl.DataFrame:
     """`fragility_by_weekend` for reading: which move liquidates how much, against 1 % depth."""
     return fragility.select(
         pl.col("period").fill_null("-").alias("Book"),
-        pl.format("{} %", (pl.col("band") * 100).round(0)).alias("Move"),
+        _signed_pct("band", 0).alias("Move"),
         _usd("liquidation_usd").alias("Est. liquidations"),
         _usd("depth_usd").fill_null("no depth data").alias("1 % depth"),
         pl.col("depth_multiple").round(2).alias("x depth"),

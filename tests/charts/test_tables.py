@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from lib.charts.tables import bursts_table
+from lib.charts.tables import bursts_table, fragility_table
 
 
 def test_bursts_table_signs_the_move_and_names_a_window_without_price() -> None:
@@ -25,3 +25,15 @@ def test_bursts_table_signs_the_move_and_names_a_window_without_price() -> None:
     assert table["Total"].to_list() == ["$2.8B", "$1.6M", "$25K"]
     assert table["Shorts liquidated"].to_list() == ["$300.0M", "$400K", "$0"]
     assert table["Window start (UTC)"][0] == "2026-01-31 14:00"
+
+
+def test_fragility_table_signs_each_move() -> None:
+    fragility = pl.DataFrame({
+        "period": ["weekday", "weekday", None], "band": [-0.02, 0.10, -0.05],
+        "liquidation_usd": [3.2e7, 5.61e8, 7.0e7], "depth_usd": [3.743e8, 3.808e8, None],
+        "depth_multiple": [0.0855, 1.473, None],
+    })
+    table = fragility_table(fragility)
+    assert table["Move"].to_list() == ["-2 %", "+10 %", "-5 %"]
+    assert table["Book"].to_list() == ["weekday", "weekday", "-"]
+    assert table["1 % depth"].to_list() == ["$374.3M", "$380.8M", "no depth data"]
