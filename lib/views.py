@@ -40,7 +40,10 @@ Loader = Callable[..., pl.DataFrame]
 # badge((dataset, rows drawn), ..., window=None, estimated=False): the provenance badge of one chart
 Badge = Callable[..., str]
 
-EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1), liq.CASCADES[-1].end + timedelta(days=1))
+# The bars the cascade comparison reads: from its baselines' weeks (plus the estimators' previous
+# bar) to the Monday that ends the last cascade's UTC week, so its share of the week is defined.
+EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1),
+              liq.CASCADES[-1].end + timedelta(days=7 - liq.CASCADES[-1].end.weekday()))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
 

@@ -287,6 +287,18 @@ def test_the_edge_measure_is_computed_when_picked_without_the_toggle(monkeypatch
     assert "Weekend BTC EDGE spread is" in verdict and "not enough data" not in verdict, verdict
 
 
+def test_both_cascades_have_their_share_of_the_week(monkeypatch, real_cache: Path) -> None:
+    """The Feb 5-6 cascade's UTC week runs to Monday 9 Feb: the bars read for the comparison must
+    reach it, or its share of the week (90 % of the week's bars needed) is missing."""
+    at = run_app(monkeypatch, real_cache, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2025-11-01", end="2026-03-01")
+    (cascades,) = [spec for key, spec in charts(at).items() if "cascades" in key]
+    shares = {trace["name"]: dict(zip(trace["y"], trace["x"], strict=True)).get("Share of the week's volume per bar")
+              for trace in cascades["data"]}
+    assert set(shares) == {"Sat 31 Jan 2026 cascade", "Thu-Fri 5-6 Feb 2026 cascade"}
+    assert all(share is not None for share in shares.values()), shares
+
+
 def test_liquidity_page_verdict_on_real_btc(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2024-01-01", end="2025-12-31")

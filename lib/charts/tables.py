@@ -61,14 +61,14 @@ def episode_table(episodes: pl.DataFrame) -> pl.DataFrame:
 
 
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
-    # (label, column, kind): kind is pct, ratio, count, hours or date
+    # (label, column, kind): kind is pct, ratio, count, hours, date or recovery
     ("Current drawdown", "current_drawdown", "pct"),
     ("Off the 30-day high", "drawdown_from_30d_high", "pct"),
     ("Off the 90-day high", "drawdown_from_90d_high", "pct"),
     ("Max drawdown", "max_drawdown", "pct"),
     ("Max drawdown peak (UTC)", "max_drawdown_peak_ts", "date"),
     ("Max drawdown trough (UTC)", "max_drawdown_trough_ts", "date"),
-    ("Max drawdown recovered (UTC)", "max_drawdown_recovery_ts", "date"),
+    ("Max drawdown recovered (UTC)", "max_drawdown_recovery_ts", "recovery"),
     ("Average drawdown", "average_drawdown", "pct"),
     ("Deep drawdowns (count)", "deep_drawdowns", "count"),
     ("Longest under water", "longest_underwater_hours", "hours"),
@@ -84,13 +84,17 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
 
 
 def _formatted(kind: str, column: str) -> pl.Expr:
+    """A metric as text: ratios with two decimals ("-0.20"), and a max drawdown not yet recovered
+    says so."""
     value = pl.col(column)
     text = {
         "pct": pl.format("{} %", (value * 100).round(1)),
-        "ratio": value.round(2).cast(pl.String),
+        "ratio": value.fill_nan(None).round(2).cast(pl.String).str.replace(r"\.(\d)$", ".${1}0"),
         "count": value.cast(pl.String),
         "hours": duration_text(value),
         "date": value.dt.strftime(DATE_FORMAT),
+        "recovery": value.dt.strftime(DATE_FORMAT).fill_null(
+            pl.when(pl.col("max_drawdown") < 0).then(pl.lit("still under water"))),
     }[kind]
     return text.fill_null("n/a")
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from lib.charts.tables import bursts_table, fragility_table
+from lib.charts.tables import bursts_table, fragility_table, metrics_table
 
 
 def test_bursts_table_signs_the_move_and_names_a_window_without_price() -> None:
@@ -37,3 +37,19 @@ def test_fragility_table_signs_each_move() -> None:
     assert table["Move"].to_list() == ["-2 %", "+10 %", "-5 %"]
     assert table["Book"].to_list() == ["weekday", "weekday", "-"]
     assert table["1 % depth"].to_list() == ["$374.3M", "$380.8M", "no depth data"]
+
+
+def test_metrics_table_writes_ratios_with_two_decimals_and_an_unrecovered_drawdown() -> None:
+    """BTC still under water, ETH recovered, SOL never below its peak (no drawdown to recover)."""
+    metrics = pl.DataFrame({
+        "symbol": ["BTC", "ETH", "SOL"], "max_drawdown": [-0.501, -0.2, 0.0],
+        "max_drawdown_recovery_ts": [None, datetime(2026, 3, 1, 5, tzinfo=UTC), None],
+        "calmar": [-0.2, 1.0, float("nan")], "ulcer_performance_index": [-0.894, 12.3456, None],
+    })
+    table = metrics_table(metrics)
+    assert table.columns == ["Metric", "BTC", "ETH", "SOL"]
+    rows = {row[0]: row[1:] for row in table.iter_rows()}
+    assert rows["Max drawdown"] == ("-50.1 %", "-20.0 %", "0.0 %")
+    assert rows["Max drawdown recovered (UTC)"] == ("still under water", "2026-03-01 05:00", "n/a")
+    assert rows["Calmar"] == ("-0.20", "1.00", "n/a")
+    assert rows["Ulcer performance index"] == ("-0.89", "12.35", "n/a")
