@@ -6,7 +6,7 @@ brief says what it used (`Brief.used_until`, and each figure's provenance). Its 
 overview row's (`lib.overview`): drawdowns, the weekend-vs-weekday quote-volume ratio of the last
 twelve weeks with its CI and verdict, the nearest estimated liquidation clusters (±2/5/10 %) against
 1 % depth where cached, funding and open interest over the last 30 days, and the last two weekends'
-moves (Friday close -> Monday open, `liquidity.weekend_moves`).
+moves (Friday close -> Monday open, `liquidity.weekend_moves`; one still under way to its last close).
 
 Out (`files`): one page (a plotly figure as PNG, every figure's sources in its footer), a standalone
 HTML page with the same figure and the summary, and the summary as Markdown for a chat message.
@@ -56,7 +56,7 @@ TITLES = {
     "liquidity": "Weekend liquidity, last 12 weeks",
     "clusters": "Nearest estimated liquidation clusters (a model, not a measurement)",
     "funding": "Funding and open interest",
-    "weekends": "The last two weekends (Friday close → Monday open)",
+    "weekends": "The last two weekends (Friday close → Monday open, or to the last close of one under way)",
 }
 
 
@@ -116,10 +116,16 @@ def trends(funding: pl.DataFrame, open_interest: pl.DataFrame, asof: datetime) -
 
 
 def last_weekends(bars: pl.DataFrame, weekend: str, n: int = WEEKENDS_SHOWN) -> pl.DataFrame:
-    """The last `n` complete weekends per symbol of `bars` (a Friday close and a Monday open), oldest first."""
-    moves = liq.weekend_moves(liq.with_calendar(bars, weekend=weekend))
-    complete = moves.drop_nulls(["friday_close", "monday_open"]).sort(SYMBOL, "start")
-    return complete.group_by(SYMBOL, maintain_order=True).tail(n)
+    """The last `n` weekends per symbol of `bars` with a Friday close, oldest first. A weekend with
+    no bar after it yet (a brief as of Saturday, or of Monday 00:00) is still under way: its move is
+    to its last close, and `so_far` is true."""
+    moves = liq.weekend_moves(liq.with_calendar(bars, weekend=weekend)).drop_nulls("friday_close")
+    so_far = pl.col("monday_open").is_null()
+    shown = moves.with_columns(
+        pl.when(so_far).then(pl.col("last_close") / pl.col("friday_close") - 1).otherwise("move").alias("move"),
+        so_far.alias("so_far"),
+    )
+    return shown.sort(SYMBOL, "start").group_by(SYMBOL, maintain_order=True).tail(n)
 
 
 def build(load: Loader, view: View, asof: datetime, status: list[dict], is_demo: bool) -> Brief:
@@ -224,8 +230,9 @@ def _funding_line(r: dict, trend: dict) -> str:
 
 
 def _weekend_line(w: dict) -> str:
-    moves = (f"weekend of {day_text(start)} {pct_text(move, signed=True)} (low {pct_text(low)})"
-             for start, move, low in zip(w["start"], w["move"], w["max_drawdown"], strict=True))
+    moves = (f"weekend of {day_text(start)} {pct_text(move, signed=True)}{' so far' if so_far else ''} "
+             f"(low {pct_text(low)})"
+             for start, move, low, so_far in zip(w["start"], w["move"], w["max_drawdown"], w["so_far"], strict=True))
     return f"{w[SYMBOL]}: {'; '.join(moves)}"
 
 
@@ -239,7 +246,7 @@ def sections(brief: Brief) -> list[Section]:
         "liquidity": [_liquidity_line(r) for r in rows],
         "clusters": [_cluster_line(r[SYMBOL], brief.fragility) for r in rows],
         "funding": [_funding_line(r, trends_by.get(r[SYMBOL], {})) for r in rows],
-        "weekends": [_weekend_line(w) for w in weekends] or ["no complete weekend cached in the last four weeks"],
+        "weekends": [_weekend_line(w) for w in weekends] or ["no weekend cached in the last four weeks"],
     }
     return [Section(TITLES[key], tuple(lines[key]), brief.sources[key]) for key in TITLES]
 
@@ -341,7 +348,8 @@ def _lines(fig: go.Figure, frame: pl.DataFrame, column: str, symbol: str, row: i
 
 def _weekend_bars(fig: go.Figure, weekends: pl.DataFrame, symbol: str) -> None:
     fig.add_trace(go.Bar(
-        x=[f"Weekend of {day_text(s)}" for s in weekends["start"]], y=weekends["move"].to_list(),
+        x=[f"Weekend of {day_text(s)}{' (so far)' if so_far else ''}"
+           for s, so_far in zip(weekends["start"], weekends["so_far"], strict=True)], y=weekends["move"].to_list(),
         text=[f"{pct_text(move, signed=True)} (low {pct_text(low)})"
               for move, low in zip(weekends["move"], weekends["max_drawdown"], strict=True)],
         textposition="outside", cliponaxis=False, marker={"color": theme.asset_color(symbol)}, name=symbol,

@@ -63,6 +63,21 @@ def test_its_markdown_gives_the_weekend_liquidity_ratio_and_the_drawdowns(friday
     assert "Open interest: No open_interest rows cached in this window." in text
 
 
+def test_a_saturday_brief_gives_the_weekend_so_far(recent_cache: Path) -> None:  # noqa: F811
+    """As of Sat 31 Jan 18:00, in the cascade: that weekend has no Monday open yet, so it moves from
+    Friday's close to the last close (17:00's bar), said to be so far."""
+    store = Store(recent_cache)
+    saturday = brief.build(store.read, VIEW, datetime(2026, 1, 31, 18, tzinfo=UTC), store.status(), is_demo=False)
+    btc = saturday.weekends.filter(pl.col("symbol") == "BTC")
+    assert btc["start"].to_list() == [datetime(2026, 1, 24, tzinfo=UTC), datetime(2026, 1, 31, tzinfo=UTC)]
+    assert btc["so_far"].to_list() == [False, True]
+    bars = store.read("bars", ("BTC",), datetime(2026, 1, 30, 23, tzinfo=UTC), datetime(2026, 1, 31, 18, tzinfo=UTC),
+                      "binance", "1h")
+    friday_close, last_close = bars["close"][0], bars["close"][-1]
+    assert btc["move"][1] == pytest.approx(last_close / friday_close - 1)
+    assert f"weekend of Sat 31 Jan {pct_text(btc['move'][1], signed=True)} so far" in brief.markdown(saturday)
+
+
 def test_its_figures_are_the_pages_own_for_the_same_time(recent_cache: Path) -> None:  # noqa: F811
     store = Store(recent_cache)
     asof = datetime(2025, 12, 20, tzinfo=UTC)  # a midnight, so each link's days cover exactly the brief's windows

@@ -546,7 +546,8 @@ def weekend_moves(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     start, end (open time of the first and the bar after the last weekend bar), friday_close (the
     close of the last bar before it), monday_open (the open of the first bar after it), move
     (``monday_open / friday_close − 1``), low and max_drawdown (``min low / friday_close − 1``),
-    quote_volume (summed over the weekend). Weekends at the edges of the data have null ends.
+    quote_volume (summed over the weekend), last_close (the close of its last bar: where a weekend
+    still under way at the end of the data stands). Weekends at the edges of the data have null ends.
     """
     run = (pl.col(WEEKEND) != pl.col(WEEKEND).shift(1)).fill_null(True).cum_sum().over(SYMBOL)
     per_run = (
@@ -580,6 +581,7 @@ def weekend_moves(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
         "low",
         (pl.col("low") / pl.col("friday_close") - 1).alias("max_drawdown"),
         QUOTE_VOLUME,
+        pl.col("_close").alias("last_close"),
     ).collect()
 
 
