@@ -327,7 +327,7 @@ def _mark_episodes(fig: go.Figure, ranked: pl.DataFrame) -> None:
             showlegend=False,
             meta=labels,  # every label; `text` shows those with room (see `space_trough_labels`)
             text=labels,
-            textfont={"size": 11, "color": theme.INK},
+            textfont={"size": 11, "color": theme.INK, "shadow": theme.HALO},
             marker={"size": 6, "color": theme.UNDERWATER_LINE},
             hovertext=text,
             hovertemplate="%{hovertext}<extra></extra>",

@@ -22,6 +22,7 @@ INK = "#1F2933"  # text and the strongest lines
 MUTED = "#6B7280"  # secondary text, running peak
 GRID = "#ECEEF1"
 AXIS = "#C5CBD3"
+HALO = "0 0 2px white, 0 0 2px white, 0 0 3px white"  # a text shadow that keeps labels readable over lines
 
 ASSET_COLORS: dict[str, str] = {"BTC": "#F7931A", "ETH": "#3B6FE0", "SOL": "#A04ED9"}
 OTHER_COLORS: tuple[str, ...] = ("#0F9BA8", "#7A5C3E", "#D6457A", "#5B6B7A")
