@@ -23,7 +23,7 @@ def _pct(column: str, digits: int = 1) -> pl.Expr:
 
 def _signed_pct(column: str, digits: int) -> pl.Expr:
     """A fraction as a signed percent, e.g. "+0.16 %" and "-4.12 %" (null stays null)."""
-    value = (pl.col(column) * 100).round(digits)
+    value = _pct(column, digits)
     text = value.cast(pl.Int64) if digits == 0 else value
     return pl.format("{}{} %", pl.when(value > 0).then(pl.lit("+")).otherwise(pl.lit("")), text)
 
