@@ -320,7 +320,7 @@ def test_liquidity_page_estimates_the_2026_quote_volume_the_rest_bars_lack(monke
     assert "(from file:binance_spot_BTCUSDT_1h_ohlcv.parquet)" in badges[0], badges[0]
     # 54 days of hourly bars: the heatmap, day-of-week bars, boxes, daily series and share of the week
     assert sum("Measured. Quote volume estimated for 1,296 of 1,296 bars as volume × (high" in b for b in badges) == 5
-    assert "Quote volume estimated for 912 of 1,032 bars" in badges[-1]  # the cascades' own window
+    assert "Quote volume estimated for 936 of 1,056 bars" in badges[-1]  # the cascades' own window, to Mon 9 Feb
     assert "estimated" not in badges[-2]  # Friday close to Monday open: prices only
     off = run_app(monkeypatch, real_cache, "pages/liquidity.py", **window, lq_qv_estimate="false")
     (verdict,) = [m.value for m in off.markdown if m.value.startswith("**BTC")]

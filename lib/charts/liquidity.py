@@ -419,22 +419,24 @@ def weekend_moves_chart(
 ) -> go.Figure:
     """Every weekend's move from Friday's close to Monday's open (a bar per asset) and how far under
     Friday's close it traded meanwhile (the bar's whisker reaches down to that low), from a
-    `weekend_moves` table; weekends at the edges of the data (no Friday close or no Monday open) are
-    left out. The weekend of `mark` (the Saturday 31 Jan 2026 cascade by default) is labelled when
-    it is in range."""
+    `weekend_moves` table. A weekend still under way at the end of the data (a Friday close, no
+    Monday open yet) is drawn hatched, to its last close; one with no Friday close is left out, and
+    the subtitle's statistics count complete weekends only. The weekend of `mark` (the Saturday
+    31 Jan 2026 cascade by default) is labelled when it is in range."""
+    under_way = moves.filter(pl.col("monday_open").is_null() & pl.col("friday_close").is_not_null())
+    if "last_close" in under_way.columns:
+        under_way = under_way.with_columns((pl.col("last_close") / pl.col("friday_close") - 1).alias("move"))
+    under_way = under_way.drop_nulls("move")
     moves = moves.filter(pl.col("move").is_not_null()).sort(SYMBOL, "start")
     fig = go.Figure()
     for (symbol,), part in moves.group_by(SYMBOL, maintain_order=True):
-        under = (part["move"] - part["max_drawdown"]).clip(lower_bound=0)  # the whisker: from the move down to the low
-        fig.add_trace(go.Bar(
-            x=part["start"].to_list(), y=part["move"].to_list(), name=f"{symbol} Fri close → Mon open",
-            marker={"color": theme.asset_color(symbol)},
-            error_y={"type": "data", "symmetric": False, "array": [0.0] * part.height, "arrayminus": under.to_list(),
-                     "color": theme.INK, "thickness": 1, "width": 2},
-            customdata=[_weekend_text(symbol, row) for row in part.iter_rows(named=True)],
-            hovertemplate="%{customdata}<extra></extra>",
-        ))
-    marked = moves.filter((pl.col("start") <= mark.start) & (pl.col("end") > mark.start)) if mark else moves.clear()
+        fig.add_trace(_weekend_bars(symbol, part, f"{symbol} Fri close → Mon open", {}))
+    for (symbol,), part in under_way.group_by(SYMBOL, maintain_order=True):
+        hatched = {"shape": "/", "fillmode": "overlay", "fgcolor": "white"}
+        fig.add_trace(_weekend_bars(symbol, part, f"{symbol} weekend so far", hatched))
+    drawn = pl.concat([moves, under_way])
+    marked = (drawn.filter((pl.col("start") <= mark.start) & (pl.col("end").is_null() | (pl.col("end") > mark.start)))
+              if mark else drawn.clear())
     if marked.height:
         fig.add_annotation(x=marked["start"][0], y=float(marked["max_drawdown"].min()), yshift=-14, showarrow=False,
                            text=mark.name, font={"size": 11, "color": theme.INK})
@@ -451,9 +453,25 @@ def weekend_moves_chart(
     return _framed(fig)
 
 
+def _weekend_bars(symbol: str, part: pl.DataFrame, name: str, pattern: dict[str, str]) -> go.Bar:
+    """One asset's weekends as bars (an offset group per asset, so its weekend under way sits in its
+    own slot), each with a whisker from the move down to the weekend's low."""
+    under = (part["move"] - part["max_drawdown"]).clip(lower_bound=0)
+    return go.Bar(
+        x=part["start"].to_list(), y=part["move"].to_list(), name=name, offsetgroup=symbol,
+        marker={"color": theme.asset_color(symbol), "pattern": pattern},
+        error_y={"type": "data", "symmetric": False, "array": [0.0] * part.height, "arrayminus": under.to_list(),
+                 "color": theme.INK, "thickness": 1, "width": 2},
+        customdata=[_weekend_text(symbol, row) for row in part.iter_rows(named=True)],
+        hovertemplate="%{customdata}<extra></extra>",
+    )
+
+
 def _weekend_text(symbol: str, row: dict) -> str:
+    to = (f"last close {row['last_close']:,.2f} so far" if row["monday_open"] is None
+          else f"Monday open {row['monday_open']:,.2f}")
     return (f"<b>{symbol}</b>, weekend from {row['start']:%a %d %b %Y %H:%M} UTC<br>Friday close "
-            f"{row['friday_close']:,.2f} → Monday open {row['monday_open']:,.2f} ({row['move']:+.1%})<br>"
+            f"{row['friday_close']:,.2f} → {to} ({row['move']:+.1%})<br>"
             f"low {row['low']:,.2f} ({row['max_drawdown']:+.1%} from Friday's close)")
 
 

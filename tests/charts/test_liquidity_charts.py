@@ -150,14 +150,17 @@ def test_weekend_moves_chart_bars_ticks_and_the_cascade_label() -> None:
         "end": [s + timedelta(days=2) for s in saturdays] + [None],
         "friday_close": [100.0, 100.0, 100.0, 10.0],
         "monday_open": [98.0, 103.0, 92.0, None],
-        "move": [-0.02, 0.03, -0.08, None],  # ETH's last weekend has no Monday yet: left out
+        "move": [-0.02, 0.03, -0.08, None],  # ETH's last weekend has no Monday yet: drawn hatched, to its last close
         "low": [97.0, 99.0, 89.0, 9.0],
         "max_drawdown": [-0.03, -0.01, -0.11, -0.1],
+        "last_close": [98.5, 102.0, 91.0, 9.4],
     })
     fig = charts.weekend_moves_chart(moves)
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
-    assert [t.name for t in bars] == ["BTC Fri close → Mon open"] == [t.name for t in fig.data]
+    assert [t.name for t in bars] == ["BTC Fri close → Mon open", "ETH weekend so far"] == [t.name for t in fig.data]
     assert list(bars[0].y) == [-0.02, 0.03, -0.08]
+    assert list(bars[1].y) == pytest.approx([-0.06]) and bars[1].marker.pattern.shape == "/"
+    assert "Friday close 10.00 → last close 9.40 so far (-6.0%)" in bars[1].customdata[0]
     lows = [y - under for y, under in zip(bars[0].y, bars[0].error_y.arrayminus, strict=True)]
     assert lows == pytest.approx([-0.03, -0.01, -0.11]) and set(bars[0].error_y.array) == {0.0}
     assert "Friday close 100.00 → Monday open 92.00 (-8.0%)" in bars[0].customdata[2]
