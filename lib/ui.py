@@ -102,6 +102,16 @@ def _in_legacy_navigation() -> bool:
                for page in ctx.pages_manager.get_pages().values())
 
 
+def stop_without_bars(active: ActiveStore, view: View, assets: Sequence[str]) -> None:
+    """A page's answer to a view without bars: what is missing, and at which other timeframes the
+    view's exchange has bars of `assets` in its range; then the page stops."""
+    elsewhere = views.cached_elsewhere(status(active), "bars", assets, view, view.exchange)
+    st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(assets)} between {view.start} and "
+               f"{view.end}. " + (f"Other timeframes have some ({elsewhere}): pick one in the sidebar." if elsewhere
+                                  else "Pick another exchange, timeframe or range."))
+    st.stop()
+
+
 def active_store() -> ActiveStore:
     """Real data whenever any bars are cached; otherwise the synthetic demo market."""
     route_through_app()

@@ -7,7 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -32,7 +32,7 @@ from lib.charts.liquidations import (
 )
 from lib.charts.tables import episodes_with_attribution
 from lib.provenance import chart_provenance
-from lib.schema import SYMBOL, TIMEFRAME, TS
+from lib.schema import SYMBOL, TIMEFRAME, TIMEFRAMES, TS
 from lib.viewstate import View, day_bounds
 
 # load(dataset, symbols, start, end, exchange=None, timeframe=None): rows with start <= ts < end
@@ -319,15 +319,24 @@ def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFr
             load("open_interest", (symbol,), early, hi), load("depth", (symbol,), early, hi))
 
 
-def cached_elsewhere(status: list[dict], dataset: str, symbol: str, view: View) -> str:
-    """Where `dataset` rows of `symbol` are cached in the view's range at other timeframes, as a hint
-    for a page that found none at the view's own ("1d: 2020-12-23 to 2025-09-08"), or ""."""
+def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], view: View,
+                     exchange: str | None = None) -> str:
+    """Where `dataset` rows of `symbols` (from `exchange`, or any) are cached in the view's range at
+    other timeframes, as a hint for a page that found none at the view's own ("1d: 2020-12-23 to
+    2025-09-08"; per timeframe, the span any of the symbols covers), or ""."""
     lo, hi = day_bounds(view)
-    spans = [(e["timeframe"], datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"]))
-             for e in status if e["dataset"] == dataset and e["symbol"] == symbol and e["timeframe"] != view.timeframe
-             and e["first_ts"] and e["last_ts"]]
-    return "; ".join(f"{timeframe}: {max(first, lo):%Y-%m-%d} to {min(last, hi):%Y-%m-%d}"
-                     for timeframe, first, last in sorted(spans) if first < hi and last >= lo)
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for e in status:
+        if (e["dataset"] != dataset or e["symbol"] not in symbols or e["timeframe"] == view.timeframe
+                or (exchange is not None and e["exchange"] != exchange) or not (e["first_ts"] and e["last_ts"])):
+            continue
+        first, last = datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"])
+        if first < hi and last >= lo:
+            first, last = max(first, lo), min(last, hi - timedelta(seconds=1))
+            known = spans.get(e["timeframe"], (first, last))
+            spans[e["timeframe"]] = (min(known[0], first), max(known[1], last))
+    return "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+                     for timeframe, (first, last) in sorted(spans.items(), key=lambda item: TIMEFRAMES.get(item[0], timedelta.max)))
 
 
 def badge_maker(status: list[dict], view: View, is_demo: bool) -> Badge:

@@ -20,9 +20,7 @@ with st.sidebar:
 
 bars, liquidations = views.drawdown_inputs(ui.loader(active), view)
 if bars.is_empty():
-    st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(view.assets)} between "
-               f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
-    st.stop()
+    ui.stop_without_bars(active, view, view.assets)
 
 shown = ui.computed(views.drawdowns, bars, liquidations, options)
 zoomed = views.zoomed_to_episode(shown, picked) if (picked := ui.picked_episode()) else None

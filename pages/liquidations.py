@@ -26,8 +26,7 @@ with st.sidebar:
 bars, totals, open_interest, depth = views.liquidation_inputs(ui.loader(active), view, symbol)
 window = bars.filter(pl.col("ts") >= lo)
 if window.is_empty():
-    st.warning(f"No {view.timeframe} {symbol} bars from {view.exchange} between {view.start} and {view.end}.")
-    st.stop()
+    ui.stop_without_bars(active, view, [symbol])
 
 with st.sidebar:
     placement = ui.linked(st.selectbox, "Place bar totals", list(PLACEMENTS), format_func=PLACEMENTS.get,
@@ -81,7 +80,7 @@ footers = ui.badges(active, view, views.liquidation_badges, view, bars, totals, 
 with realised:
     st.subheader(f"Realised liquidations: {symbol} ({'synthetic, demo' if active.is_demo else 'measured'})")
     if shown.grid is None:
-        elsewhere = views.cached_elsewhere(ui.status(active), "liquidation_totals", symbol, view)
+        elsewhere = views.cached_elsewhere(ui.status(active), "liquidation_totals", [symbol], view)
         st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. "
                 + (f"Other timeframes are ({elsewhere}): pick one in the sidebar. " if elsewhere else "")
                 + "Import Coinglass-style exports on the Data page, or record them with a collector.")

@@ -35,9 +35,7 @@ with st.sidebar:
 
 bars, depth, events = views.liquidity_inputs(ui.loader(active), view)
 if bars.is_empty():
-    st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(view.assets)} between "
-               f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
-    st.stop()
+    ui.stop_without_bars(active, view, view.assets)
 with st.spinner("Computing measures and statistics..."):
     shown = ui.computed(views.liquidity, bars, depth, events, options)
 

@@ -11,9 +11,7 @@ ui.default_dates(ov.story_window)
 active, view = ui.analytics_page("Overview")
 shown = ui.overview(active, view)
 if shown.story.bars.is_empty():
-    st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(view.assets)} between "
-               f"{view.start} and {view.end}. Pick another exchange, timeframe or range.")
-    st.stop()
+    ui.stop_without_bars(active, view, view.assets)
 
 status = ui.status(active)
 left, right = st.columns([5, 1], vertical_alignment="center")

@@ -262,6 +262,18 @@ def test_liquidations_page_names_the_timeframes_that_hold_an_assets_totals(monke
     assert not [i.value for i in later.info if "Other timeframes" in i.value]  # none holds ETH in 2026
 
 
+def test_a_timeframe_without_bars_names_the_ones_with_some(monkeypatch, tmp_path: Path, shared_data: Path) -> None:
+    """Binance's daily bars end in 2025: a 1d view of the 2026 selloff says the hourly bars hold it."""
+    files = [shared_data / "ohlcv" / f"binance_spot_BTCUSDT_{name}.parquet" for name in ("1d", "1h_ohlcv")]
+    assert main(["--data-dir", str(tmp_path), "--quiet", "import", *map(str, files)]) == 0
+    for page in ("pages/liquidations.py", "pages/drawdowns.py"):
+        at = run_app(monkeypatch, tmp_path, page, assets="BTC", exchange="binance", timeframe="1d",
+                     start="2026-01-30", end="2026-02-07")
+        (warning,) = [w.value for w in at.warning]
+        assert warning.startswith("No 1d bars from binance for BTC between 2026-01-30 and 2026-02-07."), warning
+        assert "Other timeframes have some (1h: 2026-01-30 to 2026-02-07): pick one in the sidebar." in warning
+
+
 def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2026-01-24", end="2026-02-12")
