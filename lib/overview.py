@@ -277,7 +277,10 @@ def largest_legs(bars: pl.DataFrame, totals: pl.DataFrame, n: int = STORY_LEGS) 
     (the leg's simple return), ``weekend``, and ``liquidated_usd`` (that day's realised total over
     the assets; null where none is cached), sorted by day."""
     series = dd.with_drawdown(bars)
-    legs = dd.decline_by_period(series, dd.top_episodes(dd.episodes(series), STORY_EPISODES), every=LEG_PERIOD)
+    legs = (  # one row per day and asset, though two of its episodes may have fallen that day
+        dd.decline_by_period(series, dd.top_episodes(dd.episodes(series), STORY_EPISODES), every=LEG_PERIOD)
+        .group_by("period_start", SYMBOL).agg(pl.col("log_return").sum(), pl.col("weekend").first())
+    )
     worst = legs.group_by("period_start").agg(pl.col("log_return").sum()).sort("log_return").head(n)
     days = window_totals(totals, LEG_PERIOD).select(pl.col(TS).alias("period_start"),
                                                      pl.col("total_usd").alias("liquidated_usd"))

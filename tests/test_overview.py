@@ -121,6 +121,30 @@ def test_largest_legs_are_the_days_that_fell_most_with_their_liquidations() -> N
     assert legs["liquidated_usd"].to_list() == [24.0, 24.0]
 
 
+def test_two_episodes_falling_on_one_day_make_one_leg() -> None:
+    """Day 2 falls 100 -> 98 (an episode that recovers to 100 that day), then 100 -> 90 (a deeper
+    one): the day is one leg of the asset, the two declines summed, listed once."""
+    frame = bars("A", [100.0] * 24 + [98.0] * 6 + [100.0] * 6 + [90.0] * 12 + [90.0] * 24)
+    totals = frame.select("symbol", "timeframe", "ts", pl.lit(0.0).alias("long_usd"), pl.lit(0.0).alias("short_usd"))
+    legs = ov.largest_legs(frame, totals, n=2)
+    assert legs["symbol"].to_list() == ["A"]
+    assert legs["move"].to_list() == pytest.approx([0.98 * 0.9 - 1])
+
+
+def test_the_story_chart_spans_its_bars_and_keeps_a_last_day_label_inside() -> None:
+    """The label of a leg on the window's last day reads leftwards, and the axis is the bars' span
+    (plotly would widen it to fit a centred label's box)."""
+    from lib.charts.overview import story_figure
+
+    frame = bars("A", [100.0] * 24 * 9 + [90.0] * 24)  # ten days; the fall is on the last
+    totals = frame.select("symbol", "timeframe", "ts", pl.lit(1.0).alias("long_usd"), pl.lit(0.0).alias("short_usd"))
+    legs = ov.largest_legs(frame, totals, n=1)
+    fig = story_figure(frame, ov.window_totals(totals, "1h"), "1h", legs, covered=["A"])
+    assert list(fig.layout.xaxis.range) == [datetime(2026, 1, 1), datetime(2026, 1, 11)]
+    (label,) = fig.layout.annotations
+    assert (label.xanchor, label.x) == ("right", datetime(2026, 1, 11))
+
+
 # --- the page -------------------------------------------------------------------------------------
 
 

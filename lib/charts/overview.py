@@ -23,6 +23,7 @@ from lib.schema import SYMBOL, TIMEFRAMES, TS
 STORY_HEIGHT = 660
 PRICE_BASE = 100.0  # closes indexed to 100 at the window's first bar
 LEG_LABEL_Y = (0.995, 0.9)  # label tops in the price panel, alternated so neighbouring legs' labels stay apart
+EDGE_SHARE = 0.2  # a leg label this close to either end of the window (as a share of it) reads away from it
 # Room above the highest close (for the labels) and below the lowest, as shares of the closes' range.
 HEADROOM, FOOTROOM = 0.3, 0.03
 BAR_FILL = 0.9  # a liquidation bar covers 90 % of its period
@@ -93,9 +94,11 @@ def story_figure(
             mode="lines", line={"color": theme.asset_color(symbol), "width": 1.8},
             hovertemplate=f"{symbol} %{{y:.1f}} (%{{customdata:$,.2f}})<extra></extra>"), row=1, col=1)
     _liquidation_bars(fig, liquidations, TIMEFRAMES[every])
-    _mark_legs(fig, legs)
-    if bars.height:
-        theme.add_weekend_shading(fig, bars[TS].min(), bars[TS].max() + TIMEFRAMES[every], definition=weekend)
+    window = (bars[TS].min(), bars[TS].max() + TIMEFRAMES[every]) if bars.height else None
+    _mark_legs(fig, legs, window)
+    if window:
+        theme.add_weekend_shading(fig, *window, definition=weekend)
+        fig.update_xaxes(range=[w.replace(tzinfo=None) for w in window])  # the labels' boxes must not widen it
     start, end = (bars[TS].min(), bars[TS].max()) if bars.height else (None, None)
     span = "" if start is None else f" from {day_text(start)} to {day_text(end)} {end:%Y}"
     title = f"{DEMO_TITLE if demo else ''}{', '.join(symbols)}{span}: price, weekends and liquidations"
@@ -128,9 +131,10 @@ def _liquidation_bars(fig: go.Figure, liquidations: pl.DataFrame, period: timede
             hovertemplate=f"{label} %{{y:$,.3s}}<extra></extra>"), row=2, col=1)
 
 
-def _mark_legs(fig: go.Figure, legs: pl.DataFrame) -> None:
+def _mark_legs(fig: go.Figure, legs: pl.DataFrame, window: tuple[datetime, datetime] | None) -> None:
     """A red band over each leg's day in the price panel, labelled with the day, each asset's move
-    and the day's realised liquidations."""
+    and the day's realised liquidations; a label in the first or last fifth of the `window` reads
+    away from that edge, so it stays inside the chart."""
     days = legs.group_by("period_start", maintain_order=True).agg(
         pl.col("weekend").first(), pl.col("liquidated_usd").first(), pl.col(SYMBOL), pl.col("move"))
     for i, day in enumerate(days.iter_rows(named=True)):
@@ -139,8 +143,11 @@ def _mark_legs(fig: go.Figure, legs: pl.DataFrame) -> None:
         liquidated = "" if day["liquidated_usd"] is None else f" · {usd_text(day['liquidated_usd'])} liquidated"
         fig.add_shape(type="rect", xref="x", yref="y domain", x0=start, x1=start + timedelta(days=1), y0=0, y1=1,
                       fillcolor=theme.DECLINE_FILL, line_width=0, layer="below")
+        at = 0.5 if window is None else (day["period_start"] + timedelta(hours=12) - window[0]) / (window[1] - window[0])
+        anchor = "left" if at < EDGE_SHARE else "right" if at > 1 - EDGE_SHARE else "center"
         fig.add_annotation(
-            x=start + timedelta(hours=12), xref="x", y=LEG_LABEL_Y[i % len(LEG_LABEL_Y)], yref="y domain",
+            x=start + timedelta(hours={"left": 0, "center": 12, "right": 24}[anchor]), xanchor=anchor, xref="x",
+            y=LEG_LABEL_Y[i % len(LEG_LABEL_Y)], yref="y domain",
             text=f"<b>{day_text(start)} · {'weekend' if day['weekend'] else 'weekday'}</b>{liquidated}<br>{moves}",
             showarrow=False, yanchor="top", align="center", font={"size": 11, "color": theme.INK},
             bgcolor="rgba(255, 255, 255, 0.85)", bordercolor=theme.UNDERWATER_LINE, borderwidth=1, borderpad=3)
