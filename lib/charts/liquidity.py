@@ -338,6 +338,9 @@ def weekend_timeseries(
             col=1,
         )
     fig.add_hline(y=1, line={"color": theme.MUTED, "width": 1, "dash": "dot"}, row=2, col=1)
+    if days.height and ratios.drop_nulls("ratio").is_empty():
+        fig.add_annotation(text=f"The trailing {window} ratio needs a range longer than {window}", showarrow=False,
+                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5, font={"size": 12, "color": theme.MUTED})
     if days.height:
         start = datetime.combine(days[DATE].min(), time())
         end = datetime.combine(days[DATE].max(), time.max)  # 23:59:59.999999, not the next day's weekend

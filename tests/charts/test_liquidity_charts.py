@@ -112,7 +112,14 @@ def test_weekend_timeseries(days: pl.DataFrame) -> None:
     assert [t.name for t in fig.data][:4] == ["BTC", "ETH", "BTC weekend / weekday", "ETH weekend / weekday"]
     assert sum(s.name == "weekend" for s in fig.layout.shapes) == 10  # ten weekends in ten weeks
     assert fig.layout.yaxis2.title.text == "weekend / weekday, trailing 28d"
+    assert not fig.layout.annotations
     fig.to_json()
+
+
+def test_weekend_timeseries_of_a_range_shorter_than_its_window_says_why_the_ratio_is_missing(days: pl.DataFrame) -> None:
+    short = days.filter(pl.col(liq.DATE) < pl.col(liq.DATE).min() + timedelta(days=20))
+    fig = charts.weekend_timeseries(short, liq.rolling_weekend_ratio(short, liq.QUOTE_VOLUME), liq.QUOTE_VOLUME)
+    assert [a.text for a in fig.layout.annotations] == ["The trailing 28d ratio needs a range longer than 28d"]
 
 
 def test_event_comparison_chart(measured: pl.DataFrame) -> None:
