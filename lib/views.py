@@ -226,6 +226,7 @@ class LiquidityView:
     regimes: pl.DataFrame  # the measure by regime (before / after the split date) and weekend, per symbol
     figures: dict[str, go.Figure] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # figure name -> what its badge must add (estimates)
+    asset: str = ""  # the asset of the one-asset figures (the share of the week, the cascades): the first with data
 
 
 def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, options: LiquidityOptions) -> LiquidityView:
@@ -267,14 +268,14 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     weekends = liquidity_charts.weekend_moves_chart(liq.weekend_moves(measured))
     if weekends.data:  # a window without a whole weekend has none to show
         figures["weekend_moves"] = weekends
+    events = events.filter(pl.col(SYMBOL) == share_symbol)
     if not events.is_empty():
         compared = liq.event_comparison(liq.with_measures(events, **measures))
         if not compared.filter(pl.col("ratio").is_not_null()).is_empty():
-            figures["cascades"] = liquidity_charts.event_comparison_chart(
-                compared.filter(pl.col(SYMBOL) == compared[SYMBOL][0]))
+            figures["cascades"] = liquidity_charts.event_comparison_chart(compared)
     regimes = liq.aggregate(measured, (liq.REGIME, liq.WEEKEND), [measure])
     notes = estimate_notes(figures, measure, bars, events, share_symbol, options)
-    return LiquidityView(effects, verdicts, regimes, figures, notes)
+    return LiquidityView(effects, verdicts, regimes, figures, notes, share_symbol)
 
 
 MEASURE_FIGURES = ("day_of_week", "weekend_box", "daily")  # besides the hour-of-week heatmaps
@@ -284,7 +285,8 @@ def estimate_notes(figures: Iterable[str], measure: str, bars: pl.DataFrame, eve
                    share_symbol: str, options: LiquidityOptions) -> dict[str, str]:
     """What the badge of each figure that reads estimated quote volume adds (see `liquidity_badges`): how many of the bars
     it draws were estimated, and how. The measure's charts read quote volume when the measure does
-    (quote volume, Amihud); the share of the week (its one asset) always; the cascades their own bars."""
+    (quote volume, Amihud); the share of the week (its one asset) always; the cascades their own bars
+    (`events`, of that asset)."""
     if not options.estimate_quote_volume:
         return {}
     reads = {"cascades": events, "share_of_week": bars.filter(pl.col(SYMBOL) == share_symbol)}
@@ -354,10 +356,13 @@ def bars_badges(badge: Badge, figures: Iterable[str], bars: pl.DataFrame) -> dic
 
 
 def liquidity_badges(badge: Badge, figures: Iterable[str], bars: pl.DataFrame, depth: pl.DataFrame,
-                     events: pl.DataFrame, notes: Mapping[str, str]) -> dict[str, str]:
+                     events: pl.DataFrame, notes: Mapping[str, str], asset: str) -> dict[str, str]:
     """The liquidity page's badges: the depth chart reads depth, the cascades chart its own window;
-    a figure's note (`LiquidityView.notes`: its estimates) follows its badge."""
-    own = {"depth_box": badge(("depth", depth)), "cascades": badge(("bars", events), window=EVENT_SPAN)}
+    the cascades and the share of the week one asset (`LiquidityView.asset`); a figure's note
+    (`LiquidityView.notes`: its estimates) follows its badge."""
+    mine = pl.col(SYMBOL) == asset
+    own = {"depth_box": badge(("depth", depth)), "cascades": badge(("bars", events.filter(mine)), window=EVENT_SPAN),
+           "share_of_week": badge(("bars", bars.filter(mine)))}
     made = {name: own.get(name) or badge(("bars", drawn_rows(name, bars))) for name in figures}
     return {name: f"{text} {notes[name]}" if name in notes else text for name, text in made.items()}
 
@@ -400,7 +405,8 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
     if page == "liquidity":
         bars, depth, events = liquidity_inputs(load, view)
         shown = liquidity(bars, depth, events, LiquidityOptions(weekend=view.weekend))
-        return PageExport(shown.figures, liquidity_badges(badge, shown.figures, bars, depth, events, shown.notes))
+        return PageExport(shown.figures, liquidity_badges(badge, shown.figures, bars, depth, events, shown.notes,
+                                                            shown.asset))
     if page == "liquidations":
         made, every = PageExport({}, {}), {}
         for symbol in view.assets:

@@ -49,7 +49,8 @@ with st.expander("The statistics behind the verdicts"):
     st.caption(f"Before and after {options.regime_split} (mean, median and bars per regime and weekend flag):")
     st.dataframe(shown.regimes, hide_index=True, key="lq_regimes")
 
-footers = ui.badges(active, view, views.liquidity_badges, tuple(shown.figures), bars, depth, events, shown.notes)
+footers = ui.badges(active, view, views.liquidity_badges, tuple(shown.figures), bars, depth, events, shown.notes,
+                    shown.asset)
 for name, fig in shown.figures.items():
     ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view), footers[name])
 if "cascades" not in shown.figures:

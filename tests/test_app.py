@@ -311,6 +311,18 @@ def test_both_cascades_have_their_share_of_the_week(monkeypatch, real_cache: Pat
     assert all(share is not None for share in shares.values()), shares
 
 
+def test_the_one_asset_charts_show_the_first_asset_and_name_only_its_files(monkeypatch, real_cache: Path) -> None:
+    """With three assets the cascades chart is the first one's (it was whichever a hash group-by put
+    first), and its badge and the share of the week's name that asset's files only."""
+    at = run_app(monkeypatch, real_cache, "pages/liquidity.py", exchange="binance", timeframe="1h",
+                 start="2026-01-19", end="2026-02-15")
+    (cascades,) = [spec for key, spec in charts(at).items() if "cascades" in key]
+    assert cascades["layout"]["title"]["text"].startswith("BTC liquidity in the cascades")
+    shown = badges(at)
+    for name in ("lq_chart_cascades", "lq_chart_share_of_week"):
+        assert "BTCUSDT" in shown[name] and "ETHUSDT" not in shown[name] and "SOLUSDT" not in shown[name], shown[name]
+
+
 def test_liquidity_page_verdict_on_real_btc(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2024-01-01", end="2025-12-31")
