@@ -256,7 +256,7 @@ def test_liquidations_page_names_the_timeframes_that_hold_an_assets_totals(monke
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="ETH", exchange="binance", timeframe="1h",
                  start="2025-05-17", end="2026-05-17")
     (info,) = [i.value for i in at.info if "liquidation totals for ETH" in i.value]
-    assert "Other timeframes are (1d: 2025-05-17 to 2025-09-08): pick one in the sidebar." in info, info
+    assert "Other timeframes have some (1d: 2025-05-17 to 2025-09-08): pick one in the sidebar." in info, info
     later = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="ETH", exchange="binance", timeframe="1h",
                     start="2026-01-20", end="2026-02-12")
     assert not [i.value for i in later.info if "Other timeframes" in i.value]  # none holds ETH in 2026
