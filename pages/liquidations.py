@@ -87,7 +87,8 @@ with realised:
     else:
         ui.chart(figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
                  footers["realised"])
-        st.dataframe(bursts_table(shown.bursts), hide_index=True, key="liq_bursts")
+        bursts = bursts_table(shown.bursts)
+        st.dataframe(bursts, hide_index=True, height=ui.table_height(bursts), key="liq_bursts")
 
 with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
@@ -98,7 +99,8 @@ ui.chart(figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m
 left, right = st.columns(2)
 with left:
     st.markdown("**Cascade fragility** (estimated USD a move would liquidate, against 1 % depth)")
-    st.dataframe(fragility_table(shown.fragility), hide_index=True, key="liq_fragility")
+    fragility = fragility_table(shown.fragility)
+    st.dataframe(fragility, hide_index=True, height=ui.table_height(fragility), key="liq_fragility")
 with right:
     st.markdown("**Assumptions** (they go into every export)")
     st.json(shown.at_step.assumptions, expanded=False)
