@@ -337,8 +337,8 @@ def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], v
             first, last = max(first, lo), min(last, hi - timedelta(seconds=1))
             known = spans.get(e["timeframe"], (first, last))
             spans[e["timeframe"]] = (min(known[0], first), max(known[1], last))
-    return "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}"
-                     for timeframe, (first, last) in sorted(spans.items(), key=lambda item: TIMEFRAMES.get(item[0], timedelta.max)))
+    shortest_first = sorted(spans.items(), key=lambda item: TIMEFRAMES.get(item[0], timedelta.max))
+    return "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}" for timeframe, (first, last) in shortest_first)
 
 
 def badge_maker(status: list[dict], view: View, is_demo: bool) -> Badge:
