@@ -10,7 +10,8 @@ Layout (hive style, one file per partition):
 The root is a local directory or an object-storage URL (s3://bucket/prefix); lib.objectstore
 holds the difference. Writes are atomic (local: temporary file, fsync, rename; object storage:
 one PUT): a crash leaves the previous file intact. Merges dedupe on the dataset key and keep the
-newest row, so a short or failed fetch never drops stored rows. Reads return a polars LazyFrame
+newest row, so a short or failed fetch never drops stored rows; the one row a merge may drop is an
+off-grid bar that an on-grid cut of the same hours replaces (`_without_shadowed_off_grid_bars`). Reads return a polars LazyFrame
 (a cloud scan on object storage) so filters push down to the files.
 """
 
