@@ -126,8 +126,7 @@ def drawdown_figure(
         "trough → recovery (green), still under water (grey)",
         640,
     )
-    # the bars' span: plotly would pad it for the markers at its ends
-    fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER, range=[x[0], x[-1]] if x.size else None)
+    fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
     fig.update_yaxes(
         title_text="Price (USD)",
         type="log" if log_price else "linear",
