@@ -6,6 +6,7 @@ import streamlit as st
 from lib import ui, views
 from lib.analytics import liquidity as liq
 from lib.analytics.liquidity import MEASURES
+from lib.charts.tables import effects_table, regimes_table
 
 TIMEZONES = ("UTC", "America/New_York", "Europe/London", "Asia/Tokyo", "Asia/Singapore")
 
@@ -45,9 +46,9 @@ with st.expander("The statistics behind the verdicts"):
     st.caption("Ratio = weekend mean / weekday mean of daily values, with a block-bootstrap 95 % CI (whole weeks "
                "resampled, because hours and days are autocorrelated); Mann-Whitney U, Welch t and an OLS weekend "
                "dummy with Newey-West (HAC) errors; effective sample sizes from the lag-1 autocorrelation.")
-    st.dataframe(shown.effects, hide_index=True, key="lq_effects")
+    st.dataframe(effects_table(shown.effects), hide_index=True, key="lq_effects")
     st.caption(f"Before and after {options.regime_split} (mean, median and bars per regime and weekend flag):")
-    st.dataframe(shown.regimes, hide_index=True, key="lq_regimes")
+    st.dataframe(regimes_table(shown.regimes), hide_index=True, key="lq_regimes")
 
 footers = ui.badges(active, view, views.liquidity_badges, tuple(shown.figures), bars, depth, events, shown.notes,
                     shown.asset)

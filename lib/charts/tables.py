@@ -9,6 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from lib.analytics import drawdowns as dd
+from lib.analytics import liquidity as liq
 from lib.analytics.sessions import SESSIONS
 from lib.charts.theme import duration_text
 from lib.schema import SYMBOL, TS
@@ -143,4 +144,46 @@ def fragility_table(fragility: pl.DataFrame) -> pl.DataFrame:
         _usd("liquidation_usd").alias("Est. liquidations"),
         _usd("depth_usd").fill_null("no depth data").alias("1 % depth"),
         pl.col("depth_multiple").round(2).alias("x depth"),
+    )
+
+
+# weekend_effect's columns and the headings the page shows them under
+EFFECT_HEADINGS: dict[str, str] = {
+    SYMBOL: "Asset", "measure": "Measure", "first_date": "From", "last_date": "To", "confidence": "CI level",
+    "weekday_mean": "Weekday mean", "weekend_mean": "Weekend mean", "weekday_median": "Weekday median",
+    "weekend_median": "Weekend median", "ratio": "Weekend / weekday", "ci_low": "CI low", "ci_high": "CI high",
+    "p_mannwhitney": "p (Mann-Whitney)", "p_welch": "p (Welch)", "p_hac": "p (HAC)", "n_weekday": "Weekdays",
+    "n_weekend": "Weekend days", "n_eff_weekday": "Effective weekdays", "n_eff_weekend": "Effective weekend days",
+}
+SIGNIFICANT = 4  # digits kept of a mean or median, whatever its scale (USD millions or spreads of 1e-4)
+
+
+def _measure_label() -> pl.Expr:
+    return pl.col("measure").cast(pl.String).replace_strict(
+        {name: m.label for name, m in liq.MEASURES.items()}, default=pl.col("measure").cast(pl.String))
+
+
+def effects_table(effects: pl.DataFrame) -> pl.DataFrame:
+    """`weekend_effect` rows for reading: measures by their label, values to 4 significant digits,
+    ratios and CIs to 3 decimals, p-values to 3 significant digits, headings in words."""
+    level = [c for c in effects.columns if c.endswith(("_mean", "_median"))]
+    return effects.with_columns(
+        _measure_label(),
+        pl.col(level).round_sig_figs(SIGNIFICANT),
+        pl.col("ratio", "ci_low", "ci_high").round(3),
+        pl.col("p_mannwhitney", "p_welch", "p_hac").round_sig_figs(3),
+        pl.col("n_eff_weekday", "n_eff_weekend").round(1),
+    ).select([pl.col(c).alias(h) for c, h in EFFECT_HEADINGS.items() if c in effects.columns])
+
+
+def regimes_table(regimes: pl.DataFrame) -> pl.DataFrame:
+    """`aggregate` by (regime, weekend) for reading: one row per asset, regime and side of the week."""
+    return regimes.select(
+        pl.col(SYMBOL).alias("Asset"),
+        pl.col(liq.REGIME).cast(pl.String).alias("Regime"),
+        pl.when(pl.col(liq.WEEKEND)).then(pl.lit("weekend")).otherwise(pl.lit("weekday")).alias("Days"),
+        _measure_label().alias("Measure"),
+        pl.col(liq.MEAN).round_sig_figs(SIGNIFICANT).alias("Mean"),
+        pl.col(liq.MEDIAN).round_sig_figs(SIGNIFICANT).alias("Median"),
+        pl.col(liq.N).alias("Bars"),
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
 
-from lib.charts.tables import bursts_table, fragility_table, metrics_table
+from lib.charts.tables import bursts_table, effects_table, fragility_table, metrics_table, regimes_table
 
 
 def test_bursts_table_signs_the_move_and_names_a_window_without_price() -> None:
@@ -53,3 +54,23 @@ def test_metrics_table_writes_ratios_with_two_decimals_and_an_unrecovered_drawdo
     assert rows["Max drawdown recovered (UTC)"] == ("still under water", "2026-03-01 05:00", "n/a")
     assert rows["Calmar"] == ("-0.20", "1.00", "n/a")
     assert rows["Ulcer performance index"] == ("-0.89", "12.35", "n/a")
+
+
+def test_the_statistics_tables_read_in_words_and_keep_numbers_sortable() -> None:
+    """The weekend effect and the regime split of eight weeks of hourly bars, as the page shows them."""
+    from lib.analytics import liquidity as liq
+    from lib.analytics import liquidity_stats as stats
+    from tests.analytics.test_liquidity import random_walk
+
+    measured = liq.with_calendar(liq.with_measures(random_walk(24 * 56)))
+    effects = stats.weekend_effect(liq.daily(measured), [liq.VOLUME])
+    table = effects_table(effects)
+    assert table.columns[:4] == ["Asset", "Measure", "From", "To"] and "p (Mann-Whitney)" in table.columns
+    row = table.row(0, named=True)
+    assert row["Measure"] == "Base volume per bar"
+    assert row["Weekend / weekday"] == round(effects["ratio"][0], 3)
+    assert row["Weekday mean"] == pytest.approx(effects["weekday_mean"][0], rel=1e-3)
+    assert table["Weekday mean"].dtype == pl.Float64  # still a number: the table sorts by it
+    regimes = regimes_table(liq.aggregate(measured, (liq.REGIME, liq.WEEKEND), [liq.VOLUME]))
+    assert regimes.columns == ["Asset", "Regime", "Days", "Measure", "Mean", "Median", "Bars"]
+    assert set(regimes["Days"]) == {"weekday", "weekend"} and set(regimes["Measure"]) == {"Base volume per bar"}
