@@ -164,11 +164,13 @@ def _measure_label() -> pl.Expr:
 
 
 def effects_table(effects: pl.DataFrame) -> pl.DataFrame:
-    """`weekend_effect` rows for reading: measures by their label, values to 4 significant digits,
-    ratios and CIs to 3 decimals, p-values to 3 significant digits, headings in words."""
+    """`weekend_effect` rows for reading: measures by their label, dates as days, values to 4
+    significant digits, ratios and CIs to 3 decimals, p-values to 3 significant digits, headings in
+    words."""
     level = [c for c in effects.columns if c.endswith(("_mean", "_median"))]
     return effects.with_columns(
         _measure_label(),
+        pl.col("first_date", "last_date").dt.strftime("%Y-%m-%d"),  # ISO text: a date, and still sorts
         pl.col(level).round_sig_figs(SIGNIFICANT),
         pl.col("ratio", "ci_low", "ci_high").round(3),
         pl.col("p_mannwhitney", "p_welch", "p_hac").round_sig_figs(3),

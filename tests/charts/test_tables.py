@@ -67,7 +67,7 @@ def test_the_statistics_tables_read_in_words_and_keep_numbers_sortable() -> None
     table = effects_table(effects)
     assert table.columns[:4] == ["Asset", "Measure", "From", "To"] and "p (Mann-Whitney)" in table.columns
     row = table.row(0, named=True)
-    assert row["Measure"] == "Base volume per bar"
+    assert row["Measure"] == "Base volume per bar" and row["From"] == "2024-03-04", row
     assert row["Weekend / weekday"] == round(effects["ratio"][0], 3)
     assert row["Weekday mean"] == pytest.approx(effects["weekday_mean"][0], rel=1e-3)
     assert table["Weekday mean"].dtype == pl.Float64  # still a number: the table sorts by it
