@@ -119,13 +119,8 @@ def last_weekends(bars: pl.DataFrame, weekend: str, n: int = WEEKENDS_SHOWN) -> 
     """The last `n` weekends per symbol of `bars` with a Friday close, oldest first. A weekend with
     no bar after it yet (a brief as of Saturday, or of Monday 00:00) is still under way: its move is
     to its last close, and `so_far` is true."""
-    moves = liq.weekend_moves(liq.with_calendar(bars, weekend=weekend)).drop_nulls("friday_close")
-    so_far = pl.col("monday_open").is_null()
-    shown = moves.with_columns(
-        pl.when(so_far).then(pl.col("last_close") / pl.col("friday_close") - 1).otherwise("move").alias("move"),
-        so_far.alias("so_far"),
-    )
-    return shown.sort(SYMBOL, "start").group_by(SYMBOL, maintain_order=True).tail(n)
+    moves = liq.with_so_far(liq.weekend_moves(liq.with_calendar(bars, weekend=weekend))).drop_nulls("friday_close")
+    return moves.sort(SYMBOL, "start").group_by(SYMBOL, maintain_order=True).tail(n)
 
 
 def build(load: Loader, view: View, asof: datetime, status: list[dict], is_demo: bool) -> Brief:

@@ -585,6 +585,17 @@ def weekend_moves(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     ).collect()
 
 
+def with_so_far(moves: pl.DataFrame) -> pl.DataFrame:
+    """`weekend_moves` with ``so_far``: true for a weekend still under way at the end of the data
+    (a Friday close, no Monday open yet), whose ``move`` is then to its last close,
+    ``last_close / friday_close − 1``."""
+    so_far = pl.col("monday_open").is_null() & pl.col("friday_close").is_not_null()
+    return moves.with_columns(
+        pl.when(so_far).then(pl.col("last_close") / pl.col("friday_close") - 1).otherwise("move").alias("move"),
+        so_far.alias("so_far"),
+    )
+
+
 def event_comparison(
     frame: pl.DataFrame | pl.LazyFrame,
     events: Sequence[Event] = CASCADES,

@@ -38,6 +38,7 @@ from lib.analytics.liquidity import (
     WEEKEND,
     YEAR,
     N,
+    with_so_far,
 )
 from lib.analytics.sessions import SESSION_STARTS
 from lib.charts import theme
@@ -422,22 +423,18 @@ def weekend_moves_chart(
 ) -> go.Figure:
     """Every weekend's move from Friday's close to Monday's open (a bar per asset) and how far under
     Friday's close it traded meanwhile (the bar's whisker reaches down to that low), from a
-    `weekend_moves` table. A weekend still under way at the end of the data (a Friday close, no
-    Monday open yet) is drawn hatched, to its last close; one with no Friday close is left out, and
+    `weekend_moves` table. A weekend still under way at the end of the data (`with_so_far`) is
+    drawn hatched, to its last close; one with no Friday close is left out, and
     the subtitle's statistics count complete weekends only. The weekend of `mark` (the Saturday
     31 Jan 2026 cascade by default) is labelled when it is in range."""
-    under_way = moves.filter(pl.col("monday_open").is_null() & pl.col("friday_close").is_not_null())
-    if "last_close" in under_way.columns:
-        under_way = under_way.with_columns((pl.col("last_close") / pl.col("friday_close") - 1).alias("move"))
-    under_way = under_way.drop_nulls("move")
-    moves = moves.filter(pl.col("move").is_not_null()).sort(SYMBOL, "start")
+    drawn = with_so_far(moves).drop_nulls("move").sort(SYMBOL, "start")
+    complete = drawn.filter(~pl.col("so_far"))
     fig = go.Figure()
-    for (symbol,), part in moves.group_by(SYMBOL, maintain_order=True):
+    for (symbol,), part in complete.group_by(SYMBOL, maintain_order=True):
         fig.add_trace(_weekend_bars(symbol, part, f"{symbol} Fri close → Mon open", {}))
-    for (symbol,), part in under_way.group_by(SYMBOL, maintain_order=True):
+    for (symbol,), part in drawn.filter(pl.col("so_far")).group_by(SYMBOL, maintain_order=True):
         hatched = {"shape": "/", "fillmode": "overlay", "fgcolor": "white"}
         fig.add_trace(_weekend_bars(symbol, part, f"{symbol} weekend so far", hatched))
-    drawn = pl.concat([moves, under_way])
     marked = (drawn.filter((pl.col("start") <= mark.start) & (pl.col("end").is_null() | (pl.col("end") > mark.start)))
               if mark else drawn.clear())
     if marked.height:
@@ -449,7 +446,7 @@ def weekend_moves_chart(
         barmode="group",
         hovermode="closest",
         title=_title(title or "Every weekend: Friday close → Monday open (bars) and the low in between (whiskers)",
-                     subtitle or _weekend_moves_text(moves)),
+                     subtitle or _weekend_moves_text(complete)),
         yaxis={"tickformat": ".0%", "title": {"text": "from Friday's close"}},
         xaxis={"type": "date"},
     )

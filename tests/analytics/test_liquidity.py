@@ -489,6 +489,15 @@ def test_weekend_moves_friday_close_to_monday_open() -> None:
     assert move[liq.QUOTE_VOLUME] == 200.0
 
 
+def test_a_weekend_still_under_way_moves_to_its_last_close() -> None:
+    # Thursday 00:00 to Sunday: Fri closes at 100, Sat at 85, Sun at 91, no Monday yet.
+    rows = [{"open": 100.0, "high": 100.0, "low": 100.0, "close": c} for c in (100.0, 100.0, 85.0, 91.0)]
+    frame = liq.with_calendar(bars(rows, timeframe="1d", start=datetime(2024, 3, 7, tzinfo=UTC)))
+    move = liq.with_so_far(liq.weekend_moves(frame)).row(0, named=True)
+    assert move["so_far"] and move["monday_open"] is None
+    assert move["move"] == pytest.approx(91 / 100 - 1)
+
+
 def test_event_comparison_against_the_same_hours_of_earlier_weeks() -> None:
     start = datetime(2026, 1, 3, tzinfo=UTC)  # four Saturdays before 31 Jan 2026
     frame = liq.with_measures(random_walk(24 * 35, start=start))
