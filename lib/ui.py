@@ -107,8 +107,7 @@ def stop_without_bars(active: ActiveStore, view: View, assets: Sequence[str]) ->
     view's exchange has bars of `assets` in its range; then the page stops."""
     elsewhere = views.cached_elsewhere(status(active), "bars", assets, view, view.exchange)
     st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(assets)} between {view.start} and "
-               f"{view.end}. " + (f"Other timeframes have some ({elsewhere}): pick one in the sidebar." if elsewhere
-                                  else "Pick another exchange, timeframe or range."))
+               f"{view.end}. {elsewhere or 'Pick another exchange, timeframe or range.'}")
     st.stop()
 
 

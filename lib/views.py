@@ -324,8 +324,9 @@ def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFr
 def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], view: View,
                      exchange: str | None = None) -> str:
     """Where `dataset` rows of `symbols` (from `exchange`, or any) are cached in the view's range at
-    other timeframes, as a hint for a page that found none at the view's own ("1d: 2020-12-23 to
-    2025-09-08"; per timeframe, the span any of the symbols covers), or ""."""
+    other timeframes, as a hint for a page that found none at the view's own: "Other timeframes have
+    some (1d: 2020-12-23 to 2025-09-08): pick one in the sidebar." (per timeframe, the span any of
+    the symbols covers), or "" where there are none."""
     lo, hi = day_bounds(view)
     spans: dict[str, tuple[datetime, datetime]] = {}
     for e in status:
@@ -338,7 +339,8 @@ def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], v
             known = spans.get(e["timeframe"], (first, last))
             spans[e["timeframe"]] = (min(known[0], first), max(known[1], last))
     shortest_first = sorted(spans.items(), key=lambda item: TIMEFRAMES.get(item[0], timedelta.max))
-    return "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}" for timeframe, (first, last) in shortest_first)
+    found = "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}" for timeframe, (first, last) in shortest_first)
+    return f"Other timeframes have some ({found}): pick one in the sidebar." if found else ""
 
 
 def badge_maker(status: list[dict], view: View, is_demo: bool) -> Badge:

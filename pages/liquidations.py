@@ -82,7 +82,7 @@ with realised:
     if shown.grid is None:
         elsewhere = views.cached_elsewhere(ui.status(active), "liquidation_totals", [symbol], view)
         st.info(f"No {view.timeframe} liquidation totals for {symbol} are cached in this range. "
-                + (f"Other timeframes have some ({elsewhere}): pick one in the sidebar. " if elsewhere else "")
+                + (f"{elsewhere} " if elsewhere else "")
                 + "Import Coinglass-style exports on the Data page, or record them with a collector.")
     else:
         ui.chart(figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
