@@ -1,16 +1,21 @@
 """Charts to files: PNG through kaleido and the system Chromium, standalone HTML, a zip of both.
 
 Every exported chart carries a footer (title, data range, source, fetch time, assumptions).
-Kaleido's persistent browser is not thread-safe (plotly/Kaleido#444; TOOLCHAIN.md): every export
-goes through one lock, and the browser is started on first use, not at import.
+Kaleido's global sync server is not thread-safe (plotly/Kaleido#444; TOOLCHAIN.md), and when its
+browser cannot start (no Chromium, missing libraries) its thread dies and every export waits forever.
+So kaleido runs on an event loop of our own: opened on first use (a failure is raised to the caller),
+every render submitted to that loop as a coroutine with its own result, whichever thread asks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import io
 import json
+import tempfile
 import threading
-import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,13 +23,16 @@ from pathlib import Path
 import kaleido
 import plotly.graph_objects as go
 import plotly.io as pio
+from kaleido.errors import KaleidoError
 
 from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH, MUTED, wrap
 
 FOOTER_CHARS = 170
 FOOTER_LINE_PX = 15
-_LOCK = threading.Lock()
-_server: dict[str, bool] = {"started": False}
+RENDER_TABS = 2  # kaleido renders in two browser tabs at once: one per core of the machines we run on
+START_TIMEOUT_S = 60
+_LOCK = threading.Lock()  # around starting the browser
+_renderer: dict[str, object] = {}  # "loop" and "kaleido" once the browser runs
 
 
 class ExportError(RuntimeError):
@@ -42,18 +50,53 @@ def with_footer(fig: go.Figure, footer: str) -> go.Figure:
     return out.update_layout(margin={"b": bottom}, height=(out.layout.height or EXPORT_HEIGHT) + bottom - (out.layout.margin.b or 48))
 
 
-def png(fig: go.Figure, width: int = EXPORT_WIDTH, scale: float = EXPORT_SCALE) -> bytes:
-    """The figure as PNG bytes (its own height, `width` px wide, at `scale`)."""
+def _kaleido() -> tuple[asyncio.AbstractEventLoop, kaleido.Kaleido]:
+    """The running renderer, started on first use: kaleido's browser with `RENDER_TABS` tabs, on its
+    own event loop in a daemon thread. Raises what starting it raised (e.g. ChromeNotFoundError)."""
     with _LOCK:
+        if not _renderer:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="kaleido", daemon=True).start()
+
+            async def opened() -> kaleido.Kaleido:
+                renderer = kaleido.Kaleido(n=RENDER_TABS, mathjax=False)
+                await renderer.open()
+                return renderer
+
+            try:
+                renderer = asyncio.run_coroutine_threadsafe(opened(), loop).result(START_TIMEOUT_S)
+            except BaseException:
+                loop.call_soon_threadsafe(loop.stop)
+                raise
+            _renderer.update(loop=loop, kaleido=renderer)
+            atexit.register(_close, loop, renderer)  # no Chromium left behind
+        return _renderer["loop"], _renderer["kaleido"]
+
+
+def _close(loop: asyncio.AbstractEventLoop, renderer: kaleido.Kaleido) -> None:
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(renderer.close(), loop).result(10)
+
+
+def pngs(figures: Mapping[str, go.Figure], width: int = EXPORT_WIDTH, scale: float = EXPORT_SCALE) -> dict[str, bytes]:
+    """Each figure as PNG bytes (its own height, `width` px wide, at `scale`), rendered in one batch
+    across the `RENDER_TABS` tabs: a page's eight charts take 2.6-3.6 s instead of 4.0-5.9 s one by one."""
+    with tempfile.TemporaryDirectory(prefix="cascade-png-") as tmp:
+        paths = [Path(tmp) / f"{i}.png" for i in range(len(figures))]
+        specs = [{"fig": fig, "path": path,
+                  "opts": {"format": "png", "width": width, "height": fig.layout.height or EXPORT_HEIGHT, "scale": scale}}
+                 for fig, path in zip(figures.values(), paths, strict=True)]
         try:
-            if not _server["started"]:
-                kaleido.start_sync_server(mathjax=False, silence_warnings=True)
-                _server["started"] = True
-            with warnings.catch_warnings():  # plotly passes options a running server ignores, and says so
-                warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-                return fig.to_image(format="png", width=width, height=fig.layout.height or EXPORT_HEIGHT, scale=scale)
-        except (RuntimeError, OSError, ValueError) as exc:
+            loop, renderer = _kaleido()
+            asyncio.run_coroutine_threadsafe(renderer.write_fig_from_object(specs, cancel_on_error=True), loop).result()
+            return {name: path.read_bytes() for name, path in zip(figures, paths, strict=True)}
+        except (RuntimeError, OSError, ValueError, KaleidoError) as exc:
             raise ExportError(f"PNG export failed ({exc}); is Chromium installed (apt-get install chromium)?") from exc
+
+
+def png(fig: go.Figure, width: int = EXPORT_WIDTH, scale: float = EXPORT_SCALE) -> bytes:
+    """The figure as PNG bytes (see `pngs`)."""
+    return pngs({"chart": fig}, width, scale)["chart"]
 
 
 def html(figures: dict[str, go.Figure], title: str) -> str:
@@ -73,7 +116,7 @@ def bundle(figures: dict[str, go.Figure], footer: str | Mapping[str, str], title
     and a model's `assumptions` in full as `assumptions.json`.
     `footer`: one for every figure, or each figure's own by name (the badge the app shows under it)."""
     footed = {name: with_footer(fig, footer if isinstance(footer, str) else footer[name]) for name, fig in figures.items()}
-    files = {f"{name}.png": png(fig) for name, fig in footed.items()} if "png" in formats else {}
+    files = {f"{name}.png": data for name, data in pngs(footed).items()} if "png" in formats else {}
     if "html" in formats:
         files["index.html"] = html(footed, title).encode()
     if assumptions:
@@ -83,9 +126,11 @@ def bundle(figures: dict[str, go.Figure], footer: str | Mapping[str, str], title
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    # level 1: the HTML (7 MB with plotly.js inlined) deflates in 0.14 s instead of 0.31 s, 14 % larger
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name, data in files.items():
-            archive.writestr(name, data)
+            # PNG is compressed already: deflating it again took 0.35 s of a page's export for 1 %
+            archive.writestr(name, data, zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 

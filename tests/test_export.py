@@ -59,11 +59,21 @@ def test_concurrent_exports_each_get_their_own_image() -> None:
 
 
 @needs_chromium
+def test_a_batch_of_pngs_gives_each_figure_its_own_image() -> None:
+    heights = {"first": 300, "second": 420, "third": 360, "fourth": 510}  # rendered in parallel tabs
+    images = export.pngs({name: figure(height, name) for name, height in heights.items()})
+    assert list(images) == list(heights)
+    assert {name: png_size(data)[1] for name, data in images.items()} == {n: h * EXPORT_SCALE for n, h in heights.items()}
+
+
+@needs_chromium
 def test_bundle_zips_pngs_and_an_index(tmp_path: Path) -> None:
     files = export.bundle({"one": figure(300)}, "footer text", "Cascade: test")
     archive = zipfile.ZipFile(BytesIO(export.zip_bytes(files)))
     assert sorted(archive.namelist()) == ["index.html", "one.png"]
     assert "footer text" in archive.read("index.html").decode()
+    stored = {info.filename: info.compress_type for info in archive.infolist()}
+    assert stored == {"one.png": zipfile.ZIP_STORED, "index.html": zipfile.ZIP_DEFLATED}  # PNG is compressed already
 
 
 @needs_chromium
@@ -75,6 +85,19 @@ def test_cli_export_writes_every_chart_of_a_page(tmp_path: Path, data_dir: Path,
     written = sorted(p.name for p in (out / "drawdowns").iterdir())
     assert written == ["drawdown_BTC.png", "episodes.png"]
     assert "2 files written" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(60)  # kaleido's own sync server waited forever here
+def test_cli_export_without_chromium_fails_at_once_with_a_reason(tmp_path: Path, data_dir: Path, shared_data: Path,
+                                                                 capsys, monkeypatch) -> None:
+    sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
+    assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # where kaleido looks first
+    monkeypatch.setattr(export, "_renderer", {})  # as in a process that has not started the browser yet
+    assert main(["--data-dir", str(data_dir), "export", "--out", str(tmp_path / "out"), "--page", "drawdowns"]) == 1
+    assert "PNG export failed (No browser found" in (err := capsys.readouterr().err)
+    assert "apt-get install chromium" in err
+    assert not (tmp_path / "out").exists()  # nothing half-written
 
 
 def test_cli_export_on_an_empty_cache_fails_with_a_reason(tmp_path: Path, data_dir: Path, capsys) -> None:
