@@ -67,6 +67,15 @@ def test_a_batch_of_pngs_gives_each_figure_its_own_image() -> None:
 
 
 @needs_chromium
+def test_an_export_after_the_browser_died_starts_a_new_one() -> None:
+    export.png(figure(300))
+    browser = export._renderer["kaleido"].subprocess  # noqa: SLF001  (Chromium, as kaleido started it)
+    browser.kill()  # as the out-of-memory killer would
+    browser.wait(10)
+    assert png_size(export.png(figure(340)))[1] == 340 * EXPORT_SCALE
+
+
+@needs_chromium
 def test_bundle_zips_pngs_and_an_index(tmp_path: Path) -> None:
     files = export.bundle({"one": figure(300)}, "footer text", "Cascade: test")
     archive = zipfile.ZipFile(BytesIO(export.zip_bytes(files)))
