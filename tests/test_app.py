@@ -390,6 +390,19 @@ def test_every_chart_has_its_provenance_badge_and_exports_it_as_its_footer(monke
         assert (ESTIMATED in footer) == (page == "pages/liquidations.py" and name != "realised")
 
 
+@pytest.mark.timeout(120)  # kaleido's own sync server waited forever here
+def test_export_all_without_chromium_says_so_and_the_page_stays(monkeypatch, data_dir: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # where kaleido looks first
+    monkeypatch.setattr(export, "_renderer", {})  # as in a server that has not started the browser yet
+    at = run_app(monkeypatch, data_dir, "pages/drawdowns.py")
+    charts = len(at.get("plotly_chart"))
+    next(b for b in at.button if b.label == "Build the zip").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [e.value for e in at.error if "PNG export failed (No browser found" in e.value]
+    assert len(at.get("plotly_chart")) == charts
+    assert "drawdowns_export_download" not in [b.key for b in at.get("download_button")]  # no zip offered
+
+
 def test_each_asset_chart_names_its_own_series_and_gaps(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC,ETH", start="2018-01-01", end="2026-05-16")
     shown = badges(at)
