@@ -74,6 +74,8 @@ def _kaleido() -> tuple[asyncio.AbstractEventLoop, kaleido.Kaleido]:
 
 
 def _close(loop: asyncio.AbstractEventLoop, renderer: kaleido.Kaleido) -> None:
+    if not loop.is_running():  # closed already (a renderer forgotten before the process exits)
+        return
     with contextlib.suppress(Exception):
         asyncio.run_coroutine_threadsafe(renderer.close(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
