@@ -226,6 +226,10 @@ class NothingCached(LookupError):
     """The cache holds nothing for what a report asks; the message says what is missing."""
 
 
+def _unwritable(folder: Path, exc: OSError) -> str:
+    return f"cannot write into {folder}: {exc.strerror or exc}"
+
+
 def _when(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC"
 
@@ -374,7 +378,10 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
             files = export.bundle(made.figures, made.footers, f"Cascade: {page}", (args.format,), made.assumptions)
         except (ValueError, export.ExportError) as exc:
             return _fail(f"{page}: {exc}")
-        written += export.write(files, args.out / page)
+        try:
+            written += export.write(files, args.out / page)
+        except OSError as exc:
+            return _fail(_unwritable(args.out / page, exc))
     print(f"{len(written)} files written under {args.out} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}, "
           f"{view.start} .. {view.end})")
     return 0
@@ -391,10 +398,18 @@ def cmd_brief(store: Store, args: argparse.Namespace) -> int:
 
     asof = args.asof or brief.latest_close(status, view)
     made = brief.build(store.read, view, asof, status, is_demo=False)
+    if made.used_until is None:
+        spans = "; ".join(f"{e['symbol']} from {e['first_ts']}" for e in status if e["dataset"] == "bars"
+                          and e["symbol"] in view.assets and e["exchange"] == view.exchange
+                          and e["timeframe"] == view.timeframe)
+        return _fail(f"no {view.timeframe} bars of {', '.join(view.assets)} from {view.exchange} up to {_when(asof)} "
+                     f"({spans}): a brief of nothing is not written")
     try:
         written = export.write(brief.files(made), args.out)
     except export.ExportError as exc:
         return _fail(str(exc))
+    except OSError as exc:
+        return _fail(_unwritable(args.out, exc))
     print(f"weekend brief as of {_when(asof)} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}; data read "
           f"up to the bar of {_when(made.used_until) if made.used_until else 'nothing'}): {len(written)} files in {args.out}")
     return 0

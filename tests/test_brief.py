@@ -114,3 +114,20 @@ def test_the_cli_writes_the_png_html_and_markdown(
     page = files[".html"].read_text()
     assert "plotly.js v" in page and "Weekend liquidity, last 12 weeks" in page and "binance bars 1h" in page
     assert files[".md"].read_text().startswith("**Cascade weekend brief · as of Fri 30 Jan 2026 20:00 UTC")
+
+
+def test_the_cli_writes_no_brief_of_nothing(recent_cache: Path, tmp_path: Path, capsys) -> None:  # noqa: F811
+    out = tmp_path / "brief"
+    assert main(["--data-dir", str(recent_cache), "brief", "--out", str(out), "--asof", "1999-01-01"]) == 1
+    err = capsys.readouterr().err
+    assert "no 1h bars of BTC" in err and "up to 1999-01-01 00:00 UTC" in err and "BTC from 20" in err
+    assert not out.exists()
+
+
+def test_the_cli_says_when_it_cannot_write_the_brief(monkeypatch: pytest.MonkeyPatch, recent_cache: Path,  # noqa: F811
+                                                     tmp_path: Path, capsys) -> None:
+    monkeypatch.setattr(export, "png", lambda fig: PNG_MAGIC + b"...")
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    assert main(["--data-dir", str(recent_cache), "brief", "--out", str(blocker / "brief"), "--asof", "2026-01-30T20:00"]) == 1
+    assert f"cannot write into {blocker / 'brief'}: " in capsys.readouterr().err

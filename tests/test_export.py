@@ -69,7 +69,7 @@ def test_a_batch_of_pngs_gives_each_figure_its_own_image() -> None:
 @needs_chromium
 def test_an_export_after_the_browser_died_starts_a_new_one() -> None:
     export.png(figure(300))
-    browser = export._renderer["kaleido"].subprocess  # noqa: SLF001  (Chromium, as kaleido started it)
+    browser = export._renderer["kaleido"].subprocess  # Chromium, as kaleido started it
     browser.kill()  # as the out-of-memory killer would
     browser.wait(10)
     assert png_size(export.png(figure(340)))[1] == 340 * EXPORT_SCALE
@@ -112,6 +112,17 @@ def test_cli_export_without_chromium_fails_at_once_with_a_reason(tmp_path: Path,
 def test_cli_export_on_an_empty_cache_fails_with_a_reason(tmp_path: Path, data_dir: Path, capsys) -> None:
     assert main(["--data-dir", str(data_dir), "export", "--out", str(tmp_path / "x")]) == 1
     assert "no bars are cached" in capsys.readouterr().err
+
+
+def test_cli_export_into_a_folder_it_cannot_make_fails_with_a_reason(tmp_path: Path, data_dir: Path,
+                                                                    shared_data: Path, capsys) -> None:
+    sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
+    assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    args = ["--data-dir", str(data_dir), "export", "--out", str(blocker), "--page", "drawdowns", "--format", "html"]
+    assert main(args) == 1
+    assert f"cannot write into {blocker / 'drawdowns'}: " in capsys.readouterr().err  # no traceback
 
 
 def test_the_cli_offers_every_page_the_views_can_draw() -> None:
