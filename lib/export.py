@@ -33,6 +33,7 @@ RENDER_TABS = 2  # kaleido renders in two browser tabs at once: one per core of 
 START_TIMEOUT_S = 60
 _LOCK = threading.Lock()  # around starting the browser
 _renderer: dict[str, object] = {}  # "loop" and "kaleido" once the browser runs
+_RENDER_FAILED = (RuntimeError, OSError, ValueError, KaleidoError)  # what kaleido raises (ChromeNotFoundError is a RuntimeError)
 
 
 class ExportError(RuntimeError):
@@ -108,9 +109,6 @@ def pngs(figures: Mapping[str, go.Figure], width: int = EXPORT_WIDTH, scale: flo
                 _forget_renderer()
                 raise ExportError(f"PNG export failed ({exc}); is Chromium installed (apt-get install chromium)?") from exc
         return {name: path.read_bytes() for name, path in paths.items()}
-
-
-_RENDER_FAILED = (RuntimeError, OSError, ValueError, KaleidoError)
 
 
 def _render(specs: list[dict]) -> None:
