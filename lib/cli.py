@@ -582,5 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(store, args)
     except (StoreError, KeyError) as exc:
         return _fail(str(exc))
+    except OSError as exc:  # e.g. a data directory that cannot be created or written: its path and why
+        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
     except KeyboardInterrupt:
         return _fail("interrupted; what was stored before is kept")
