@@ -327,7 +327,7 @@ class Store:
             if not isinstance(entries, dict):
                 raise TypeError("entries is not an object")
             return entries
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no cache there (yet)
             return {}
         except (ValueError, KeyError, TypeError) as exc:
             if self.read_only:

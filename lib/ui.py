@@ -119,7 +119,13 @@ def active_store() -> ActiveStore:
     store = real_store()
     if any(entry["dataset"] == "bars" for entry in store.status()):
         return ActiveStore(store, is_demo=False)
-    return ActiveStore(_demo_store(str(settings().demo_dir)), is_demo=True)
+    try:
+        return ActiveStore(_demo_store(str(settings().demo_dir)), is_demo=True)
+    except OSError as exc:
+        st.error(f"No bars are cached in {store.root}, and the demo market cannot be written to "
+                 f"{settings().demo_dir} ({exc.strerror or exc}). Point CASCADE_DATA_DIR at a folder this app can "
+                 "write, or build the cache there with `python -m lib refresh`.", icon=":material/folder_off:")
+        st.stop()
 
 
 def data_banner(active: ActiveStore) -> None:

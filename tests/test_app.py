@@ -79,6 +79,16 @@ def test_empty_cache_shows_the_demo_market_with_its_banner(monkeypatch, data_dir
     assert {"bars", "liquidations", "funding", "open_interest", "depth"} <= set(table["dataset"])
 
 
+def test_a_data_directory_that_cannot_be_made_says_so_on_every_page(monkeypatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    for page in ANALYTICS_PAGES:
+        at = run_app(monkeypatch, blocker / "cache", page)  # no exception on the way
+        assert [e.value for e in at.error if f"No bars are cached in {blocker / 'cache'}" in e.value
+                and "Not a directory" in e.value], page
+        assert not at.get("plotly_chart")
+
+
 def test_real_cache_has_no_demo_banner_and_lists_every_series(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache)
     assert DEMO_BANNER not in banners(at)
