@@ -20,6 +20,7 @@ from typing import TypeVar
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -534,6 +535,20 @@ READ_ONLY_NOTE = (
 def _secrets() -> dict:
     """st.secrets as a plain dict ({} when there is no secrets.toml)."""
     return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
+
+
+def secrets_problem() -> str | None:
+    """Why the secrets could not be read, when a secrets.toml exists but does not parse (Streamlit
+    then reports no secrets at all, so hosted mode would seem to have no login configured). The
+    parser's words without the file's path: the login page shows it to anyone."""
+    if st.secrets.load_if_toml_exists():
+        return None
+    try:
+        st.secrets.to_dict()
+    except StreamlitSecretNotFoundError as exc:
+        if not str(exc).startswith("No secrets found"):
+            return "secrets.toml does not parse: " + str(exc).split(": ", 1)[-1]
+    return None
 
 
 def oidc_user() -> dict:

@@ -8,6 +8,9 @@ ui.route_through_app()  # a fresh server may run this file on its own: route it 
 access = ui.settings().access
 st.title("Cascade")
 st.caption("Crypto market stress dashboard. Sign in to continue.")
+if problem := ui.secrets_problem():
+    st.error(f"The secrets cannot be read, so no sign-in works until they are fixed. {problem}", icon=":material/key_off:")
+    st.stop()
 
 if access.oidc_providers:
     if user := ui.oidc_user():  # signed in by the identity provider, but not on the allowlist

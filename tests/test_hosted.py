@@ -272,3 +272,24 @@ def test_refresh_timer_runs_the_default_set() -> None:
 
 def test_packages_txt_installs_chromium_for_streamlit_cloud() -> None:
     assert "chromium" in (PROJECT_ROOT / "packages.txt").read_text().split()
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[cascade\npassword_hash = "x"\n', "secrets.toml does not parse: Expected ']'"),
+    ('[cascade]\npassword_hash = "x"\n', None),
+])
+def test_a_secrets_file_that_does_not_parse_is_said_so(monkeypatch, tmp_path: Path, text: str, problem: str | None) -> None:
+    """Streamlit reads an unparsable secrets.toml as no secrets at all: the login page would say no
+    sign-in is configured, and send the deployer looking for a key that is there."""
+    import streamlit as st
+    from streamlit import config
+    from streamlit.runtime.secrets import Secrets
+
+    from lib import ui
+
+    (path := tmp_path / "secrets.toml").write_text(text)
+    get_option = config.get_option
+    monkeypatch.setattr(config, "get_option", lambda key: [str(path)] if key == "secrets.files" else get_option(key))
+    monkeypatch.setattr(st, "secrets", Secrets())
+    found = ui.secrets_problem()
+    assert found == problem if problem is None else found.startswith(problem) and str(tmp_path) not in found
