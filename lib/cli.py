@@ -399,9 +399,8 @@ def cmd_brief(store: Store, args: argparse.Namespace) -> int:
     asof = args.asof or brief.latest_close(status, view)
     made = brief.build(store.read, view, asof, status, is_demo=False)
     if made.used_until is None:
-        spans = "; ".join(f"{e['symbol']} from {e['first_ts']}" for e in status if e["dataset"] == "bars"
-                          and e["symbol"] in view.assets and e["exchange"] == view.exchange
-                          and e["timeframe"] == view.timeframe)
+        spans = "; ".join(f"{e['symbol']} from {e['first_ts']}" for symbol in view.assets
+                          for e in _entries(store, "bars", symbol, view.timeframe, view.exchange))
         return _fail(f"no {view.timeframe} bars of {', '.join(view.assets)} from {view.exchange} up to {_when(asof)} "
                      f"({spans}): a brief of nothing is not written")
     try:
@@ -411,7 +410,7 @@ def cmd_brief(store: Store, args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(_unwritable(args.out, exc))
     print(f"weekend brief as of {_when(asof)} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}; data read "
-          f"up to the bar of {_when(made.used_until) if made.used_until else 'nothing'}): {len(written)} files in {args.out}")
+          f"up to the bar of {_when(made.used_until)}): {len(written)} files in {args.out}")
     return 0
 
 
