@@ -42,6 +42,24 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    """A regular file: no folder can be made under it (an unwritable place that root cannot bypass)."""
+    path = tmp_path / "a file"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.fixture
+def no_chromium(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Kaleido finds no browser: BROWSER_PATH (where it looks first) names nothing, and the process
+    has not started one yet."""
+    from lib import export
+
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))
+    monkeypatch.setattr(export, "_renderer", {})
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """An empty data directory for one test."""
     path = tmp_path / "data"

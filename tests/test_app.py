@@ -79,12 +79,10 @@ def test_empty_cache_shows_the_demo_market_with_its_banner(monkeypatch, data_dir
     assert {"bars", "liquidations", "funding", "open_interest", "depth"} <= set(table["dataset"])
 
 
-def test_a_data_directory_that_cannot_be_made_says_so_on_every_page(monkeypatch, tmp_path: Path) -> None:
-    blocker = tmp_path / "a file"
-    blocker.write_text("not a folder")
+def test_a_data_directory_that_cannot_be_made_says_so_on_every_page(monkeypatch, a_file: Path) -> None:
     for page in ANALYTICS_PAGES:
-        at = run_app(monkeypatch, blocker / "cache", page)  # no exception on the way
-        assert [e.value for e in at.error if f"No bars are cached in {blocker / 'cache'}" in e.value
+        at = run_app(monkeypatch, a_file / "cache", page)  # no exception on the way
+        assert [e.value for e in at.error if f"No bars are cached in {a_file / 'cache'}" in e.value
                 and "Not a directory" in e.value], page
         assert not at.get("plotly_chart")
 
@@ -401,9 +399,7 @@ def test_every_chart_has_its_provenance_badge_and_exports_it_as_its_footer(monke
 
 
 @pytest.mark.timeout(120)  # kaleido's own sync server waited forever here
-def test_export_all_without_chromium_says_so_and_the_page_stays(monkeypatch, data_dir: Path, tmp_path: Path) -> None:
-    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # where kaleido looks first
-    monkeypatch.setattr(export, "_renderer", {})  # as in a server that has not started the browser yet
+def test_export_all_without_chromium_says_so_and_the_page_stays(monkeypatch, data_dir: Path, no_chromium) -> None:
     at = run_app(monkeypatch, data_dir, "pages/drawdowns.py")
     charts = len(at.get("plotly_chart"))
     next(b for b in at.button if b.label == "Build the zip").click().run()

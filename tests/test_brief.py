@@ -125,9 +125,7 @@ def test_the_cli_writes_no_brief_of_nothing(recent_cache: Path, tmp_path: Path, 
 
 
 def test_the_cli_says_when_it_cannot_write_the_brief(monkeypatch: pytest.MonkeyPatch, recent_cache: Path,  # noqa: F811
-                                                     tmp_path: Path, capsys) -> None:
+                                                     a_file: Path, capsys) -> None:
     monkeypatch.setattr(export, "png", lambda fig: PNG_MAGIC + b"...")
-    blocker = tmp_path / "a file"
-    blocker.write_text("not a folder")
-    assert main(["--data-dir", str(recent_cache), "brief", "--out", str(blocker / "brief"), "--asof", "2026-01-30T20:00"]) == 1
-    assert f"cannot write into {blocker / 'brief'}: " in capsys.readouterr().err
+    assert main(["--data-dir", str(recent_cache), "brief", "--out", str(a_file / "brief"), "--asof", "2026-01-30T20:00"]) == 1
+    assert f"cannot write into {a_file / 'brief'}: " in capsys.readouterr().err

@@ -117,12 +117,10 @@ def test_demo_writes_its_own_store_apart_from_the_cache(data_dir: Path) -> None:
     assert {e["exchange"] for e in demo} == {"demo"}
 
 
-def test_a_data_directory_that_cannot_be_made_fails_with_its_path(tmp_path: Path, capsys) -> None:
-    blocker = tmp_path / "a file"
-    blocker.write_text("not a folder")
-    assert main(["--data-dir", str(blocker / "cache"), "--quiet", "demo"]) == 1
+def test_a_data_directory_that_cannot_be_made_fails_with_its_path(a_file: Path, capsys) -> None:
+    assert main(["--data-dir", str(a_file / "cache"), "--quiet", "demo"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {blocker / 'cache'}") and "Not a directory" in err  # one line, no traceback
+    assert err.startswith(f"error: {a_file / 'cache'}") and "Not a directory" in err  # one line, no traceback
 
 
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"]])

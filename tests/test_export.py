@@ -98,11 +98,9 @@ def test_cli_export_writes_every_chart_of_a_page(tmp_path: Path, data_dir: Path,
 
 @pytest.mark.timeout(60)  # kaleido's own sync server waited forever here
 def test_cli_export_without_chromium_fails_at_once_with_a_reason(tmp_path: Path, data_dir: Path, shared_data: Path,
-                                                                 capsys, monkeypatch) -> None:
+                                                                 capsys, no_chromium) -> None:
     sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
     assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
-    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # where kaleido looks first
-    monkeypatch.setattr(export, "_renderer", {})  # as in a process that has not started the browser yet
     assert main(["--data-dir", str(data_dir), "export", "--out", str(tmp_path / "out"), "--page", "drawdowns"]) == 1
     assert "PNG export failed (No browser found" in (err := capsys.readouterr().err)
     assert "apt-get install chromium" in err
@@ -114,15 +112,13 @@ def test_cli_export_on_an_empty_cache_fails_with_a_reason(tmp_path: Path, data_d
     assert "no bars are cached" in capsys.readouterr().err
 
 
-def test_cli_export_into_a_folder_it_cannot_make_fails_with_a_reason(tmp_path: Path, data_dir: Path,
+def test_cli_export_into_a_folder_it_cannot_make_fails_with_a_reason(a_file: Path, data_dir: Path,
                                                                     shared_data: Path, capsys) -> None:
     sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
     assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
-    blocker = tmp_path / "a file"
-    blocker.write_text("not a folder")
-    args = ["--data-dir", str(data_dir), "export", "--out", str(blocker), "--page", "drawdowns", "--format", "html"]
+    args = ["--data-dir", str(data_dir), "export", "--out", str(a_file), "--page", "drawdowns", "--format", "html"]
     assert main(args) == 1
-    assert f"cannot write into {blocker / 'drawdowns'}: " in capsys.readouterr().err  # no traceback
+    assert f"cannot write into {a_file / 'drawdowns'}: " in capsys.readouterr().err  # no traceback
 
 
 def test_the_cli_offers_every_page_the_views_can_draw() -> None:
