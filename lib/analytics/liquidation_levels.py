@@ -135,7 +135,7 @@ def tier_table(leverage_mix: pl.DataFrame = LEVERAGE_MIX, mmr: pl.DataFrame = MM
 
 
 MAX_TIERS = 20  # a tier table in a link has at most this many rows
-# bars x price buckets of the level model: each side's density is that many float64s (150M: 2.4 GB
+# bars x price buckets of the level model: each side's density is that many float32s (150M: 1.2 GB
 # in all; a year of 1-minute bars at the default bucket needs ~105M), so a bucket typed or linked far
 # too small for the range is refused, not allocated
 MAX_LEVEL_CELLS = 150_000_000
@@ -389,24 +389,34 @@ def _density(sides: tuple[_Side, _Side], factor: np.ndarray) -> tuple[np.ndarray
     """Open level USD after each bar, (bar, side, bucket), by the recurrence
     ``D_t = alive_t × factor_t × D_{t−1} + new_t``: consumption, closures and decay hit the levels
     left by earlier bars, never the bar's own new ones; and the USD each bar consumed, (bar, side),
-    ``Σ_k (1 − alive_t,k) × factor_t × D_{t−1,k}``. The new levels are summed into place at once;
-    the loop then does one multiply-add per bar (a block of survival masks at a time)."""
+    ``Σ_k (1 − alive_t,k) × factor_t × D_{t−1,k}``. One block of bars at a time: its new levels,
+    survival masks, then one multiply-add per bar in float64. The rows are kept as float32 (7
+    significant digits, half the memory: a year of 1-minute bars is 10^8 cells)."""
     bars, width = len(factor), sides[0].width
-    density = np.zeros((bars, 2, width))
+    density = np.empty((bars, 2, width), dtype=np.float32)
     consumed = np.zeros((bars, 2))
-    for index, side in enumerate(sides):
-        cell = (np.arange(bars)[:, None] * 2 + index) * width + side.column
-        new = np.bincount(cell.ravel(), weights=side.new.ravel(), minlength=density.size)
-        density += new.reshape(density.shape)
-    for start in range(1, bars, _BLOCK):
+    block = np.zeros((1, 2, width))  # row 0: the levels before the block's first bar
+    for start in range(0, bars, _BLOCK):
         stop = min(start + _BLOCK, bars)
+        block = np.concatenate([block[-1:], _new_levels(sides, start, stop)])
         keep = np.stack([side.alive(np.arange(width), side.cut[start:stop, None]) for side in sides], axis=1)
         keep = keep * factor[start:stop, None, None]
-        for t in range(start, stop):
-            density[t] += density[t - 1] * keep[t - start]
+        for row in range(1, len(block)):
+            block[row] += block[row - 1] * keep[row - 1]
         lost = factor[start:stop, None, None] - keep  # the share of each bucket the bar consumed
-        consumed[start:stop] = (density[start - 1 : stop - 1] * lost).sum(axis=2)
+        consumed[start:stop] = (block[:-1] * lost).sum(axis=2)
+        density[start:stop] = block[1:]
     return density, consumed
+
+
+def _new_levels(sides: tuple[_Side, _Side], start: int, stop: int) -> np.ndarray:
+    """The levels bars `start`…`stop − 1` open, (bar, side, bucket) USD, their tiers summed into place."""
+    rows, width = stop - start, sides[0].width
+    cells = [((np.arange(rows)[:, None] * 2 + index) * width + side.column[start:stop]).ravel()
+             for index, side in enumerate(sides)]
+    usd = [side.new[start:stop].ravel() for side in sides]
+    summed = np.bincount(np.concatenate(cells), weights=np.concatenate(usd), minlength=rows * 2 * width)
+    return summed.reshape(rows, 2, width)
 
 
 def _open_levels(side: _Side, factor: np.ndarray) -> np.ndarray:
@@ -537,7 +547,7 @@ def cluster_hits(
         usd = np.take_along_axis(masked, best[:, None], axis=1)[:, 0]
         price = np.where(usd > 0, grid.centre[best], np.nan)
         out = out.with_columns(
-            pl.Series(f"{side}_cluster_price", price).fill_nan(None), pl.Series(f"{side}_cluster_usd", usd)
+            pl.Series(f"{side}_cluster_price", price).fill_nan(None), pl.Series(f"{side}_cluster_usd", usd, pl.Float64)
         )
     sorted_bars = bars.sort(TS)
     last = sorted_bars[TS].max()

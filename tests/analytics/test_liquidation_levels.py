@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from lib.analytics import liquidation_levels
 from lib.analytics.liquidation_levels import (
     LEVERAGE_MIX,
     MMR_TABLE,
@@ -266,6 +267,29 @@ def test_doubling_open_interest_doubles_density() -> None:
     doubled = estimate_levels(given, random_oi(given).with_columns(pl.col("open_interest_usd") * 2), bucket_usd=0.5)
     np.testing.assert_allclose(doubled.density.long_usd, 2 * base.density.long_usd)
     np.testing.assert_allclose(doubled.consumed_usd, 2 * base.consumed_usd)
+
+
+def test_the_density_follows_the_recurrence_bar_by_bar_across_blocks() -> None:
+    """The block-wise loop against a plain one: for each bar, consume and close the levels left
+    before it, then add its own new ones (over three blocks, so the state carries across their seams)."""
+    rng = np.random.default_rng(11)
+    bars, width, tiers = 2 * liquidation_levels._BLOCK + 300, 9, 3
+    sides = tuple(
+        liquidation_levels._Side(rng.uniform(0, 1e6, (bars, tiers)), rng.integers(0, width, (bars, tiers)),
+                                 rng.integers(0, width + 1, bars), width, below)
+        for below in (True, False)
+    )
+    factor = rng.uniform(0.95, 1.0, bars)
+    density, consumed = liquidation_levels._density(sides, factor)
+    state, expected = np.zeros((2, width)), np.zeros((bars, 2))
+    for t in range(bars):
+        for index, side in enumerate(sides):
+            survives = side.alive(np.arange(width), side.cut[t]) * factor[t]
+            expected[t, index] = (state[index] * (factor[t] - survives)).sum()
+            state[index] *= survives
+            np.add.at(state[index], side.column[t], side.new[t])
+        np.testing.assert_allclose(density[t], state, rtol=1e-6, atol=1e-3)  # stored as float32
+    np.testing.assert_allclose(consumed, expected, rtol=1e-9, atol=1e-6)
 
 
 def test_the_final_map_is_the_last_density_row_by_tier() -> None:
