@@ -129,6 +129,7 @@ def realised_heatmap_figure(
         below_title="Liquidated",
         title=title,
         subtitle=subtitle,
+        unit=f"USD per {_cell_text(shown)} cell",
         view_margin=REALISED_VIEW_MARGIN,
     )
 
@@ -161,6 +162,7 @@ def estimated_heatmap_figure(
         below_title="Levels hit",
         title=title,
         subtitle=estimate.density.method,
+        unit=f"USD open per {usd_text(shown.bucket_usd)} bucket",  # a level after the column's last bar, not a flow
         view_margin=ESTIMATED_VIEW_MARGIN,
         halo=True,
     )
@@ -177,6 +179,7 @@ def _heatmap_figure(
     below_title: str,
     title: str,
     subtitle: str,
+    unit: str,
     view_margin: float,
     halo: bool = False,
 ) -> go.Figure:
@@ -187,7 +190,7 @@ def _heatmap_figure(
     shown = grid_between(grid, *view) if view else grid
     matrix = shown.side(side)
     top = float(matrix.max()) if matrix.size else 0.0
-    colour, value = _colour(matrix, scale, usd_range or top, _cell_text(grid))
+    colour, value = _colour(matrix, scale, usd_range or top, unit)
     fig.add_trace(
         go.Heatmap(
             x=x,
@@ -259,7 +262,7 @@ def _merge_rows(values: np.ndarray, rows_per_cell: int) -> np.ndarray:
     return np.add.reduceat(values, np.arange(0, len(values), rows_per_cell), axis=0) if len(values) else values
 
 
-def _colour(matrix: np.ndarray, scale: ColourScale, top: float, cell: str) -> tuple[dict[str, Any], str]:
+def _colour(matrix: np.ndarray, scale: ColourScale, top: float, unit: str) -> tuple[dict[str, Any], str]:
     """The heatmap's colour arguments (z as time × price with empty cells blank, zmin, zmax, colour
     bar, customdata) and the hover's text of a cell: absolute USD, its log10 (ticks in USD; the hover
     reads the USD from customdata), or shares of the maximum."""
@@ -272,12 +275,12 @@ def _colour(matrix: np.ndarray, scale: ColourScale, top: float, cell: str) -> tu
     if scale == "log":
         hi = math.log10(max(top, 1.0))
         ticks = [10.0**k for k in range(math.ceil(hi - LOG_DECADES), math.floor(hi) + 1)]
-        bar.update(title={"text": f"USD per {cell} cell (log)", "side": "right"},
+        bar.update(title={"text": f"{unit} (log)", "side": "right"},
                    tickvals=[math.log10(t) for t in ticks], ticktext=[usd_text(t) for t in ticks])
         log = {"z": np.log10(z), "zmin": hi - LOG_DECADES, "zmax": hi, "colorbar": bar, "customdata": z}
         return log, "%{customdata:$,.0f}"
     linear = _linear_range(top)
-    bar.update(title={"text": f"USD per {cell} cell", "side": "right"}, **linear.pop("colorbar"))
+    bar.update(title={"text": unit, "side": "right"}, **linear.pop("colorbar"))
     return {"z": z, **linear, "colorbar": bar}, "%{z:$,.0f}"
 
 

@@ -97,7 +97,7 @@ def test_colour_is_absolute_usd_and_a_fixed_range_makes_charts_comparable(week: 
     levels_of = (estimate, dataclasses.replace(estimate, density=half))
     first, second = (heatmap(estimated_heatmap_figure(e, bars, usd_range=20e6)) for e in levels_of)
     assert (first.zmin, first.zmax) == (second.zmin, second.zmax) == (0, 20e6)
-    assert "USD per $100 × 1h cell" in first.colorbar.title.text
+    assert first.colorbar.title.text == "USD open per $100 bucket"  # a level, not a flow per cell
     assert all(text.startswith("$") for text in first.colorbar.ticktext)
     np.testing.assert_allclose(np.nanmax(second.z), np.nanmax(first.z) / 2, rtol=1e-6)
 
