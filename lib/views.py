@@ -246,10 +246,11 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     figures: dict[str, go.Figure] = {}
     tests = stats.hour_of_week_tests(measured, measure)
     cells = liq.aggregate(measured, liq.HOUR_OF_WEEK, [measure])
+    weekend = liq.weekend_share(measured)
     for symbol, line in verdicts.items():
         figures[f"hour_of_week_{symbol}"] = liquidity_charts.hour_of_week_heatmap(
-            cells.filter(pl.col(SYMBOL) == symbol), measure, stat=options.cell_stat, tests=tests, tz=options.tz,
-            subtitle=line)
+            cells.filter(pl.col(SYMBOL) == symbol), measure, stat=options.cell_stat, tests=tests, weekend=weekend,
+            tz=options.tz, subtitle=line)
     figures["day_of_week"] = liquidity_charts.day_of_week_bars(
         stats.day_of_week_means(days, measure), measure, tests=stats.day_of_week_tests(days, measure))
     figures["weekend_box"] = liquidity_charts.weekend_box(days, measure)

@@ -82,6 +82,7 @@ REGIME_TYPE = pl.Enum(REGIMES)
 
 # Columns of `aggregate` (long format: one row per group and measure) and `daily`.
 MEASURE, MEAN, MEDIAN, N, N_BARS = "measure", "mean", "median", "n", "n_bars"
+WEEKEND_SHARE = "weekend_share"
 
 # Assumptions, each a default the caller can override.
 SPREAD_WINDOW_BARS = 24  # EDGE and Roll estimate over the trailing 24 bars: one day of hourly bars
@@ -461,6 +462,13 @@ def aggregate(
         pl.struct(pooled(m).alias(MEAN), median(m).alias(MEDIAN), pl.col(m).count().alias(N)).alias(m) for m in measures
     ]
     return _long(frame.lazy().group_by(keys).agg(stats).collect(), keys, measures).sort(*keys, MEASURE)
+
+
+def weekend_share(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str] = HOUR_OF_WEEK) -> pl.DataFrame:
+    """Per (symbol, `by`…) of a `with_calendar` frame: the share of its bars that fall in the weekend
+    (`WEEKEND_SHARE`). Between 0 and 1 where the weekend's ends move within a cell over the year:
+    "cme" seen in UTC starts at 21:00 or 22:00 on Friday, as daylight saving time runs in Chicago."""
+    return frame.lazy().group_by(SYMBOL, *by).agg(pl.col(WEEKEND).mean().alias(WEEKEND_SHARE)).collect().sort(SYMBOL, *by)
 
 
 def daily(frame: pl.DataFrame | pl.LazyFrame, measures: Sequence[str] = BAR_MEASURES) -> pl.DataFrame:

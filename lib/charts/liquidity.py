@@ -36,11 +36,12 @@ from lib.analytics.liquidity import (
     ROLLING_RATIO_WINDOW,
     WEEKDAY,
     WEEKEND,
+    WEEKEND_SHARE,
     YEAR,
     N,
     with_so_far,
 )
-from lib.analytics.sessions import SESSION_STARTS
+from lib.analytics.sessions import SESSION_STARTS, UTC_WEEKEND_FIRST_DAY
 from lib.charts import theme
 from lib.schema import SYMBOL
 
@@ -123,14 +124,17 @@ def hour_of_week_heatmap(
     *,
     stat: str = MEAN,
     tests: pl.DataFrame | None = None,
+    weekend: pl.DataFrame | None = None,
     tz: str = "UTC",
     title: str | None = None,
     subtitle: str | None = None,
 ) -> go.Figure:
     """Days down, hours across, colour = `stat` ("mean" or "median") of `measure`, from an
     `aggregate(..., by=HOUR_OF_WEEK)` table of one symbol computed in time zone `tz`. `tests`: an
-    `hour_of_week_tests` table; cells it finds significant get a dot. Session boundaries are marked
-    for "UTC" (the sessions of `lib.analytics.sessions`) and "America/New_York" (the NYSE day)."""
+    `hour_of_week_tests` table; cells it finds significant get a dot. `weekend`: a `weekend_share`
+    table; a line runs around the cells that are weekend for most of their bars (without it, the
+    UTC calendar weekend: Saturday and Sunday). Session boundaries are marked for "UTC" (the
+    sessions of `lib.analytics.sessions`) and "America/New_York" (the NYSE day)."""
     symbol = _one_symbol(cells)
     rows = _measure_rows(cells, measure)
     look = display(MEASURES[measure].unit, rows[stat].to_list())
@@ -142,8 +146,14 @@ def hour_of_week_heatmap(
         else {(d, h): v for d, h, v in tests.filter(pl.col(SYMBOL) == symbol).select(WEEKDAY, HOUR, "q").rows()}
     )
     days, hours = range(1, 8), range(24)
+    share = (
+        {(d, h): float(d >= UTC_WEEKEND_FIRST_DAY) for d in days for h in hours}
+        if weekend is None
+        else {(d, h): v for d, h, v in weekend.filter(pl.col(SYMBOL) == symbol).select(WEEKDAY, HOUR, WEEKEND_SHARE).rows()}
+    )
     z = [[_scaled(grid.get((d, h), {}).get(stat), look) for h in hours] for d in days]
-    hover = [[_cell_text(d, h, grid.get((d, h)), q.get((d, h)), measure, look, tz) for h in hours] for d in days]
+    hover = [[_cell_text(d, h, grid.get((d, h)), q.get((d, h)), share.get((d, h)), measure, look, tz) for h in hours]
+             for d in days]
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -174,7 +184,7 @@ def hour_of_week_heatmap(
             )
         )
     _mark_sessions(fig, tz)
-    fig.add_hline(y=4.5, line={"color": theme.INK, "width": 1.2})  # Friday | Saturday
+    _outline_weekend(fig, {cell for cell, part in share.items() if part >= 0.5})
     fig.update_layout(
         template=theme.TEMPLATE,
         height=460,
@@ -588,15 +598,39 @@ def _noon(dates: pl.Series) -> list[datetime]:
     return [datetime.combine(d, time()) + NOON for d in dates]
 
 
-def _cell_text(day: int, hour: int, row: dict | None, q: float | None, measure: str, look: Display, tz: str) -> str:
+def _cell_text(day: int, hour: int, row: dict | None, q: float | None, weekend: float | None, measure: str,
+               look: Display, tz: str) -> str:
     head = f"<b>{DAY_NAMES[day - 1]} {hour:02d}:00-{(hour + 1) % 24:02d}:00 {tz}</b>"
     if row is None:
         return f"{head}<br>no data"
     test = "" if q is None else f"<br>against the rest of the week: q = {q:.2g} (Benjamini-Hochberg)"
+    part = f"<br>weekend for {weekend:.0%} of its bars (daylight saving time)" if weekend and weekend < 1 else ""
     return (
         f"{head}<br>{MEASURES[measure].label}: {look.text(row[MEAN])} (mean)"
-        f"<br>median {look.text(row[MEDIAN])} · {row[N]:,} bars{test}"
+        f"<br>median {look.text(row[MEDIAN])} · {row[N]:,} bars{test}{part}"
     )
+
+
+def _outline_weekend(fig: go.Figure, cells: set[tuple[int, int]]) -> None:
+    """A line between the weekend `cells` (weekday 1-7, hour) and the others, inside the grid: a
+    straight line above Saturday for the UTC calendar weekend, a staircase for a window that opens
+    and closes within a day. Rows sit at y = weekday − 1, columns at x = hour."""
+    edges = []
+    for day, hour in cells:
+        y, x = day - 1, hour
+        if day > 1 and (day - 1, hour) not in cells:
+            edges.append(((x - 0.5, y - 0.5), (x + 0.5, y - 0.5)))
+        if day < 7 and (day + 1, hour) not in cells:
+            edges.append(((x - 0.5, y + 0.5), (x + 0.5, y + 0.5)))
+        if hour > 0 and (day, hour - 1) not in cells:
+            edges.append(((x - 0.5, y - 0.5), (x - 0.5, y + 0.5)))
+        if hour < 23 and (day, hour + 1) not in cells:
+            edges.append(((x + 0.5, y - 0.5), (x + 0.5, y + 0.5)))
+    if edges:
+        path = " ".join(f"M{x0},{y0} L{x1},{y1}" for (x0, y0), (x1, y1) in sorted(edges))
+        line = {"color": theme.INK, "width": 1.2}
+        fig.add_shape(type="path", path=path, xref="x", yref="y", line=line)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line, name="weekend: the cells inside the line"))
 
 
 def _mark_sessions(fig: go.Figure, tz: str) -> None:

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -380,6 +381,30 @@ def test_hour_of_week_has_168_cells() -> None:
     cells = liq.aggregate(frame, liq.HOUR_OF_WEEK, [liq.QUOTE_VOLUME])
     assert cells.height == 168
     assert cells[liq.N].to_list() == [2] * 168
+
+
+def test_weekend_share_of_each_hour_of_week_follows_chicago_daylight_saving() -> None:
+    """CME's weekend (Fri 16:00 to Sun 17:00 Chicago) over 2024 in UTC hours: its ends move by an
+    hour with daylight saving time, so two cells are weekend for part of the year only; in Chicago
+    time every cell is all or nothing."""
+    chicago = ZoneInfo("America/Chicago")
+    frame = random_walk(24 * 7 * 52, start=datetime(2024, 1, 1, tzinfo=UTC))  # 52 weeks from a Monday
+
+    def daylight_share(weekday: int) -> float:
+        noons = [ts for ts in frame["ts"] if ts.weekday() == weekday and ts.hour == 12]
+        return sum(bool(ts.astimezone(chicago).dst()) for ts in noons) / len(noons)
+
+    utc = liq.weekend_share(liq.with_calendar(frame, weekend="cme"))
+    share = {(d, h): v for d, h, v in utc.select(liq.WEEKDAY, liq.HOUR, liq.WEEKEND_SHARE).rows()}
+    assert share[(5, 20)] == 0 and share[(5, 22)] == share[(5, 23)] == 1
+    assert share[(5, 21)] == pytest.approx(daylight_share(4))  # 16:00 CDT is 21:00 UTC
+    assert share[(7, 21)] == 1 and share[(7, 23)] == 0
+    assert share[(7, 22)] == pytest.approx(1 - daylight_share(6))  # 17:00 CST is 23:00 UTC
+    assert 0.5 < share[(5, 21)] < 1 and 0 < share[(7, 22)] < 0.5
+    assert all(share[(6, h)] == 1 and share[(1, h)] == 0 for h in range(24))
+    local = liq.weekend_share(liq.with_calendar(frame, weekend="cme", tz="America/Chicago"))
+    assert set(local[liq.WEEKEND_SHARE].to_list()) == {0.0, 1.0}
+    assert local.filter(pl.col(liq.WEEKEND_SHARE) == 1).height == 8 + 24 + 17  # Fri 16-23, Sat, Sun 0-16
 
 
 def test_scaling_volume_scales_volume_measures_and_keeps_ratios() -> None:

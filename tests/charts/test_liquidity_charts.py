@@ -59,11 +59,12 @@ def test_hour_of_week_heatmap(measured: pl.DataFrame) -> None:
     cells = liq.aggregate(btc(measured), liq.HOUR_OF_WEEK, [liq.QUOTE_VOLUME])
     tests = ls.hour_of_week_tests(btc(measured), liq.QUOTE_VOLUME)
     fig = charts.hour_of_week_heatmap(cells, liq.QUOTE_VOLUME, tests=tests, subtitle="a verdict")
-    heat, dots = fig.data
+    heat, dots, weekend = fig.data
     assert isinstance(heat, go.Heatmap) and isinstance(dots, go.Scatter)
     assert len(heat.z) == 7 and all(len(row) == 24 for row in heat.z)
     assert list(heat.y) == list(charts.DAY_NAMES)
     assert len(dots.x) == tests["significant"].sum()
+    assert weekend.name == "weekend: the cells inside the line" and weekend.x == (None,)
     assert heat.colorbar.tickprefix == "$" and heat.colorbar.ticksuffix == "M"
     assert "Sat 14:00-15:00 UTC" in heat.customdata[5][14]
     assert {a.text for a in fig.layout.annotations} == set(charts.SESSION_LABELS.values())
@@ -78,6 +79,38 @@ def test_heatmap_in_new_york_time_marks_the_nyse_day(measured: pl.DataFrame) -> 
     )
     assert [a.text for a in fig.layout.annotations] == ["NYSE open 09:30", "NYSE close 16:00"]
     assert fig.data[0].colorbar.ticksuffix == " bp"
+
+
+def outline(fig: go.Figure) -> set[tuple[float, float, float, float]]:
+    """The segments (x0, y0, x1, y1) of the heatmap's weekend line."""
+    path = next(shape.path for shape in fig.layout.shapes if shape.type == "path")
+    points = [tuple(float(v) for v in part[1:].split(",")) for part in path.split()]
+    return {(*a, *b) for a, b in zip(points[::2], points[1::2], strict=True)}
+
+
+def test_heatmap_outlines_the_weekend_of_the_definition(measured: pl.DataFrame) -> None:
+    cells = liq.aggregate(btc(measured), liq.HOUR_OF_WEEK, [liq.VOLUME])
+    above_saturday = {(h - 0.5, 4.5, h + 0.5, 4.5) for h in range(24)}
+    assert outline(charts.hour_of_week_heatmap(cells, liq.VOLUME)) == above_saturday  # the UTC calendar weekend
+    share = pl.DataFrame({"symbol": "BTC", liq.WEEKDAY: [d for d in range(1, 8) for _ in range(24)],
+                          liq.HOUR: list(range(24)) * 7})
+    friday_evening = (pl.col(liq.WEEKDAY) == 5) & (pl.col(liq.HOUR) >= 21)
+    sunday_night = (pl.col(liq.WEEKDAY) == 7) & (pl.col(liq.HOUR) >= 22)
+    share = share.with_columns(
+        pl.when(friday_evening & (pl.col(liq.HOUR) == 21)).then(0.65)
+        .when(friday_evening | (pl.col(liq.WEEKDAY) == 6)).then(1.0)
+        .when(sunday_night & (pl.col(liq.HOUR) == 22)).then(0.35)
+        .when(pl.col(liq.WEEKDAY) == 7).then(pl.when(sunday_night).then(0.0).otherwise(1.0))
+        .otherwise(0.0).alias(liq.WEEKEND_SHARE)
+    )
+    fig = charts.hour_of_week_heatmap(cells, liq.VOLUME, weekend=share)
+    stairs = outline(fig)
+    assert (20.5, 3.5, 20.5, 4.5) in stairs and (21.5, 5.5, 21.5, 6.5) in stairs  # Fri 21:00 in, Sun 22:00 out
+    assert {(h - 0.5, 3.5, h + 0.5, 3.5) for h in (21, 22, 23)} <= stairs  # above Friday evening
+    assert {(h - 0.5, 4.5, h + 0.5, 4.5) for h in range(21)} <= stairs  # above Saturday until 21:00
+    assert {(h - 0.5, 5.5, h + 0.5, 5.5) for h in (22, 23)} <= stairs  # under Saturday's last two hours
+    assert len(stairs) == 2 + 3 + 21 + 2
+    assert "weekend for 65% of its bars" in fig.data[0].customdata[4][21]
 
 
 def test_heatmap_draws_one_symbol(measured: pl.DataFrame) -> None:
