@@ -25,6 +25,7 @@ import polars as pl
 from plotly.subplots import make_subplots
 
 from lib.analytics.liquidity import (
+    BASELINE_WEEKS,
     CASCADES,
     DATE,
     Event,
@@ -55,6 +56,7 @@ SESSION_MARKS: dict[str, tuple[tuple[float, str], ...]] = {
 WEEKDAY_COLOR = "#5B6B7A"
 WEEKEND_COLOR = "#0F9BA8"
 EVENT_COLORS = (WEEKEND_COLOR, WEEKDAY_COLOR, "#7A5C3E")  # the defaults: the Saturday cascade first
+EDGE_PAD = 24  # px between the chart's left edge and a title that does not sit over the plot
 EVENT_AXIS_PAD = 1.35  # room on the log axis for the "2.3×" labels
 LOG_TICK_MANTISSAS = (1, 2, 5)
 HEAT_LOW = "#F7F8FA"  # the empty end of each heatmap's scale; the full end is the asset's colour
@@ -375,9 +377,14 @@ def event_comparison_chart(
     subtitle: str | None = None,
 ) -> go.Figure:
     """Each measure during each event divided by its value in the same hours of the weeks before
-    (an `event_comparison` table of one symbol), on a log axis: 2× and 0.5× are equally far from 1."""
+    (an `event_comparison` table of one symbol, of `CASCADES`), on a log axis: 2× and 0.5× are
+    equally far from 1. The default subtitle gives the baseline and each event's hours."""
     symbol = _one_symbol(table)
     rows = table.filter(pl.col("ratio").is_not_null())
+    names = set(rows["event"].to_list())
+    windows = ", ".join(f"{e.start:%a %d %b %H:%M} to {e.end:%a %d %b %H:%M}" for e in CASCADES if e.name in names)
+    subtitle = subtitle or (f"Each measure in the event's hours ({windows} UTC) against the same hours of the "
+                            f"{BASELINE_WEEKS} weeks before: Saturdays against Saturdays, so weekly and daily patterns cancel")
     if measures is not None:
         rows = rows.filter(pl.col(MEASURE).cast(pl.String).is_in(list(measures)))
     order = [m for m in MEASURES if m in set(rows[MEASURE].cast(pl.String).to_list())]
@@ -421,7 +428,8 @@ def event_comparison_chart(
         },
         yaxis={"autorange": "reversed", "showgrid": False},
     )
-    return _framed(fig)
+    framed = _framed(fig)  # long measure names push the plot right: the title starts at the chart's edge instead
+    return framed.update_layout(title={"xref": "container", "x": 0, "pad": {"l": EDGE_PAD}})
 
 
 def weekend_moves_chart(

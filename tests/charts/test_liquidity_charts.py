@@ -168,6 +168,9 @@ def test_event_comparison_chart(measured: pl.DataFrame) -> None:
     assert saturday.x[0] == pytest.approx(ratio - 1)
     assert saturday.text[0] == f"{ratio:.2f}×"
     assert fig.layout.xaxis.type == "log"
+    subtitle = fig.layout.title.subtitle.text.replace("<br>", " ")
+    assert "(Sat 31 Jan 00:00 to Sun 01 Feb 00:00, Thu 05 Feb 00:00 to Sat 07 Feb 00:00 UTC)" in subtitle
+    assert "the same hours of the 4 weeks before" in subtitle
     fig.to_json()
 
 
