@@ -126,7 +126,9 @@ def drawdown_figure(
         "trough → recovery (green), still under water (grey)",
         640,
     )
-    fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER)
+    # the data's span: autorange widens it to fit the text of a trough near the start (10 days of a year)
+    span = [float(x[0]), float(x[-1])] if len(x) > 1 else None
+    fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER, range=span)
     fig.update_yaxes(
         title_text="Price (USD)",
         type="log" if log_price else "linear",

@@ -56,6 +56,15 @@ def test_drawdown_figure_panels_share_one_x_axis(btc: pl.DataFrame) -> None:
     assert fig.layout.xaxis2.hoverformat == theme.DATE_HOVER
 
 
+def test_drawdown_figure_spans_the_data_not_a_trough_label_near_its_start(btc: pl.DataFrame) -> None:
+    """Plotly's autorange widens the axis to fit the text of a trough near the first bar: a blank
+    strip before the data (10 days on a year of real ETH)."""
+    fig = charts.drawdown_figure(btc, dd.episodes(btc))
+    first, last = (t.timestamp() * 1000 for t in (btc["ts"][0], btc["ts"][-1]))
+    assert fig.layout.xaxis.range == fig.layout.xaxis2.range == (first, last)
+    assert fig.layout.xaxis.autorange is None
+
+
 def test_drawdown_figure_traces(btc: pl.DataFrame) -> None:
     fig = charts.drawdown_figure(btc, dd.episodes(btc))
     names = [(trace.name, trace.xaxis, trace.yaxis) for trace in fig.data]
