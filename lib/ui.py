@@ -107,8 +107,13 @@ def stop_without_bars(active: ActiveStore, view: View, assets: Sequence[str]) ->
     """A page's answer to a view without bars: what is missing, and at which other timeframes the
     view's exchange has bars of `assets` in its range; then the page stops."""
     elsewhere = views.cached_elsewhere(status(active), "bars", assets, view, view.exchange)
+    span = views.cached_span(status(active), "bars", assets, view.timeframe, view.exchange)
+    cached = f"Its {view.timeframe} bars cover {span[0]} to {span[1]}. " if span else ""
     st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(assets)} between {view.start} and "
-               f"{view.end}. {elsewhere or 'Pick another exchange, timeframe or range.'}")
+               f"{view.end}. {cached}{elsewhere or 'Pick another exchange, timeframe or range.'}")
+    if span:
+        start = max(span[0], span[1] - (view.end - view.start))  # as many days as the view's range, up to the last
+        st.button(f"Show {start} to {span[1]}", key="to_cached_span", on_click=set_view_range, args=(start, span[1]))
     st.stop()
 
 

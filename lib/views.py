@@ -46,6 +46,7 @@ EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1),
               liq.CASCADES[-1].end + timedelta(days=7 - liq.CASCADES[-1].end.weekday()))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
+DAY = timedelta(days=1)
 
 
 def figure_asset(figure: str) -> str:
@@ -244,13 +245,14 @@ def liquidity(bars: pl.DataFrame, depth: pl.DataFrame, events: pl.DataFrame, opt
     effects = stats.weekend_effect(days, [measure])
     verdicts = {row[SYMBOL]: stats.verdict(row) for row in effects.iter_rows(named=True)}
     figures: dict[str, go.Figure] = {}
-    tests = stats.hour_of_week_tests(measured, measure)
-    cells = liq.aggregate(measured, liq.HOUR_OF_WEEK, [measure])
-    weekend = liq.weekend_share(measured)
-    for symbol, line in verdicts.items():
-        figures[f"hour_of_week_{symbol}"] = liquidity_charts.hour_of_week_heatmap(
-            cells.filter(pl.col(SYMBOL) == symbol), measure, stat=options.cell_stat, tests=tests, weekend=weekend,
-            tz=options.tz, subtitle=line)
+    if TIMEFRAMES.get(bars[TIMEFRAME][0], timedelta.max) < DAY:  # daily bars fill one column of 24
+        tests = stats.hour_of_week_tests(measured, measure)
+        cells = liq.aggregate(measured, liq.HOUR_OF_WEEK, [measure])
+        weekend = liq.weekend_share(measured)
+        for symbol, line in verdicts.items():
+            figures[f"hour_of_week_{symbol}"] = liquidity_charts.hour_of_week_heatmap(
+                cells.filter(pl.col(SYMBOL) == symbol), measure, stat=options.cell_stat, tests=tests,
+                weekend=weekend, tz=options.tz, subtitle=line)
     figures["day_of_week"] = liquidity_charts.day_of_week_bars(
         stats.day_of_week_means(days, measure), measure, tests=stats.day_of_week_tests(days, measure))
     figures["weekend_box"] = liquidity_charts.weekend_box(days, measure)
@@ -342,6 +344,16 @@ def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], v
     shortest_first = sorted(spans.items(), key=lambda item: TIMEFRAMES.get(item[0], timedelta.max))
     found = "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}" for timeframe, (first, last) in shortest_first)
     return f"Other timeframes have some ({found}): pick one in the sidebar." if found else ""
+
+
+def cached_span(status: list[dict], dataset: str, symbols: Sequence[str], timeframe: str,
+                exchange: str) -> tuple[date, date] | None:
+    """The days `dataset` rows of `symbols` at `timeframe` from `exchange` cover (the union of the
+    symbols' spans), whatever a view's range; None where none are cached."""
+    spans = [(datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"])) for e in status
+             if e["dataset"] == dataset and e["symbol"] in symbols and e["timeframe"] == timeframe
+             and e["exchange"] == exchange and e["first_ts"] and e["last_ts"]]
+    return (min(first for first, _ in spans).date(), max(last for _, last in spans).date()) if spans else None
 
 
 def badge_maker(status: list[dict], view: View, is_demo: bool) -> Badge:

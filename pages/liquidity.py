@@ -52,6 +52,9 @@ with st.expander("The statistics behind the verdicts"):
 
 footers = ui.badges(active, view, views.liquidity_badges, tuple(shown.figures), bars, depth, events, shown.notes,
                     shown.asset)
+if not any(name.startswith("hour_of_week_") for name in shown.figures):
+    st.info(f"The hour-of-week heatmaps need bars shorter than a day: {view.timeframe} bars fill one hour of "
+            "each day. Pick 1h or shorter in the sidebar.")
 for name, fig in shown.figures.items():
     ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view), footers[name])
 if "cascades" not in shown.figures:

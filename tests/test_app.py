@@ -168,7 +168,8 @@ def test_drawdowns_page_finds_the_oct_2025_to_feb_2026_episode(monkeypatch, real
 def test_selecting_an_episode_zooms_the_chart(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/drawdowns.py", assets="BTC", start="2025-06-01", end="2026-05-16")
     before = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
-    assert "range" not in before[0]["layout"]["xaxis"]
+    whole = before[0]["layout"]["xaxis"]["range"]  # the data's span, first bar to last
+    assert whole[0] == datetime(2025, 6, 1, tzinfo=timezone.utc).timestamp() * 1000
     at.session_state[ui.PICKED_EPISODE] = "BTC 2025-10-06 18:00"  # what a click on its row or its marker leaves
     at.run()
     after = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
@@ -176,7 +177,7 @@ def test_selecting_an_episode_zooms_the_chart(monkeypatch, real_cache: Path) -> 
     at.session_state[ui.PICKED_EPISODE] = None  # the zoom was made on a copy: the figures shared by sessions are whole
     at.run()
     again = [spec for spec in charts(at).values() if "drawdown from the running peak" in json.dumps(spec["layout"].get("title"))]
-    assert "range" not in again[0]["layout"]["xaxis"]
+    assert again[0]["layout"]["xaxis"]["range"] == whole
 
 
 def test_an_episode_whose_label_gave_way_is_labelled_when_picked(monkeypatch, real_cache: Path) -> None:
@@ -282,6 +283,23 @@ def test_a_timeframe_without_bars_names_the_ones_with_some(monkeypatch, tmp_path
         assert "Other timeframes have some (1h: 2026-01-30 to 2026-02-07): pick one in the sidebar." in warning
 
 
+def test_a_range_outside_the_series_says_where_it_is_and_moves_there(monkeypatch, tmp_path: Path,
+                                                                     shared_data: Path) -> None:
+    """Binance's daily BTC bars run 2018 to 2025 (its hourly ones into 2026): a 1d view of February
+    2026 names that span, and its button moves the view to as many days at the end of it."""
+    files = [shared_data / "ohlcv" / f"binance_spot_BTCUSDT_{name}.parquet" for name in ("1d", "1h_ohlcv")]
+    assert main(["--data-dir", str(tmp_path), "--quiet", "import", *map(str, files)]) == 0
+    at = run_app(monkeypatch, tmp_path, "pages/drawdowns.py", assets="BTC", exchange="binance", timeframe="1d",
+                 start="2026-01-30", end="2026-02-07")
+    (warning,) = [w.value for w in at.warning]
+    assert "Its 1d bars cover 2018-01-01 to 2025-12-31." in warning, warning
+    at.button(key="to_cached_span").click().run()
+    assert not at.warning and not at.exception
+    assert (at.query_params["start"], at.query_params["end"]) in (("2025-12-23", "2025-12-31"),
+                                                                  (["2025-12-23"], ["2025-12-31"]))
+    assert charts(at)
+
+
 def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2026-01-24", end="2026-02-12")
@@ -337,6 +355,19 @@ def test_liquidity_page_verdict_on_real_btc(monkeypatch, real_cache: Path) -> No
     (verdict,) = [m.value for m in at.markdown if m.value.startswith("**BTC")]
     assert "Weekend BTC quote volume is 51 % lower than on weekdays" in verdict
     assert "significant at 5 %" in verdict and "not significant" not in verdict
+
+
+def test_liquidity_page_on_daily_bars_has_no_hour_of_week_heatmaps(monkeypatch, tmp_path: Path,
+                                                                   shared_data: Path) -> None:
+    """Daily bars would fill the 00:00 column of each day and nothing else."""
+    assert main(["--data-dir", str(tmp_path), "--quiet", "import",
+                 str(shared_data / "ohlcv" / "binance_spot_BTCUSDT_1d.parquet")]) == 0
+    at = run_app(monkeypatch, tmp_path, "pages/liquidity.py", assets="BTC", exchange="binance", timeframe="1d",
+                 start="2024-01-01", end="2025-12-31")
+    assert not at.exception and [m.value for m in at.markdown if m.value.startswith("**BTC")]
+    assert any("need bars shorter than a day" in i.value for i in at.info)
+    titles = [json.dumps(spec["layout"]["title"]) for spec in charts(at).values()]
+    assert titles and not [t for t in titles if "by hour of the week" in t]  # the day-of-week charts and the rest
 
 
 def test_liquidity_page_estimates_the_2026_quote_volume_the_rest_bars_lack(monkeypatch, real_cache: Path) -> None:
