@@ -399,12 +399,13 @@ def _density(sides: tuple[_Side, _Side], factor: np.ndarray) -> tuple[np.ndarray
     for start in range(0, bars, _BLOCK):
         stop = min(start + _BLOCK, bars)
         block = np.concatenate([block[-1:], _new_levels(sides, start, stop)])
-        keep = np.stack([side.alive(np.arange(width), side.cut[start:stop, None]) for side in sides], axis=1)
-        keep = keep * factor[start:stop, None, None]
-        for row in range(1, len(block)):
-            block[row] += block[row - 1] * keep[row - 1]
-        lost = factor[start:stop, None, None] - keep  # the share of each bucket the bar consumed
-        consumed[start:stop] = (block[:-1] * lost).sum(axis=2)
+        alive = np.stack([side.alive(np.arange(width), side.cut[start:stop, None]) for side in sides], axis=1)
+        f = factor[start:stop, None, None]
+        keep, lost = np.where(alive, f, 0.0), np.where(alive, 0.0, f)  # lost: the share of a bucket the bar consumed
+        rows, tmp = list(block.reshape(len(block), -1)), np.empty(2 * width)  # views made once, not once per bar
+        for before, after, kept in zip(rows[:-1], rows[1:], keep.reshape(len(keep), -1), strict=True):
+            np.add(after, np.multiply(before, kept, out=tmp), out=after)
+        consumed[start:stop] = np.einsum("tsk,tsk->ts", block[:-1], lost)
         density[start:stop] = block[1:]
     return density, consumed
 
