@@ -127,7 +127,7 @@ def drawdown_figure(
         640,
     )
     # the data's span: autorange widens it to fit the text of a trough near the start (10 days of a year)
-    span = [float(x[0]), float(x[-1])] if len(x) > 1 else None
+    span = [drawdowns[TS].min(), drawdowns[TS].max()] if drawdowns.height > 1 else None
     fig.update_xaxes(type="date", hoverformat=theme.DATE_HOVER, range=span)
     fig.update_yaxes(
         title_text="Price (USD)",

@@ -612,7 +612,7 @@ def _cell_text(day: int, hour: int, row: dict | None, q: float | None, weekend: 
     if row is None:
         return f"{head}<br>no data"
     test = "" if q is None else f"<br>against the rest of the week: q = {q:.2g} (Benjamini-Hochberg)"
-    part = f"<br>weekend for {weekend:.0%} of its bars (daylight saving time)" if weekend and weekend < 1 else ""
+    part = f"<br>weekend for {weekend:.0%} of its bars" if weekend and weekend < 1 else ""  # e.g. "cme" across DST
     return (
         f"{head}<br>{MEASURES[measure].label}: {look.text(row[MEAN])} (mean)"
         f"<br>median {look.text(row[MEDIAN])} · {row[N]:,} bars{test}{part}"
