@@ -29,6 +29,7 @@ from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH, MUTED, w
 
 FOOTER_CHARS = 170
 FOOTER_LINE_PX = 15
+AXIS_TITLE_PX = 24  # an x-axis title's line under the tick labels
 RENDER_TABS = 2  # kaleido renders in two browser tabs at once: one per core of the machines we run on
 START_TIMEOUT_S = 60
 _LOCK = threading.Lock()  # around starting the browser
@@ -41,14 +42,18 @@ class ExportError(RuntimeError):
 
 
 def with_footer(fig: go.Figure, footer: str) -> go.Figure:
-    """A copy of `fig` with `footer` written under the plot, wrapped, the bottom margin grown to fit."""
+    """A copy of `fig` with `footer` written under the plot, wrapped, the bottom margin grown to fit.
+    The footer starts under the bottom margin, and under an x-axis title too: plotly grows the
+    margin for the title as it draws, past the layout's value the footer is placed by."""
     lines = wrap(footer, FOOTER_CHARS)
     out = go.Figure(fig)
-    bottom = (out.layout.margin.b or 48) + FOOTER_LINE_PX * len(lines) + 24
+    margin = out.layout.margin.b or 48
+    titled = any(axis.title.text for axis in out.select_xaxes())
+    above = margin + (AXIS_TITLE_PX if titled else 0)  # what sits under the plot before the footer
+    bottom = above + FOOTER_LINE_PX * len(lines) + 24
     out.add_annotation(text="<br>".join(lines), xref="paper", yref="paper", x=0, y=0, xanchor="left", yanchor="top",
-                       yshift=-(out.layout.margin.b or 48) + 4, showarrow=False, align="left",
-                       font={"size": 10, "color": MUTED})
-    return out.update_layout(margin={"b": bottom}, height=(out.layout.height or EXPORT_HEIGHT) + bottom - (out.layout.margin.b or 48))
+                       yshift=-above + 4, showarrow=False, align="left", font={"size": 10, "color": MUTED})
+    return out.update_layout(margin={"b": bottom}, height=(out.layout.height or EXPORT_HEIGHT) + bottom - margin)
 
 
 def _kaleido() -> tuple[asyncio.AbstractEventLoop, kaleido.Kaleido]:

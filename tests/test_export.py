@@ -37,6 +37,17 @@ def test_footer_is_added_to_a_copy_and_the_figure_grows() -> None:
     assert footed.layout.height > 400
 
 
+def test_the_footer_starts_under_an_x_axis_title() -> None:
+    """plotly grows the bottom margin for an axis title as it draws; a footer placed by the layout's
+    margin alone was written over the title ("Price (USD)" of the liquidation map)."""
+    plain = export.with_footer(figure(400), "Data: x")
+    titled = export.with_footer(figure(400).update_xaxes(title_text="Price (USD)"), "Data: x")
+    (under_plain,), (under_titled,) = (f.layout.annotations for f in (plain, titled))
+    assert under_titled.yshift == under_plain.yshift - export.AXIS_TITLE_PX
+    assert titled.layout.margin.b == plain.layout.margin.b + export.AXIS_TITLE_PX
+    assert titled.layout.height == plain.layout.height + export.AXIS_TITLE_PX
+
+
 def test_html_is_standalone_with_plotly_inlined_once() -> None:
     page = export.html({"a": figure(300, "first chart"), "b": figure(300, "second chart")}, "Cascade: test")
     assert page.count("plotly.js v") == 1  # the library's banner comment: inlined once, works offline
