@@ -106,8 +106,9 @@ def _in_legacy_navigation() -> bool:
 def stop_without_bars(active: ActiveStore, view: View, assets: Sequence[str]) -> None:
     """A page's answer to a view without bars: what is missing, and at which other timeframes the
     view's exchange has bars of `assets` in its range; then the page stops."""
-    elsewhere = views.cached_elsewhere(status(active), "bars", assets, view, view.exchange)
-    span = views.cached_span(status(active), "bars", assets, view.timeframe, view.exchange)
+    cached_series = status(active)
+    elsewhere = views.cached_elsewhere(cached_series, "bars", assets, view, view.exchange)
+    span = views.cached_span(cached_series, "bars", assets, view.timeframe, view.exchange)
     cached = f"Its {view.timeframe} bars cover {span[0]} to {span[1]}. " if span else ""
     st.warning(f"No {view.timeframe} bars from {view.exchange} for {', '.join(assets)} between {view.start} and "
                f"{view.end}. {cached}{elsewhere or 'Pick another exchange, timeframe or range.'}")

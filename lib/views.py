@@ -7,7 +7,7 @@ dataclass of frames and named figures, in the order the page shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -324,6 +324,16 @@ def liquidation_inputs(load: Loader, view: View, symbol: str) -> tuple[pl.DataFr
             load("open_interest", (symbol,), early, hi), load("depth", (symbol,), early, hi))
 
 
+def _cached_spans(status: list[dict], dataset: str, symbols: Sequence[str],
+                  exchange: str | None = None) -> Iterator[tuple[str, datetime, datetime]]:
+    """(timeframe, first ts, last ts) of each cached series of `dataset` for `symbols` (from
+    `exchange`, or any) that holds rows."""
+    for e in status:
+        if (e["dataset"] == dataset and e["symbol"] in symbols and exchange in (None, e["exchange"])
+                and e["first_ts"] and e["last_ts"]):
+            yield e["timeframe"], datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"])
+
+
 def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], view: View,
                      exchange: str | None = None) -> str:
     """Where `dataset` rows of `symbols` (from `exchange`, or any) are cached in the view's range at
@@ -332,15 +342,11 @@ def cached_elsewhere(status: list[dict], dataset: str, symbols: Sequence[str], v
     the symbols covers), or "" where there are none."""
     lo, hi = day_bounds(view)
     spans: dict[str, tuple[datetime, datetime]] = {}
-    for e in status:
-        if (e["dataset"] != dataset or e["symbol"] not in symbols or e["timeframe"] == view.timeframe
-                or (exchange is not None and e["exchange"] != exchange) or not (e["first_ts"] and e["last_ts"])):
-            continue
-        first, last = datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"])
-        if first < hi and last >= lo:
+    for timeframe, first, last in _cached_spans(status, dataset, symbols, exchange):
+        if timeframe != view.timeframe and first < hi and last >= lo:
             first, last = max(first, lo), min(last, hi - timedelta(seconds=1))
-            known = spans.get(e["timeframe"], (first, last))
-            spans[e["timeframe"]] = (min(known[0], first), max(known[1], last))
+            known = spans.get(timeframe, (first, last))
+            spans[timeframe] = (min(known[0], first), max(known[1], last))
     shortest_first = sorted(spans.items(), key=lambda item: TIMEFRAMES.get(item[0], timedelta.max))
     found = "; ".join(f"{timeframe}: {first:%Y-%m-%d} to {last:%Y-%m-%d}" for timeframe, (first, last) in shortest_first)
     return f"Other timeframes have some ({found}): pick one in the sidebar." if found else ""
@@ -350,9 +356,7 @@ def cached_span(status: list[dict], dataset: str, symbols: Sequence[str], timefr
                 exchange: str) -> tuple[date, date] | None:
     """The days `dataset` rows of `symbols` at `timeframe` from `exchange` cover (the union of the
     symbols' spans), whatever a view's range; None where none are cached."""
-    spans = [(datetime.fromisoformat(e["first_ts"]), datetime.fromisoformat(e["last_ts"])) for e in status
-             if e["dataset"] == dataset and e["symbol"] in symbols and e["timeframe"] == timeframe
-             and e["exchange"] == exchange and e["first_ts"] and e["last_ts"]]
+    spans = [(first, last) for tf, first, last in _cached_spans(status, dataset, symbols, exchange) if tf == timeframe]
     return (min(first for first, _ in spans).date(), max(last for _, last in spans).date()) if spans else None
 
 
