@@ -450,13 +450,15 @@ def aggregate(
     (bars with a value), sorted by symbol, `by`, then the order of `measures`.
 
     `frame` is a `with_calendar` frame of measures; `by` e.g. `HOUR_OF_WEEK`, `DAY_OF_WEEK`,
-    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``. Medians cost about three times as
-    much as the rest (a sort per group and measure); `with_median=False` leaves them null.
+    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``. Medians cost about twice as much
+    as the rest (a selection per group and measure); `with_median=False` leaves them null. They
+    are taken after `drop_nulls`: polars' median of a group holding nulls is three to four times
+    slower than of the same group without them.
     """
     keys = [SYMBOL, *by]
 
     def median(m: str) -> pl.Expr:
-        return pl.col(m).median() if with_median else pl.lit(None, pl.Float64)
+        return pl.col(m).drop_nulls().median() if with_median else pl.lit(None, pl.Float64)
 
     stats = [
         pl.struct(pooled(m).alias(MEAN), median(m).alias(MEDIAN), pl.col(m).count().alias(N)).alias(m) for m in measures
