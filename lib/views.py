@@ -8,7 +8,7 @@ dataclass of frames and named figures, in the order the page shows them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import plotly.graph_objects as go
@@ -46,6 +46,9 @@ EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1),
               liq.CASCADES[-1].end + timedelta(days=7 - liq.CASCADES[-1].end.weekday()))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
+# the sensitivity runs the level model once per split rule x leverage tilt (9 runs): about 1 s on a
+# year of 1h bars (10k), 4-5 s at 15m; a year of 1m bars (525k) would take a minute
+SENSITIVITY_MAX_BARS = 40_000
 DAY = timedelta(days=1)
 
 
@@ -169,7 +172,6 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
     bucket = _bucket(window, options)
     estimate = _estimate(bars, open_interest, bucket, options)
     at_step = estimate if step is None or step >= window[TS].max() else _estimate(bars, open_interest, bucket, options, step)
-    when = at_step.last_ts
     grid = bursts = None
     figures: dict[str, go.Figure] = {}
     if not totals.is_empty():
@@ -179,13 +181,42 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
                                                       title=f"{symbol} realised liquidations")
     figures["estimated"] = estimated_heatmap_figure(estimate, minmax(bars, "close"), scale=options.scale, since=since,
                                                     title=f"{symbol} estimated liquidation levels")
-    figures["map"] = liquidation_map_figure(at_step, title=f"{symbol} liquidation map at {when:%Y-%m-%d %H:%M} UTC")
+    figures["map"] = map_figure(symbol, at_step)
     if grid is not None:
         captured = levels.capture(estimate, grid)
         figures["scorecard"] = scorecard_figure(captured, levels.capture_summary(captured),
                                                 consumption=levels.consumption_score(estimate, bars, totals))
     fragility = levels.fragility_by_weekend(at_step, depth, options.weekend)
     return LiquidationView(bucket, grid, bursts, estimate, at_step, fragility, figures)
+
+
+def map_figure(symbol: str, at_step: levels.LevelEstimate, spread: levels.Spread | None = None) -> go.Figure:
+    """The liquidation map of `symbol` as it stood after `at_step`'s last bar, with the range of
+    its cumulative curves under other assumptions where `spread` is given."""
+    when = f"{at_step.last_ts:%Y-%m-%d %H:%M}"
+    return liquidation_map_figure(at_step, title=f"{symbol} liquidation map at {when} UTC", spread=spread)
+
+
+def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,
+                until: datetime) -> levels.Spread | None:
+    """The level model run on `bars` up to `until` under every split rule × leverage tilt
+    (`levels.SPLIT_RULES` × `levels.TILTS`, the other options kept), and the range of its answers:
+    how much the fragility numbers and the map's curves owe to the assumptions. None above
+    `SENSITIVITY_MAX_BARS` bars."""
+    if bars.height > SENSITIVITY_MAX_BARS:
+        return None
+    runs = [_estimate(bars, open_interest, bucket_usd, replace(options, split=split, tiers=levels.tilted(options.tiers, tilt)),
+                      until) for split in levels.SPLIT_RULES for tilt in levels.TILTS]
+    return levels.spread(runs)
+
+
+def sensitivity_note(spread: levels.Spread | None, bars: int) -> str:
+    """What the fragility table's range is, or why there is none."""
+    if spread is None:
+        return (f"No range over other assumptions: the re-runs stop at {SENSITIVITY_MAX_BARS:,} bars (a few "
+                f"seconds), this view has {bars:,}; a coarser timeframe has it.")
+    return (f"Range: the model re-run under each split rule ({', '.join(levels.SPLIT_RULES)}) × leverage tilt "
+            f"({'; '.join(levels.TILTS)}), the other choices kept. The map shades the same range.")
 
 
 def estimated_top(bars: pl.DataFrame, since: datetime, open_interest: pl.DataFrame,
@@ -431,10 +462,11 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
         for symbol in view.assets:
             bars, totals, oi, depth = liquidation_inputs(load, view, symbol)
             if not bars.is_empty():
-                shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth,
-                                     LiquidationOptions(weekend=view.weekend))
+                options = LiquidationOptions(weekend=view.weekend)
+                shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth, options)
                 badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
-                every[symbol] = shown.figures
+                spread = sensitivity(bars, oi, shown.bucket_usd, options, shown.at_step.last_ts)
+                every[symbol] = shown.figures | {"map": map_figure(symbol, shown.at_step, spread)}
                 made.footers.update({f"{name}_{symbol}": badges[name] for name in shown.figures})
                 made.assumptions[symbol] = shown.at_step.assumptions
         tops = {symbol: colour_top(figures["estimated"]) for symbol, figures in every.items()}

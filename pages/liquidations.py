@@ -94,13 +94,17 @@ with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
     ui.chart(figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
              footers["estimated"])
+with st.spinner(f"Re-running the level model under {len(levels.SPLIT_RULES) * len(levels.TILTS)} assumption sets..."):
+    spread = ui.computed(views.sensitivity, bars, open_interest, shown.bucket_usd, options, shown.at_step.last_ts)
+figures = figures | {"map": views.map_figure(symbol, shown.at_step, spread)}
 ui.chart(figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m%dT%H%M}_{symbol}", view),
          footers["map"])
 left, right = st.columns(2)
 with left:
     st.markdown("**Cascade fragility** (estimated USD a move would liquidate, against 1 % depth)")
-    fragility = fragility_table(shown.fragility)
+    fragility = fragility_table(shown.fragility, spread)
     st.dataframe(fragility, hide_index=True, height=ui.table_height(fragility), key="liq_fragility")
+    st.caption(views.sensitivity_note(spread, bars.height))
 with right:
     st.markdown("**Assumptions** (they go into every export)")
     st.json(shown.at_step.assumptions, expanded=False)

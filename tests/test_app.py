@@ -14,9 +14,12 @@ from streamlit.testing.v1.element_tree import Block, Node
 
 from lib import export, ui
 from lib.cli import main
-from lib.config import PROJECT_ROOT
+from lib.config import PROJECT_ROOT, load_settings
 from lib.provenance import DEMO_PREFIX, ESTIMATED, MEASURED
+from lib.store import Store
 from lib.ui import DEMO_BANNER
+from lib.views import PageExport, badge_maker, page_exports
+from lib.viewstate import choices_from_status, parse_view
 
 APP = str(PROJECT_ROOT / "app.py")
 TIMEOUT = 120
@@ -309,6 +312,29 @@ def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> N
     assert any("liquidation map at 2026-01-31 06:00 UTC" in t for t in titles)
 
 
+def test_the_fragility_table_gives_the_range_over_other_assumptions(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2026-01-24", end="2026-02-12")
+    table = next(frame.value for frame in at.dataframe if "Move" in frame.value.columns)
+    ranges = table["Range over 9 assumption sets"].to_list()
+    assert len(ranges) == len(table) and all("–" in text for text in ranges), ranges
+    assert any(c.value.startswith("Range: the model re-run under each split rule") for c in at.caption)
+    mapped = next(s for s in charts(at).values() if "liquidation map" in json.dumps(s["layout"]["title"]))
+    assert sum(trace.get("fill") == "tonexty" for trace in mapped["data"]) == 2  # a band per curve
+    made = export_of(real_cache, {"assets": "BTC", "start": "2026-01-24", "end": "2026-02-12"}, "liquidations")
+    assert sum(trace.type == "scatter" and trace.fill == "tonexty" for trace in made.figures["map_BTC"].data) == 2  # the export's map too
+
+
+def test_a_view_of_too_many_bars_for_the_range_says_so(monkeypatch, data_dir: Path) -> None:
+    from lib import views
+
+    monkeypatch.setattr(views, "SENSITIVITY_MAX_BARS", 100)
+    at = run_app(monkeypatch, data_dir, "pages/liquidations.py", liq_split="direction")  # its own cache entry
+    table = next(frame.value for frame in at.dataframe if "Move" in frame.value.columns)
+    assert not [column for column in table.columns if column.startswith("Range")]
+    assert any(c.value.startswith("No range over other assumptions: the re-runs stop at 100 bars") for c in at.caption)
+
+
 def test_liquidity_page_on_demo_data(monkeypatch, data_dir: Path) -> None:
     at = run_app(monkeypatch, data_dir, "pages/liquidity.py")
     assert DEMO_BANNER in banners(at)
@@ -451,22 +477,22 @@ def test_each_asset_chart_names_its_own_series_and_gaps(monkeypatch, real_cache:
     assert "2018-01-01 00:00 to 2026-05-1" in eth
 
 
-@pytest.mark.parametrize(("page", "key"), [("drawdowns", "dd_chart_{}"), ("liquidity", "lq_chart_{}"),
-                                           ("liquidations", "liq_{}")])
-def test_the_command_line_export_footers_are_the_badges_the_page_shows(monkeypatch, real_cache: Path, page: str,
-                                                                      key: str) -> None:
-    from lib.config import load_settings
-    from lib.store import Store
-    from lib.viewstate import choices_from_status, parse_view
-    from lib.views import badge_maker, page_exports
-
-    query = {"assets": "BTC", "start": "2026-01-01", "end": "2026-03-31"}
-    shown = badges(run_app(monkeypatch, real_cache, f"pages/{page}.py", **query))
+def export_of(real_cache: Path, query: dict[str, str], page: str) -> PageExport:
+    """What `python -m lib export` draws of `page` for the link `query` on the real cache."""
     store = Store(real_cache)
     status = store.status()
     view, notes = parse_view(query, choices_from_status(status, load_settings(data_dir=real_cache).assets))
     assert not notes
-    made = page_exports(store.read, badge_maker(status, view, is_demo=False), page, view)
+    return page_exports(store.read, badge_maker(status, view, is_demo=False), page, view)
+
+
+@pytest.mark.parametrize(("page", "key"), [("drawdowns", "dd_chart_{}"), ("liquidity", "lq_chart_{}"),
+                                           ("liquidations", "liq_{}")])
+def test_the_command_line_export_footers_are_the_badges_the_page_shows(monkeypatch, real_cache: Path, page: str,
+                                                                      key: str) -> None:
+    query = {"assets": "BTC", "start": "2026-01-01", "end": "2026-03-31"}
+    shown = badges(run_app(monkeypatch, real_cache, f"pages/{page}.py", **query))
+    made = export_of(real_cache, query, page)
     assert made.footers.keys() == made.figures.keys()
     assert made.assumptions.keys() == ({"BTC"} if page == "liquidations" else set())
     for name, footer in made.footers.items():  # the export draws every asset's liquidation charts: names end in _BTC
@@ -474,16 +500,8 @@ def test_the_command_line_export_footers_are_the_badges_the_page_shows(monkeypat
 
 
 def test_the_export_shares_the_estimated_colour_scale_as_the_page_does(monkeypatch, real_cache: Path) -> None:
-    from lib.config import load_settings
-    from lib.store import Store
-    from lib.viewstate import choices_from_status, parse_view
-    from lib.views import badge_maker, page_exports
-
     query = {"assets": "BTC,ETH", "start": "2026-01-01", "end": "2026-03-31"}
-    store = Store(real_cache)
-    status = store.status()
-    view, _ = parse_view(query, choices_from_status(status, load_settings(data_dir=real_cache).assets))
-    made = page_exports(store.read, badge_maker(status, view, is_demo=False), "liquidations", view)
+    made = export_of(real_cache, query, "liquidations")
     exported = {symbol: next(t for t in made.figures[f"estimated_{symbol}"].data if t.type == "heatmap")
                 for symbol in ("BTC", "ETH")}
     assert exported["BTC"].zmax == exported["ETH"].zmax

@@ -30,7 +30,7 @@ import polars as pl
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from lib.analytics.liquidation_levels import BASELINE_BAND, LevelEstimate, level_curves, level_map
+from lib.analytics.liquidation_levels import BASELINE_BAND, LevelEstimate, Spread, level_curves, level_map
 from lib.analytics.liquidations import (
     LONG,
     SHORT,
@@ -319,11 +319,12 @@ def _price_traces(bars: pl.DataFrame, halo: bool) -> list[go.BaseTraceType]:
 
 
 def liquidation_map_figure(
-    estimate: LevelEstimate, *, window: float = MAP_WINDOW, title: str = "Liquidation map"
+    estimate: LevelEstimate, *, window: float = MAP_WINDOW, title: str = "Liquidation map", spread: Spread | None = None
 ) -> go.Figure:
     """Estimated levels open after the last bar, by price (within ± `window` of the last price):
     stacked bars per leverage tier, the cumulative long curve (what a fall to each price would
-    liquidate) and short curve (a rise), and the current price."""
+    liquidate) and short curve (a rise), with the range of each under other assumptions where
+    `spread` is given, and the current price."""
     price = estimate.last_price
     low, high = price * (1 - window), price * (1 + window)
     half = estimate.density.bucket_usd / 2
@@ -339,12 +340,15 @@ def liquidation_map_figure(
                    hovertemplate=f"{leverage:g}× · %{{x:$,.0f}}: %{{y:$,.0f}}<extra></extra>"),
             secondary_y=False,
         )
+    ranges = None if spread is None else spread.curves.filter(pl.col("price").is_between(low, high))
     for side, color, label in ((LONG, theme.LONG_COLOR, "Cumulative longs (price falls)"),
                                (SHORT, theme.SHORT_COLOR, "Cumulative shorts (price rises)")):
+        if ranges is not None:
+            _range_traces(fig, ranges, side, label)
         fig.add_trace(
             go.Scatter(x=(curves["price"] + half).to_numpy(), y=curves[f"{side}_cumulative_usd"].to_numpy(),
-                       name=label, mode="lines", line={"color": color, "width": 2}, connectgaps=False,
-                       hovertemplate="%{x:$,.0f}: %{y:$,.0f}<extra>" + label + "</extra>"),
+                       name=label, legendgroup=label, mode="lines", line={"color": color, "width": 2},
+                       connectgaps=False, hovertemplate="%{x:$,.0f}: %{y:$,.0f}<extra>" + label + "</extra>"),
             secondary_y=True,
         )
     fig.add_vline(x=price, line={"color": theme.INK, "width": 1.2, "dash": "dash"})
@@ -354,8 +358,12 @@ def liquidation_map_figure(
     bars_top = float(stacked["usd"].max()) if stacked.height else 0.0
     curve_top = float(np.nanmax(curves.select(pl.col("long_cumulative_usd", "short_cumulative_usd")).to_numpy(),
                                 initial=0.0)) if curves.height else 0.0
+    if ranges is not None and ranges.height:
+        curve_top = max(curve_top, float(np.nanmax(ranges.select("long_high_usd", "short_high_usd").to_numpy(),
+                                                   initial=0.0)))
     when = estimate.last_ts.strftime(theme.DATE_TEXT)
-    theme.frame(fig, title, f"Levels open at {when} UTC · {estimate.density.method}", MAP_HEIGHT)
+    shaded = "" if spread is None else f" · shaded: each curve's range over {spread.runs} assumption sets"
+    theme.frame(fig, title, f"Levels open at {when} UTC{shaded} · {estimate.density.method}", MAP_HEIGHT)
     fig.update_layout(barmode="stack", bargap=0.05, hovermode="closest", legend_traceorder="normal")
     fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[low, high])
     for secondary, top, text in ((False, bars_top, "Levels per bucket"), (True, curve_top, "Cumulative")):
@@ -363,6 +371,20 @@ def liquidation_map_figure(
         fig.update_yaxes(title_text=text, tickvals=values, ticktext=labels, range=[0, max(top, 1e-9) * 1.05],
                          showgrid=not secondary, secondary_y=secondary)
     return fig
+
+
+def _range_traces(fig: go.Figure, ranges: pl.DataFrame, side: Side, curve: str) -> None:
+    """`side`'s cumulative curve as a band from its lowest to its highest value over the assumption
+    sets of `ranges` (`levels.spread`), on the map's cumulative axis, in the legend group of the
+    `curve` it surrounds (hidden and shown with it)."""
+    fill = theme.LONG_RANGE_FILL if side == LONG else theme.SHORT_RANGE_FILL
+    edges = ranges.drop_nulls(f"{side}_low_usd")
+    for edge, filled in (("low", None), ("high", "tonexty")):
+        fig.add_trace(go.Scatter(
+            x=edges["price"].to_numpy(), y=edges[f"{side}_{edge}_usd"].to_numpy(), mode="lines", fill=filled,
+            fillcolor=fill, line={"width": 0, "color": fill}, legendgroup=curve, showlegend=False,
+            hovertemplate=f"%{{x:$,.0f}}: {edge}est %{{y:$,.0f}}<extra>{curve}, range</extra>",
+        ), secondary_y=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import polars as pl
 
 from lib.analytics import drawdowns as dd
 from lib.analytics import liquidity as liq
+from lib.analytics.liquidation_levels import Spread
 from lib.analytics.sessions import SESSIONS
 from lib.charts.theme import duration_text
 from lib.schema import SYMBOL, TS
@@ -136,12 +137,18 @@ def bursts_table(bursts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def fragility_table(fragility: pl.DataFrame) -> pl.DataFrame:
-    """`fragility_by_weekend` for reading: which move liquidates how much, against 1 % depth."""
-    return fragility.select(
+def fragility_table(fragility: pl.DataFrame, spread: Spread | None = None) -> pl.DataFrame:
+    """`fragility_by_weekend` for reading: which move liquidates how much, against 1 % depth; with
+    a `spread`, also the lowest to highest estimate over its assumption sets."""
+    ranged = [] if spread is None else [
+        pl.format("{}–{}", _usd("low_usd"), _usd("high_usd")).alias(f"Range over {spread.runs} assumption sets")]
+    rows = fragility if spread is None else fragility.join(spread.fragility, on=["side", "band"], how="left",
+                                                            maintain_order="left")
+    return rows.select(
         pl.col("period").fill_null("-").alias("Book"),
         _signed_pct("band", 0).alias("Move"),
         _usd("liquidation_usd").alias("Est. liquidations"),
+        *ranged,
         _usd("depth_usd").fill_null("no depth data").alias("1 % depth"),
         pl.col("depth_multiple").round(2).alias("x depth"),
     )

@@ -29,6 +29,8 @@ OTHER_COLORS: tuple[str, ...] = ("#0F9BA8", "#7A5C3E", "#D6457A", "#5B6B7A")
 
 LONG_COLOR = "#D64545"  # liquidated longs: forced sells into a falling market
 SHORT_COLOR = "#1F9D6B"  # liquidated shorts: forced buys into a rising market
+LONG_RANGE_FILL = "rgba(214, 69, 69, 0.16)"  # a long curve's range under other assumptions
+SHORT_RANGE_FILL = "rgba(31, 157, 107, 0.16)"
 
 WEEKEND_FILL = "rgba(100, 116, 139, 0.10)"
 WEEKEND_SWATCH = "rgba(100, 116, 139, 0.25)"  # the legend's square: a 10 % fill is invisible that small

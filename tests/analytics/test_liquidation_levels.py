@@ -17,6 +17,7 @@ from lib.analytics import liquidation_levels
 from lib.analytics.liquidation_levels import (
     LEVERAGE_MIX,
     MMR_TABLE,
+    TILTS,
     LevelEstimate,
     capture,
     capture_summary,
@@ -30,9 +31,11 @@ from lib.analytics.liquidation_levels import (
     liquidation_prices,
     long_share,
     open_interest_flows,
+    spread,
     tier_table,
     tiers_from_text,
     tiers_text,
+    tilted,
 )
 from lib.analytics.liquidations import Grid, heatmap_from_totals
 
@@ -334,10 +337,10 @@ def test_two_years_of_hourly_bars_run_in_well_under_two_seconds() -> None:
 
 
 def hand_estimate(long_usd: dict[float, float], short_usd: dict[float, float], close: float = 100.0,
-                  bars_count: int = 1) -> LevelEstimate:
-    """An estimate with one tier whose open levels (bucket lower edge -> USD, $1 buckets from 80 to
-    120) stay the same for `bars_count` hourly bars closing at `close`."""
-    price = np.arange(80.0, 121.0)
+                  bars_count: int = 1, buckets: tuple[float, float] = (80.0, 120.0)) -> LevelEstimate:
+    """An estimate with one tier whose open levels (bucket lower edge -> USD, $1 buckets from the
+    first of `buckets` to the last) stay the same for `bars_count` hourly bars closing at `close`."""
+    price = np.arange(buckets[0], buckets[1] + 1)
     long_row = np.array([[long_usd.get(p, 0.0) for p in price]])
     short_row = np.array([[short_usd.get(p, 0.0) for p in price]])
     ts = pl.Series("ts", [hour(i) for i in range(bars_count)])
@@ -372,6 +375,43 @@ def test_fragility_within_bands_and_against_depth() -> None:
         "depth_multiple": [2.0, 6.0, 12.0, None, None, None],
     })
     assert_frame_equal(table, expected, check_exact=False)
+
+
+def test_tilts_move_the_weights_toward_low_or_high_leverage() -> None:
+    tiers = tier_table()
+    weight, leverage = tiers["weight"].to_numpy(), tiers["leverage"].to_numpy()
+    as_set, low, high = (tilted(tiers, tilt)["weight"].to_numpy() for tilt in TILTS)
+    np.testing.assert_allclose(as_set, weight)
+    np.testing.assert_allclose(low, weight / leverage / (weight / leverage).sum())
+    np.testing.assert_allclose(high, weight * leverage / (weight * leverage).sum())
+    assert (round(low[0], 2), round(high[0], 2)) == (0.63, 0.09)  # 5x: the docstring's figures
+    assert tilted(tiers, list(TILTS)[2])["mmr"].to_list() == tiers["mmr"].to_list()
+
+
+def test_spread_is_the_lowest_and_highest_answer_of_the_runs() -> None:
+    """Two runs by hand: longs at 99, 96 / 99, 90 and shorts at 101 / 101, 104 (bucket centres +0.5)."""
+    a = hand_estimate({99: 1000, 96: 2000}, {101: 10})
+    b = hand_estimate({99: 500, 90: 4000}, {101: 30, 104: 20})
+    got = spread([a, b])
+    assert got.runs == 2
+    assert got.fragility.rows() == [
+        ("long", -0.02, 500.0, 1000.0), ("long", -0.05, 500.0, 3000.0), ("long", -0.10, 3000.0, 4500.0),
+        ("short", 0.02, 10.0, 30.0), ("short", 0.05, 10.0, 50.0), ("short", 0.10, 10.0, 50.0),
+    ]
+    at = {row["price"]: row for row in got.curves.iter_rows(named=True)}
+    assert (at[96.5]["long_low_usd"], at[96.5]["long_high_usd"]) == (500.0, 3000.0)
+    assert (at[90.5]["long_low_usd"], at[90.5]["long_high_usd"]) == (3000.0, 4500.0)
+    assert (at[104.5]["short_low_usd"], at[104.5]["short_high_usd"]) == (10.0, 50.0)
+    assert at[101.5]["long_low_usd"] is None and at[98.5]["short_high_usd"] is None
+
+
+def test_spread_reads_a_run_beyond_its_grid_as_all_its_levels() -> None:
+    """A run whose buckets stop at 95 has no long level below it: a fall to 85 liquidates its 1,000."""
+    narrow = hand_estimate({99: 1000}, {102: 5}, buckets=(95.0, 105.0))
+    wide = hand_estimate({99: 1000, 85: 500}, {102: 5, 115: 7})
+    at = {row["price"]: row for row in spread([narrow, wide]).curves.iter_rows(named=True)}
+    assert (at[85.5]["long_low_usd"], at[85.5]["long_high_usd"]) == (1000.0, 1500.0)
+    assert (at[115.5]["short_low_usd"], at[115.5]["short_high_usd"]) == (5.0, 12.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,11 +12,16 @@ import polars as pl
 import pytest
 
 from lib.analytics.liquidation_levels import (
+    SPLIT_RULES,
+    TILTS,
     LevelEstimate,
     capture,
     capture_summary,
     consumption_score,
     estimate_levels,
+    spread,
+    tier_table,
+    tilted,
 )
 from lib.analytics.liquidations import Grid, heatmap_from_totals
 from lib.charts import liquidations as charts
@@ -207,6 +212,29 @@ def test_liquidation_map_has_a_bar_per_tier_the_curves_and_the_price(week: tuple
     assert fig.layout.barmode == "stack"
     assert "Levels open at" in fig.layout.title.subtitle.text
     fig.to_json()
+
+
+def test_liquidation_map_shades_each_curve_over_its_range(week: tuple) -> None:
+    """Re-run as the page does (split rules x leverage tilts): each curve gets a band, hidden and
+    shown with it, and the cumulative axis reaches the band's top."""
+    bars, _, oi = market(7 * 24)
+    runs = [estimate_levels(bars, oi, bucket_usd=100.0, split=split, leverage_mix=tilted(tier_table(), tilt))
+            for split in SPLIT_RULES for tilt in TILTS]
+    ranges = spread(runs)
+    fig = liquidation_map_figure(runs[0], spread=ranges)
+    lines = {t.name: t for t in fig.data if isinstance(t, go.Scatter) and t.name}
+    bands = [t for t in fig.data if isinstance(t, go.Scatter) and t.fill == "tonexty"]
+    assert sorted(band.legendgroup for band in bands) == sorted(lines)
+    assert all(band.showlegend is False and band.yaxis == "y2" for band in bands)
+    for line in lines.values():  # each curve lies inside its band
+        band = next(b for b in bands if b.legendgroup == line.name)
+        low = next(t for t in fig.data if t.legendgroup == line.name and t.fill is None and t.name is None)
+        inside = dict(zip(line.x, line.y, strict=True))
+        for x, lo, hi in zip(band.x, low.y, band.y, strict=True):
+            if x in inside and not math.isnan(inside[x]):
+                assert lo - 1e-6 <= inside[x] <= hi + 1e-6
+    assert fig.layout.yaxis2.range[1] >= max(max(b.y) for b in bands)
+    assert "range over 9 assumption sets" in fig.layout.title.subtitle.text
 
 
 def test_scorecard_shows_the_numbers(week: tuple) -> None:

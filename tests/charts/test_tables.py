@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
+from lib.analytics.liquidation_levels import Spread
 from lib.charts.tables import bursts_table, effects_table, fragility_table, metrics_table, regimes_table
 
 
@@ -38,6 +39,21 @@ def test_fragility_table_signs_each_move() -> None:
     assert table["Move"].to_list() == ["-2 %", "+10 %", "-5 %"]
     assert table["Book"].to_list() == ["weekday", "weekday", "-"]
     assert table["1 % depth"].to_list() == ["$374.3M", "$380.8M", "no depth data"]
+
+
+def test_fragility_table_gives_each_moves_range_over_the_assumption_sets() -> None:
+    fragility = pl.DataFrame({
+        "side": ["long", "short", "long"], "period": ["weekday", "weekday", "weekend"], "band": [-0.02, 0.10, -0.02],
+        "liquidation_usd": [3.2e7, 5.61e8, 3.2e7], "depth_usd": [3.743e8, 3.808e8, 4.396e8],
+        "depth_multiple": [0.0855, 1.473, 0.0728],
+    })
+    ranges = pl.DataFrame({"side": ["short", "long"], "band": [0.10, -0.02], "low_usd": [3.533e8, 9.6e6],
+                           "high_usd": [7.061e8, 5.22e7]})
+    table = fragility_table(fragility, Spread(9, ranges, pl.DataFrame()))
+    assert table.columns == ["Book", "Move", "Est. liquidations", "Range over 9 assumption sets", "1 % depth", "x depth"]
+    assert table["Range over 9 assumption sets"].to_list() == ["$9.6M–$52.2M", "$353.3M–$706.1M",
+                                                               "$9.6M–$52.2M"]
+    assert table["Book"].to_list() == ["weekday", "weekday", "weekend"]
 
 
 def test_metrics_table_writes_ratios_with_two_decimals_and_an_unrecovered_drawdown() -> None:
