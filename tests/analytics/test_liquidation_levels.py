@@ -4,7 +4,6 @@ rules, the current map, fragility and the scorecard."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -324,11 +323,10 @@ def test_assumptions_list_every_input_and_export_as_json() -> None:
     assert "Estimated, not measured" in estimate.density.method
 
 
-def test_two_years_of_hourly_bars_run_in_well_under_two_seconds() -> None:
+def test_two_years_of_hourly_bars_give_a_density_row_per_bar() -> None:
+    """Its speed is bench/liquidations_bench.py's figure, not a test's."""
     given = random_walk(2 * 365 * 24)
-    began = time.perf_counter()
     estimate = estimate_levels(given, random_oi(given), half_life=timedelta(days=7))
-    assert time.perf_counter() - began < 2.0
     assert estimate.density.long_usd.shape[0] == given.height
 
 

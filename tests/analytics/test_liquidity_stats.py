@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -98,15 +97,13 @@ def test_mann_whitney_vs_rest_matches_scipy_with_ties() -> None:
     assert p == pytest.approx(expected, rel=1e-9)
 
 
-def test_bootstrap_is_seeded_and_fast() -> None:
+def test_bootstrap_is_seeded() -> None:
+    """Its speed is bench/liquidity_bench.py's figure, not a test's."""
     days = synthetic_days(0.6)
     args = (days[liq.VOLUME].to_numpy(), days[liq.WEEKEND].to_numpy(), days[liq.WEEK].to_physical().to_numpy())
-    start = time.perf_counter()
     first = ls.bootstrap_ratio_ci(*args, n_resamples=2000)
-    elapsed = time.perf_counter() - start
     assert first == ls.bootstrap_ratio_ci(*args, n_resamples=2000)
     assert first != ls.bootstrap_ratio_ci(*args, n_resamples=2000, seed=2)
-    assert elapsed < 1.0
 
 
 def test_bootstrap_needs_two_blocks() -> None:
