@@ -1,7 +1,8 @@
 """Liquidation benchmarks on one year of a seeded random-walk market (the 1-minute bars of
 store_bench.py, and hourly bars made from them):
 
-- estimated liquidation levels for a year of hourly bars with hourly open interest, ~200 buckets;
+- estimated liquidation levels for a year of hourly bars with hourly open interest, ~200 buckets,
+  and their range over other assumptions (the model re-run 9 times, as the page's fragility table);
 - the realised heatmap of a year of 1-minute liquidation totals, placed by each minute's range
   and summed into hourly rows (as the page does with ``every="1h"``);
 - the size of that heatmap's figure JSON (what Streamlit sends to the browser) with the price line
@@ -27,11 +28,12 @@ import polars as pl
 from drawdowns_bench import best_of, machine  # noqa: E402
 from store_bench import minute_bars  # noqa: E402
 
-from lib.analytics.liquidation_levels import estimate_levels  # noqa: E402
+from lib.analytics.liquidation_levels import SPLIT_RULES, TILTS, estimate_levels  # noqa: E402
 from lib.analytics.liquidations import nice_bucket_usd, realised_heatmap  # noqa: E402
 from lib.charts.liquidations import realised_heatmap_figure  # noqa: E402
 from lib.charts.downsample import minmax  # noqa: E402
 from lib.schema import TS  # noqa: E402
+from lib.views import LiquidationOptions, sensitivity  # noqa: E402
 
 MINUTES_1Y = 365 * 24 * 60
 SEED = 21
@@ -94,6 +96,11 @@ def main() -> None:
     levels_s, estimate = best_of(lambda: estimate_levels(hours, oi, bucket_usd=level_bucket))
     print(f"estimated levels, {hours.height:,} hourly bars x {estimate.density.price.size} buckets of "
           f"{level_bucket:.0f} USD: {verdict(levels_s, GOALS['levels'], 's')}")
+
+    sensitivity_s, _ = best_of(lambda: sensitivity(hours, oi, level_bucket, LiquidationOptions(), hours[TS].max()),
+                               repeats=2)
+    print(f"range over other assumptions (views.sensitivity: {len(SPLIT_RULES) * len(TILTS)} runs of the levels "
+          f"above): {sensitivity_s:.2f} s")
 
     bucket = nice_bucket_usd(minutes["low"].min(), minutes["high"].max())
     heatmap_s, realised = best_of(lambda: realised_heatmap(totals, minutes, bucket_usd=bucket, every="1h"))

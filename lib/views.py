@@ -46,8 +46,8 @@ EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1),
               liq.CASCADES[-1].end + timedelta(days=7 - liq.CASCADES[-1].end.weekday()))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
-# the sensitivity runs the level model once per split rule x leverage tilt (9 runs): about 1 s on a
-# year of 1h bars (10k), 4-5 s at 15m; a year of 1m bars (525k) would take a minute
+# the sensitivity runs the level model once per split rule x leverage tilt (9 runs): 0.7-1.0 s on a
+# year of 1h bars (10k), 2.4 s on 26k 15m bars; a year of 1m bars (525k) would take a minute
 SENSITIVITY_MAX_BARS = 40_000
 DAY = timedelta(days=1)
 
