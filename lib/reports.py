@@ -23,7 +23,18 @@ import polars.selectors as cs
 from lib.analytics import drawdowns as dd
 from lib.analytics import liquidity as liq
 from lib.analytics import liquidity_stats as stats
-from lib.analytics.liquidation_levels import LevelEstimate, estimate_levels, fragility, fragility_by_weekend
+from lib.analytics.liquidation_levels import (
+    SPLIT_RULES,
+    SPREAD_MAX_BARS,
+    TILTS,
+    LevelEstimate,
+    Spread,
+    estimate_levels,
+    fragility,
+    fragility_by_weekend,
+    spread_over_assumptions,
+    tier_table,
+)
 from lib.analytics.liquidations import (
     DEFAULT_BURSTS,
     grid_cells,
@@ -163,6 +174,8 @@ def liquidation_report(
     totals = window_totals(realised, timeframe).select(pl.col("long_usd", "short_usd", "total_usd").sum())
     (total,) = totals.to_dicts()
     estimate = estimate_levels(bars, open_interest, bucket_usd=bucket)
+    ranges = (spread_over_assumptions(bars, open_interest, tier_table(), bucket_usd=bucket)
+              if bars.height <= SPREAD_MAX_BARS else None)
     summary = {
         **header,
         **span(window[TS]),
@@ -173,15 +186,17 @@ def liquidation_report(
         "total_usd": total["total_usd"],
         "grid": grid_summary(grid),
         "largest_bursts": records(largest_bursts(realised, n=bursts, every=timeframe, bars=window)),
-        "estimated": estimated_summary(estimate, depth),
+        "estimated": estimated_summary(estimate, depth, ranges),
         "notes": list(notes),
     }
     return Report(summary, json_ready(grid_cells(grid)))
 
 
-def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None) -> dict[str, Any]:
+def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None,
+                      ranges: Spread | None = None) -> dict[str, Any]:
     """The estimate after its last bar: levels still open per side, cascade fragility (against the
-    weekday and weekend 1 % depth when `depth` is given), and the assumptions and notes behind it."""
+    weekday and weekend 1 % depth when `depth` is given) with its range over other assumptions
+    (`ranges`, null above `SPREAD_MAX_BARS` bars), and the assumptions and notes behind it."""
     table = fragility(estimate) if depth is None else fragility_by_weekend(estimate, depth)
     return {
         "kind": estimate.assumptions["kind"],
@@ -190,6 +205,9 @@ def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None
         "open_long_usd": float(estimate.open_long_usd.sum()),
         "open_short_usd": float(estimate.open_short_usd.sum()),
         "fragility": records(table),
+        "fragility_range": None if ranges is None else {
+            "runs": ranges.runs, "over": f"split rules {list(SPLIT_RULES)} x leverage tilts {list(TILTS)}",
+            "bands": records(ranges.fragility)},
         "assumptions": estimate.assumptions,
         "notes": list(estimate.notes),
     }

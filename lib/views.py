@@ -8,7 +8,7 @@ dataclass of frames and named figures, in the order the page shows them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import plotly.graph_objects as go
@@ -46,9 +46,6 @@ EVENT_SPAN = (liq.CASCADES[0].start - timedelta(weeks=liq.BASELINE_WEEKS + 1),
               liq.CASCADES[-1].end + timedelta(days=7 - liq.CASCADES[-1].end.weekday()))
 SCATTER_EPISODES = 10  # the scatter shows at least this many episodes per asset
 BURSTS = 10  # the largest liquidation windows listed
-# the sensitivity runs the level model once per split rule x leverage tilt (9 runs): 0.7-1.0 s on a
-# year of 1h bars (10k), 2.4 s on 26k 15m bars; a year of 1m bars (525k) would take a minute
-SENSITIVITY_MAX_BARS = 40_000
 DAY = timedelta(days=1)
 
 
@@ -146,12 +143,17 @@ class LiquidationView:
     figures: dict[str, go.Figure] = field(default_factory=dict)
 
 
-def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: LiquidationOptions,
-              until: datetime | None = None) -> levels.LevelEstimate:
+def _until(bars: pl.DataFrame, oi: pl.DataFrame, until: datetime | None) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The level model's inputs up to `until` (all of them for None); no open interest as None."""
     if until is not None:
         bars, oi = bars.filter(pl.col(TS) <= until), oi.filter(pl.col(TS) <= until)
+    return bars, None if oi.is_empty() else oi
+
+
+def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: LiquidationOptions,
+              until: datetime | None = None) -> levels.LevelEstimate:
     return levels.estimate_levels(
-        bars, None if oi.is_empty() else oi, bucket_usd=bucket, split=options.split, half_life=options.half_life,
+        *_until(bars, oi, until), bucket_usd=bucket, split=options.split, half_life=options.half_life,
         leverage_mix=options.tiers.select("leverage", "weight"), mmr=options.tiers.select("leverage", "mmr"),
     )
 
@@ -199,21 +201,18 @@ def map_figure(symbol: str, at_step: levels.LevelEstimate, spread: levels.Spread
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,
                 until: datetime) -> levels.Spread | None:
-    """The level model run on `bars` up to `until` under every split rule × leverage tilt
-    (`levels.SPLIT_RULES` × `levels.TILTS`, the other options kept), and the range of its answers:
-    how much the fragility numbers and the map's curves owe to the assumptions. None above
-    `SENSITIVITY_MAX_BARS` bars."""
-    if bars.height > SENSITIVITY_MAX_BARS:
+    """`levels.spread_over_assumptions` of the level model on `bars` up to `until`, the page's other
+    options kept; None above `levels.SPREAD_MAX_BARS` bars."""
+    if bars.height > levels.SPREAD_MAX_BARS:
         return None
-    runs = [_estimate(bars, open_interest, bucket_usd, replace(options, split=split, tiers=levels.tilted(options.tiers, tilt)),
-                      until) for split in levels.SPLIT_RULES for tilt in levels.TILTS]
-    return levels.spread(runs)
+    return levels.spread_over_assumptions(*_until(bars, open_interest, until), options.tiers, bucket_usd=bucket_usd,
+                                          half_life=options.half_life)
 
 
 def sensitivity_note(spread: levels.Spread | None, bars: int) -> str:
     """What the fragility table's range is, or why there is none."""
     if spread is None:
-        return (f"No range over other assumptions: the re-runs stop at {SENSITIVITY_MAX_BARS:,} bars (a few "
+        return (f"No range over other assumptions: the re-runs stop at {levels.SPREAD_MAX_BARS:,} bars (a few "
                 f"seconds), this view has {bars:,}; a coarser timeframe has it.")
     return (f"Range: the model re-run under each split rule ({', '.join(levels.SPLIT_RULES)}) × leverage tilt "
             f"({'; '.join(levels.TILTS)}), the other choices kept. The map shades the same range.")

@@ -326,9 +326,9 @@ def test_the_fragility_table_gives_the_range_over_other_assumptions(monkeypatch,
 
 
 def test_a_view_of_too_many_bars_for_the_range_says_so(monkeypatch, data_dir: Path) -> None:
-    from lib import views
+    from lib.analytics import liquidation_levels
 
-    monkeypatch.setattr(views, "SENSITIVITY_MAX_BARS", 100)
+    monkeypatch.setattr(liquidation_levels, "SPREAD_MAX_BARS", 100)
     at = run_app(monkeypatch, data_dir, "pages/liquidations.py", liq_split="direction")  # its own cache entry
     table = next(frame.value for frame in at.dataframe if "Move" in frame.value.columns)
     assert not [column for column in table.columns if column.startswith("Range")]

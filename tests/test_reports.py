@@ -155,6 +155,11 @@ def test_estimated_levels_carry_their_assumptions(store_dir: Path, capsys: pytes
     assert estimated["from"] == "2025-09-24T00:00:00Z"  # 60 days of warm-up before the window
     assert estimated["as_of"] == "2026-05-16T23:00:00Z"
     assert {row["band"] for row in estimated["fragility"]} == {-0.02, -0.05, -0.1, 0.02, 0.05, 0.1}
+    ranges = estimated["fragility_range"]
+    assert ranges["runs"] == 9 and "taker" in ranges["over"]
+    for row, band in zip(estimated["fragility"], ranges["bands"], strict=True):  # the default run is one of the 9
+        assert (row["side"], row["band"]) == (band["side"], band["band"])
+        assert band["low_usd"] <= row["liquidation_usd"] <= band["high_usd"]
     assert {"tiers", "liquidation_price", "split", "open_interest", "bucket_usd"} <= set(estimated["assumptions"])
     assert any("no open interest" in note for note in estimated["notes"])  # none cached: the volume proxy
 
