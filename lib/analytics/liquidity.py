@@ -463,9 +463,7 @@ def aggregate(
     stats = [
         pl.struct(pooled(m).alias(MEAN), median(m).alias(MEDIAN), pl.col(m).count().alias(N)).alias(m) for m in measures
     ]
-    # the in-memory engine: 15 % faster than the one "auto" picks on 7.9M rows x 13 measures
-    wide = frame.lazy().group_by(keys).agg(stats).collect(engine="in-memory")
-    return _long(wide, keys, measures).sort(*keys, MEASURE)
+    return _long(frame.lazy().group_by(keys).agg(stats).collect(), keys, measures).sort(*keys, MEASURE)
 
 
 def weekend_share(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str] = HOUR_OF_WEEK) -> pl.DataFrame:
