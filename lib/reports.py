@@ -206,7 +206,7 @@ def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None
         "open_short_usd": float(estimate.open_short_usd.sum()),
         "fragility": records(table),
         "fragility_range": None if ranges is None else {
-            "runs": ranges.runs, "over": f"split rules {list(SPLIT_RULES)} x leverage tilts {list(TILTS)}",
+            "runs": ranges.runs, "split_rules": list(SPLIT_RULES), "leverage_tilts": list(TILTS),
             "bands": records(ranges.fragility)},
         "assumptions": estimate.assumptions,
         "notes": list(estimate.notes),

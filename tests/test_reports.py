@@ -156,7 +156,7 @@ def test_estimated_levels_carry_their_assumptions(store_dir: Path, capsys: pytes
     assert estimated["as_of"] == "2026-05-16T23:00:00Z"
     assert {row["band"] for row in estimated["fragility"]} == {-0.02, -0.05, -0.1, 0.02, 0.05, 0.1}
     ranges = estimated["fragility_range"]
-    assert ranges["runs"] == 9 and "taker" in ranges["over"]
+    assert ranges["runs"] == 9 and len(ranges["split_rules"]) * len(ranges["leverage_tilts"]) == 9
     for row, band in zip(estimated["fragility"], ranges["bands"], strict=True):  # the default run is one of the 9
         assert (row["side"], row["band"]) == (band["side"], band["band"])
         assert band["low_usd"] <= row["liquidation_usd"] <= band["high_usd"]

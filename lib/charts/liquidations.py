@@ -379,11 +379,11 @@ def _range_traces(fig: go.Figure, ranges: pl.DataFrame, side: Side, curve: str) 
     `curve` it surrounds (hidden and shown with it)."""
     fill = theme.LONG_RANGE_FILL if side == LONG else theme.SHORT_RANGE_FILL
     edges = ranges.drop_nulls(f"{side}_low_usd")
-    for edge, filled in (("low", None), ("high", "tonexty")):
+    for edge, word, filled in (("low", "lowest", None), ("high", "highest", "tonexty")):
         fig.add_trace(go.Scatter(
             x=edges["price"].to_numpy(), y=edges[f"{side}_{edge}_usd"].to_numpy(), mode="lines", fill=filled,
             fillcolor=fill, line={"width": 0, "color": fill}, legendgroup=curve, showlegend=False,
-            hovertemplate=f"%{{x:$,.0f}}: {edge}est %{{y:$,.0f}}<extra>{curve}, range</extra>",
+            hovertemplate=f"%{{x:$,.0f}}: {word} %{{y:$,.0f}}<extra>{curve}, range</extra>",
         ), secondary_y=True)
 
 
