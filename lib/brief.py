@@ -128,7 +128,7 @@ def build(load: Loader, view: View, asof: datetime, status: list[dict], is_demo:
     not used: every figure has its own history before `asof`). `status`: the store's manifest."""
     reader = AsOf(load, asof)
     market = ov.read_market(reader, view, asof)
-    fragile = ov.fragility(market, view)
+    fragile = ov.fragility(market, view, with_range=True)
     month = asof - ov.FUNDING_HISTORY
     oi = market.open_interest.filter(pl.col(TS) >= month)
     summed_oi = oi.group_by(SYMBOL, TS).agg(pl.col("open_interest_usd").sum()).sort(SYMBOL, TS)
@@ -205,7 +205,7 @@ def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
     for side, word, depth_side in ((LONG, "longs", "bids"), (SHORT, "shorts", "asks")):
         rows = book.filter(pl.col("side") == side).sort(pl.col("band").abs())
         bands = ", ".join(f"{usd_text(r['liquidation_usd'])} within {pct_text(r['band'], signed=True, digits=0)}"
-                          for r in rows.iter_rows(named=True))
+                          + _range_text(r) for r in rows.iter_rows(named=True))
         nearest = rows.row(0, named=True)
         depth = ("" if nearest["depth_multiple"] is None else
                  f" (those within {pct_text(nearest['band'], signed=True, digits=0)}: {nearest['depth_multiple']:.1f}× "
@@ -214,6 +214,11 @@ def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
     no_depth = "" if mine["depth_usd"].drop_nulls().len() else "; no 1 % depth cached"
     proxy = " (no open interest cached to date: volume proxy, USD scale indicative)" if mine["volume_proxy"][0] else ""
     return f"{symbol}: {'; '.join(sides)}{no_depth}{proxy}"
+
+
+def _range_text(r: dict) -> str:
+    """A band's range over other assumptions, e.g. " (range $9.6M–$52.2M)", or "" without one."""
+    return "" if r["low_usd"] is None else f" (range {usd_text(r['low_usd'])}–{usd_text(r['high_usd'])})"
 
 
 def _funding_line(r: dict, trend: dict) -> str:
@@ -269,7 +274,8 @@ def figure(brief: Brief) -> go.Figure:
         rows=4, cols=2, specs=[[{"type": "table", "colspan": 2}, None], [{}, {}], [{}, {}], [{"colspan": 2}, None]],
         row_heights=[0.14, 0.3, 0.28, 0.28], vertical_spacing=0.055, horizontal_spacing=0.08,
         subplot_titles=("", "Weekend / weekday volume, last 12 weeks (95 % CI)",
-                        "Estimated liquidations between the price and each move (USD, log)",
+                        ("Estimated liquidations between the price and each move (USD, log)<br><sup>whiskers: "
+                         f"the range over {ov.levels.SPREAD_RUNS} assumption sets (split rule × leverage tilt)</sup>"),
                         "Funding rate per interval, last 30 days",
                         f"Open interest, last 30 days ({PRICE_BASE:g} = first value)",
                         TITLES["weekends"]))
@@ -322,10 +328,15 @@ def _ratio_marker(fig: go.Figure, r: dict) -> None:
 
 
 def _clusters(fig: go.Figure, fragile: pl.DataFrame, symbol: str) -> None:
+    """Each band's estimate as a bar, with a whisker over its range under other assumptions."""
     shown = _book(fragile).sort("band")
+    usd = shown["liquidation_usd"]
+    whiskers = None if shown["low_usd"].null_count() else {
+        "type": "data", "symmetric": False, "array": (shown["high_usd"] - usd).to_list(),
+        "arrayminus": (usd - shown["low_usd"]).to_list(), "color": theme.MUTED, "thickness": 1.2}
     fig.add_trace(go.Bar(
-        x=[pct_text(b, signed=True, digits=0) for b in shown["band"]], y=shown["liquidation_usd"].to_list(),
-        text=[usd_text(v) for v in shown["liquidation_usd"]], textposition="outside", cliponaxis=False,
+        x=[pct_text(b, signed=True, digits=0) for b in shown["band"]], y=usd.to_list(), error_y=whiskers,
+        text=[usd_text(v) for v in usd], textposition="outside", cliponaxis=False,
         marker={"color": theme.asset_color(symbol)}, name=symbol, legendgroup=symbol, showlegend=False,
         hovertemplate=f"{symbol} %{{x}}: %{{y:$,.3s}}<extra></extra>"), row=2, col=2)
 

@@ -199,13 +199,15 @@ def realised(totals: pl.DataFrame) -> pl.DataFrame:
 
 FRAGILITY_SCHEMA = {"side": pl.String, "band": pl.Float64, "price_bound": pl.Float64, "liquidation_usd": pl.Float64,
                     "depth_usd": pl.Float64, "depth_multiple": pl.Float64, "period": pl.String, SYMBOL: pl.String,
-                    "volume_proxy": pl.Boolean}
+                    "volume_proxy": pl.Boolean, "low_usd": pl.Float64, "high_usd": pl.Float64}
 
 
-def fragility(market: Market, view: View) -> pl.DataFrame:
+def fragility(market: Market, view: View, *, with_range: bool = False) -> pl.DataFrame:
     """Per symbol, `fragility_by_weekend` of the level estimate as of the last bar, run as the
     liquidations page runs it for the last `LEVEL_HISTORY` (default choices, warm-up before it);
-    ``volume_proxy`` is true where no usable open interest was cached (the USD scale is then arbitrary)."""
+    ``volume_proxy`` is true where no usable open interest was cached (the USD scale is then arbitrary).
+    `with_range`: also each band's low_usd and high_usd over other assumptions
+    (`levels.spread_over_assumptions`, 9 more runs per asset; null above `levels.SPREAD_MAX_BARS` bars)."""
     start = market.asof - LEVEL_HISTORY
     parts = []
     for symbol in view.assets:
@@ -214,11 +216,17 @@ def fragility(market: Market, view: View) -> pl.DataFrame:
         if window.is_empty():
             continue
         oi = market.open_interest.filter(pl.col(SYMBOL) == symbol)
-        estimate = levels.estimate_levels(bars, None if oi.is_empty() else oi,
-                                          bucket_usd=nice_bucket_usd(window["low"].min(), window["high"].max()))
-        parts.append(levels.fragility_by_weekend(estimate, market.depth.filter(pl.col(SYMBOL) == symbol), view.weekend)
-                     .with_columns(pl.lit(symbol).alias(SYMBOL), pl.lit(estimate.volume_proxy).alias("volume_proxy")))
-    return pl.concat(parts) if parts else pl.DataFrame(schema=FRAGILITY_SCHEMA)
+        oi = None if oi.is_empty() else oi
+        bucket = nice_bucket_usd(window["low"].min(), window["high"].max())
+        estimate = levels.estimate_levels(bars, oi, bucket_usd=bucket)
+        bands = levels.fragility_by_weekend(estimate, market.depth.filter(pl.col(SYMBOL) == symbol), view.weekend)
+        if with_range and bars.height <= levels.SPREAD_MAX_BARS:
+            spread = levels.spread_over_assumptions(bars, oi, levels.tier_table(), bucket_usd=bucket)
+            bands = bands.join(spread.fragility, on=["side", "band"], how="left", maintain_order="left")
+        parts.append(bands.with_columns(pl.lit(symbol).alias(SYMBOL), pl.lit(estimate.volume_proxy).alias("volume_proxy")))
+    if not parts:
+        return pl.DataFrame(schema=FRAGILITY_SCHEMA)
+    return pl.concat(parts, how="diagonal_relaxed").match_to_schema(FRAGILITY_SCHEMA, missing_columns="insert")
 
 
 def near_levels(fragile: pl.DataFrame, band: float = ROW_BAND) -> pl.DataFrame:

@@ -94,7 +94,7 @@ with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
     ui.chart(figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
              footers["estimated"])
-with st.spinner(f"Re-running the level model under {len(levels.SPLIT_RULES) * len(levels.TILTS)} assumption sets..."):
+with st.spinner(f"Re-running the level model under {levels.SPREAD_RUNS} assumption sets..."):
     spread = ui.computed(views.sensitivity, bars, open_interest, shown.bucket_usd, options, shown.at_step.last_ts)
 figures = figures | {"map": views.map_figure(symbol, shown.at_step, spread)}
 ui.chart(figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m%dT%H%M}_{symbol}", view),

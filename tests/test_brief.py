@@ -100,6 +100,17 @@ def test_its_figures_are_the_pages_own_for_the_same_time(recent_cache: Path) -> 
     shown = views.liquidations(bars, day_bounds(levels_view)[0], totals, oi, depth, views.LiquidationOptions())
     page_fragility = shown.fragility.select("side", "band", "liquidation_usd")
     assert made.fragility.select("side", "band", "liquidation_usd").equals(page_fragility)
+    page_range = views.sensitivity(bars, oi, shown.bucket_usd, views.LiquidationOptions(), shown.at_step.last_ts)
+    assert made.fragility.select("side", "band", "low_usd", "high_usd").equals(page_range.fragility)
+
+
+def test_its_clusters_give_each_bands_range_over_the_assumptions(friday: brief.Brief) -> None:
+    (clusters,) = [s for s in brief.sections(friday) if s.title == brief.TITLES["clusters"]]
+    assert all(line.count("(range $") == 6 for line in clusters.lines), clusters.lines  # 3 bands a side
+    whiskered = [t for t in brief.figure(friday).data if t.type == "bar" and t.error_y.array is not None]
+    assert len(whiskered) == 3  # one bar trace per asset
+    for bars in whiskered:
+        assert min(bars.error_y.array) >= 0 and min(bars.error_y.arrayminus) >= 0  # the estimate lies within
 
 
 def test_the_cli_writes_the_png_html_and_markdown(

@@ -532,6 +532,7 @@ def tilted(tiers: pl.DataFrame, tilt: str) -> pl.DataFrame:
 # the model run once per split rule x leverage tilt (9 runs): 0.7-1.0 s on a year of 1h bars (10k),
 # 2.4 s on 26k 15m bars; a year of 1m bars (525k) would take a minute, so callers skip it above this
 SPREAD_MAX_BARS = 40_000
+SPREAD_RUNS = len(SPLIT_RULES) * len(TILTS)
 
 
 @dataclass(frozen=True)
