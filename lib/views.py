@@ -212,8 +212,8 @@ def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: flo
 def sensitivity_note(spread: levels.Spread | None, bars: int) -> str:
     """What the fragility table's range is, or why there is none."""
     if spread is None:
-        return (f"No range over other assumptions: the re-runs stop at {levels.SPREAD_MAX_BARS:,} bars (a few "
-                f"seconds), this view has {bars:,}; a coarser timeframe has it.")
+        return (f"No range over other assumptions: the re-runs stop at {levels.SPREAD_MAX_BARS:,} bars (about a "
+                f"second), this view has {bars:,}; a shorter range or a coarser timeframe has it.")
     return (f"Range: the model re-run under each split rule ({', '.join(levels.SPLIT_RULES)}) × leverage tilt "
             f"({'; '.join(levels.TILTS)}), the other choices kept. The map shades the same range.")
 

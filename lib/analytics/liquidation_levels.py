@@ -303,10 +303,13 @@ def estimate_levels(
     half_life: timedelta | None = None,
     direction_share: float = DIRECTION_LONG_SHARE,
     volume_share: float = VOLUME_OPEN_SHARE,
+    history: bool = True,
 ) -> LevelEstimate:
     """Run the model of the module docstring over `bars` (canonical bars, one symbol) and
     `open_interest` (canonical open_interest, any resolution, or None for the volume proxy).
-    `bucket_usd` defaults to a round size giving about `TARGET_BUCKETS` buckets over the levels."""
+    `bucket_usd` defaults to a round size giving about `TARGET_BUCKETS` buckets over the levels.
+    `history=False` skips the density of every bar (the heatmap: ~90 % of the time): the estimate
+    then holds the levels open after the last bar, its density that one row, and no consumed_usd."""
     require_one_symbol(bars)
     if bars.is_empty():
         raise ValueError("no bars to estimate liquidation levels from")
@@ -326,10 +329,15 @@ def estimate_levels(
                         direction_share=direction_share, volume_share=volume_share, open_interest=oi_note)
     first, sides = _sides(frame, tiers, long_price, short_price, bucket_usd)
     factor = frame["factor"].to_numpy()
-    density, consumed = _density(sides, factor)
-    price = (first + np.arange(sides[0].width)) * bucket_usd
-    grid = Grid(frame[TS], price, bucket_usd, density[:, 0], density[:, 1], method=describe(facts))
     long_open, short_open = (_open_levels(side, factor) for side in sides)
+    if history:
+        density, consumed = _density(sides, factor)
+        ts = frame[TS]
+    else:  # the state after the last bar alone: what its open levels sum to
+        density = np.stack([long_open.sum(axis=0), short_open.sum(axis=0)])[None]
+        consumed, ts = np.zeros((0, 2)), frame[TS].tail(1)
+    price = (first + np.arange(sides[0].width)) * bucket_usd
+    grid = Grid(ts, price, bucket_usd, density[:, 0], density[:, 1], method=describe(facts))
     return LevelEstimate(grid, tiers["leverage"].to_numpy(), long_open, short_open, consumed,
                          frame["close"].to_numpy(), (oi_note, *_split_notes(bars, split)), facts)
 
@@ -529,9 +537,10 @@ def tilted(tiers: pl.DataFrame, tilt: str) -> pl.DataFrame:
     return tiers.with_columns((weight / weight.sum()).alias("weight"))
 
 
-# the model run once per split rule x leverage tilt (9 runs): 0.7-1.0 s on a year of 1h bars (10k),
-# 2.4 s on 26k 15m bars; a year of 1m bars (525k) would take a minute, so callers skip it above this
-SPREAD_MAX_BARS = 40_000
+# the model without its per-bar history, once per split rule x leverage tilt (9 runs): 0.16 s on a
+# year of 1h bars (10k), 0.24 s on 26k 15m bars, 1.0 s on 116k 1m bars, 3.8 s on a year of 1m bars
+# (525k); callers skip it above this
+SPREAD_MAX_BARS = 150_000
 SPREAD_RUNS = len(SPLIT_RULES) * len(TILTS)
 
 
@@ -552,7 +561,7 @@ def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | No
     `TILTS`, the other `options` of `estimate_levels` kept), and the range of its answers: how much
     the fragility numbers and the map's curves owe to those assumptions."""
     return spread([estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, tilt), mmr=tiers,
-                                   **options) for split in SPLIT_RULES for tilt in TILTS])
+                                   history=False, **options) for split in SPLIT_RULES for tilt in TILTS])
 
 
 def spread(estimates: list[LevelEstimate]) -> Spread:

@@ -375,6 +375,19 @@ def test_fragility_within_bands_and_against_depth() -> None:
     assert_frame_equal(table, expected, check_exact=False)
 
 
+def test_an_estimate_without_history_has_the_same_open_levels_and_its_last_density_row() -> None:
+    given = random_walk(500)
+    full, last = (estimate_levels(given, random_oi(given), bucket_usd=0.5, half_life=timedelta(days=3),
+                                  history=history) for history in (True, False))
+    np.testing.assert_array_equal(last.open_long_usd, full.open_long_usd)
+    np.testing.assert_array_equal(last.open_short_usd, full.open_short_usd)
+    assert last.last_ts == full.last_ts and last.density.ts.len() == 1 and last.consumed_usd.shape == (0, 2)
+    np.testing.assert_allclose(last.density.long_usd[0], full.density.long_usd[-1], rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(last.density.short_usd[0], full.density.short_usd[-1], rtol=1e-6, atol=1e-3)
+    assert_frame_equal(fragility(last), fragility(full))
+    assert_frame_equal(level_curves(last), level_curves(full))
+
+
 def test_tilts_move_the_weights_toward_low_or_high_leverage() -> None:
     tiers = tier_table()
     weight, leverage = tiers["weight"].to_numpy(), tiers["leverage"].to_numpy()
