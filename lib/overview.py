@@ -220,9 +220,9 @@ def fragility(market: Market, view: View, *, with_range: bool = False) -> pl.Dat
         bucket = nice_bucket_usd(window["low"].min(), window["high"].max())
         estimate = levels.estimate_levels(bars, oi, bucket_usd=bucket)
         bands = levels.fragility_by_weekend(estimate, market.depth.filter(pl.col(SYMBOL) == symbol), view.weekend)
-        if with_range and bars.height <= levels.SPREAD_MAX_BARS:
-            spread = levels.spread_over_assumptions(bars, oi, levels.tier_table(), bucket_usd=bucket)
-            bands = bands.join(spread.fragility, on=["side", "band"], how="left", maintain_order="left")
+        spread = levels.spread_over_assumptions(bars, oi, levels.tier_table(), bucket_usd=bucket) if with_range else None
+        if spread is not None:
+            bands = spread.beside(bands)
         parts.append(bands.with_columns(pl.lit(symbol).alias(SYMBOL), pl.lit(estimate.volume_proxy).alias("volume_proxy")))
     if not parts:
         return pl.DataFrame(schema=FRAGILITY_SCHEMA)

@@ -25,7 +25,6 @@ from lib.analytics import liquidity as liq
 from lib.analytics import liquidity_stats as stats
 from lib.analytics.liquidation_levels import (
     SPLIT_RULES,
-    SPREAD_MAX_BARS,
     TILTS,
     LevelEstimate,
     Spread,
@@ -174,8 +173,7 @@ def liquidation_report(
     totals = window_totals(realised, timeframe).select(pl.col("long_usd", "short_usd", "total_usd").sum())
     (total,) = totals.to_dicts()
     estimate = estimate_levels(bars, open_interest, bucket_usd=bucket)
-    ranges = (spread_over_assumptions(bars, open_interest, tier_table(), bucket_usd=bucket)
-              if bars.height <= SPREAD_MAX_BARS else None)
+    ranges = spread_over_assumptions(bars, open_interest, tier_table(), bucket_usd=bucket)
     summary = {
         **header,
         **span(window[TS]),
@@ -196,7 +194,7 @@ def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None
                       ranges: Spread | None = None) -> dict[str, Any]:
     """The estimate after its last bar: levels still open per side, cascade fragility (against the
     weekday and weekend 1 % depth when `depth` is given) with its range over other assumptions
-    (`ranges`, null above `SPREAD_MAX_BARS` bars), and the assumptions and notes behind it."""
+    (`ranges`, null above `liquidation_levels.SPREAD_MAX_BARS` bars), and the assumptions and notes behind it."""
     table = fragility(estimate) if depth is None else fragility_by_weekend(estimate, depth)
     return {
         "kind": estimate.assumptions["kind"],

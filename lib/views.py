@@ -203,8 +203,6 @@ def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: flo
                 until: datetime) -> levels.Spread | None:
     """`levels.spread_over_assumptions` of the level model on `bars` up to `until`, the page's other
     options kept; None above `levels.SPREAD_MAX_BARS` bars."""
-    if bars.height > levels.SPREAD_MAX_BARS:
-        return None
     return levels.spread_over_assumptions(*_until(bars, open_interest, until), options.tiers, bucket_usd=bucket_usd,
                                           half_life=options.half_life)
 

@@ -539,7 +539,7 @@ def tilted(tiers: pl.DataFrame, tilt: str) -> pl.DataFrame:
 
 # the model without its per-bar history, once per split rule x leverage tilt (9 runs): 0.16 s on a
 # year of 1h bars (10k), 0.24 s on 26k 15m bars, 1.0 s on 116k 1m bars, 3.8 s on a year of 1m bars
-# (525k); callers skip it above this
+# (525k); `spread_over_assumptions` skips it above this
 SPREAD_MAX_BARS = 150_000
 SPREAD_RUNS = len(SPLIT_RULES) * len(TILTS)
 
@@ -554,12 +554,19 @@ class Spread:
     fragility: pl.DataFrame
     curves: pl.DataFrame
 
+    def beside(self, bands: pl.DataFrame) -> pl.DataFrame:
+        """`bands` (`fragility` or `fragility_by_weekend` rows) with each band's low_usd and high_usd."""
+        return bands.join(self.fragility, on=["side", "band"], how="left", maintain_order="left")
+
 
 def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | None, tiers: pl.DataFrame,
-                            **options: Any) -> Spread:
+                            **options: Any) -> Spread | None:
     """The model run on `bars` under every split rule × leverage tilt of `tiers` (`SPLIT_RULES` ×
     `TILTS`, the other `options` of `estimate_levels` kept), and the range of its answers: how much
-    the fragility numbers and the map's curves owe to those assumptions."""
+    the fragility numbers and the map's curves owe to those assumptions. None above
+    `SPREAD_MAX_BARS` bars."""
+    if bars.height > SPREAD_MAX_BARS:
+        return None
     return spread([estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, tilt), mmr=tiers,
                                    history=False, **options) for split in SPLIT_RULES for tilt in TILTS])
 

@@ -142,8 +142,7 @@ def fragility_table(fragility: pl.DataFrame, spread: Spread | None = None) -> pl
     a `spread`, also the lowest to highest estimate over its assumption sets."""
     ranged = [] if spread is None else [
         pl.format("{}–{}", _usd("low_usd"), _usd("high_usd")).alias(f"Range over {spread.runs} assumption sets")]
-    rows = fragility if spread is None else fragility.join(spread.fragility, on=["side", "band"], how="left",
-                                                            maintain_order="left")
+    rows = fragility if spread is None else spread.beside(fragility)
     return rows.select(
         pl.col("period").fill_null("-").alias("Book"),
         _signed_pct("band", 0).alias("Move"),
