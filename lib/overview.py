@@ -10,7 +10,9 @@ way its own page computes it, over the window that page opens with from the row'
   twelve weeks: ratio, block-bootstrap CI and verdict (the liquidity page's statistics);
 - realised liquidations of the last 24 h (long / short, each asset's finest cached timeframe);
 - estimated long liquidations within -5 % and short within +5 % (the liquidations page's level
-  model with its default choices, over the last 30 days after its warm-up), and the latest funding.
+  model with its default choices, over the last 30 days after its warm-up), and the latest funding;
+  `level_ranges`: those two estimates' range over the model's other assumptions (9 more runs per
+  asset, so the page shows it after its first chart).
 
 `read_market` reads all of it once; the weekend brief (`lib.brief`) builds on the same frames.
 """
@@ -229,15 +231,30 @@ def fragility(market: Market, view: View, *, with_range: bool = False) -> pl.Dat
     return pl.concat(parts, how="diagonal_relaxed").match_to_schema(FRAGILITY_SCHEMA, missing_columns="insert")
 
 
+RANGE_COLUMNS = {"liquidation_usd": "_usd", "low_usd": "_low_usd", "high_usd": "_high_usd"}  # fragility -> near_levels
+
+
 def near_levels(fragile: pl.DataFrame, band: float = ROW_BAND) -> pl.DataFrame:
     """Per symbol of a `fragility` frame: estimated_long_usd within -`band`, estimated_short_usd
-    within +`band`, and volume_proxy."""
-    usd = pl.col("liquidation_usd")
+    within +`band`, each with its range over other assumptions (estimated_long_low_usd, ..._high_usd;
+    null where `fragility` ran without it), and volume_proxy."""
+    long_band = (pl.col("side") == LONG) & (pl.col("band") == -band)
+    short_band = (pl.col("side") == SHORT) & (pl.col("band") == band)
     return fragile.group_by(SYMBOL).agg(
-        usd.filter((pl.col("side") == LONG) & (pl.col("band") == -band)).first().alias("estimated_long_usd"),
-        usd.filter((pl.col("side") == SHORT) & (pl.col("band") == band)).first().alias("estimated_short_usd"),
+        *(pl.col(column).filter(long_band).first().alias(f"estimated_long{suffix}")
+          for column, suffix in RANGE_COLUMNS.items()),
+        *(pl.col(column).filter(short_band).first().alias(f"estimated_short{suffix}")
+          for column, suffix in RANGE_COLUMNS.items()),
         pl.col("volume_proxy").first(),
     )
+
+
+def level_ranges(load: Loader, view: View) -> pl.DataFrame:
+    """`near_levels` of `fragility` with its range over other assumptions, as of the end of the view,
+    in the view's order (9 more level-model runs per asset: the overview page shows them after its
+    first chart)."""
+    near = near_levels(fragility(read_market(load, view, as_of(view)), view, with_range=True))
+    return pl.DataFrame({SYMBOL: list(view.assets)}).join(near, on=SYMBOL, maintain_order="left")
 
 
 def latest_funding(funding: pl.DataFrame) -> pl.DataFrame:

@@ -436,6 +436,16 @@ def overview(active: ActiveStore, view: View) -> overviews.Overview:
     return _overview(str(active.store.root), active.store.version(), active.is_demo, view)
 
 
+@st.cache_data(ttl=600, max_entries=16, show_spinner=False)
+def _level_ranges(root: str, version: str, is_demo: bool, view: View) -> pl.DataFrame:
+    return overviews.level_ranges(loader(ActiveStore(Store(root, read_only=True), is_demo)), view)
+
+
+def level_ranges(active: ActiveStore, view: View) -> pl.DataFrame:
+    """`lib.overview.level_ranges` of `view`, cached per store version and view."""
+    return _level_ranges(str(active.store.root), active.store.version(), active.is_demo, view)
+
+
 def export_name(chart: str, view: View) -> str:
     """File name (without extension) of a chart's PNG: page and chart, asset(s), source and range.
     A per-asset chart (`views.figure_asset`) names its asset alone."""

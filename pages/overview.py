@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib import brief, export, ui
 from lib import overview as ov
-from lib.charts.overview import PROXY_NOTE, row_table
+from lib.charts.overview import PROXY_NOTE, range_note, row_table
 
 ui.default_dates(ov.story_window)
 active, view = ui.analytics_page("Overview")
@@ -32,6 +32,7 @@ if st.session_state.pop("ov_brief_asked", False):
                               mime="application/zip", key="ov_brief_download", width="stretch")
 
 st.markdown(row_table(shown.rows, {symbol: ov.links(view, shown.asof, symbol) for symbol in view.assets}))
+ranges = st.empty()  # filled after the chart: 9 more level-model runs per asset
 st.caption("  \n".join(v for v in shown.rows["verdict"].drop_nulls()))
 if shown.rows["volume_proxy"].any():
     st.caption(PROXY_NOTE)
@@ -39,3 +40,5 @@ if shown.rows["volume_proxy"].any():
 footers = {"story": ui.badge(active, view)(("bars", shown.story.bars), ("liquidation_totals", shown.story.totals))}
 ui.chart(shown.figure, "ov_story", ui.export_name("overview_story", view), footers["story"])
 ui.export_all("overview", {"story": shown.figure}, view, footers)
+with st.spinner(f"Re-running the level model under {ov.levels.SPREAD_RUNS} assumption sets..."):
+    ranges.caption(range_note(ui.level_ranges(active, view), ov.levels.SPREAD_RUNS))

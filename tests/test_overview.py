@@ -15,7 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from lib import export
 from lib import overview as ov
+from lib.charts.overview import range_note
 from lib.config import PROJECT_ROOT
+from lib.schema import SYMBOL
 from lib.sources.files import read_import
 from lib.store import Store
 from lib.ui import DEMO_BANNER
@@ -195,6 +197,31 @@ def test_overview_on_real_data_shows_the_saturday_and_weekday_cascades(monkeypat
     assert labels[1].startswith("<b>Thu 5 Feb · weekday</b> · $483M liquidated")
     assert "binance bars 1h" in next(c.value for c in at.caption if c.value.startswith("Data:"))
     assert any("coinglass liquidation_totals 1h" in c.value for c in at.caption)
+    ranges = next(c.value for c in at.caption if c.value.startswith("Est. −5\u00a0% / +5\u00a0% over 9 assumption sets"))
+    assert all(f"{symbol} longs \\$" in ranges for symbol in ("BTC", "ETH", "SOL")), ranges
+
+
+def test_the_level_ranges_hold_the_rows_estimates(recent_cache: Path) -> None:
+    load = Store(recent_cache, read_only=True).read
+    view = View(("SOL", "BTC"), "binance", "1h", date(2026, 1, 20), date(2026, 2, 12), "utc")
+    ranges = ov.level_ranges(load, view)
+    rows = ov.overview(load, view, is_demo=False).rows
+    assert ranges[SYMBOL].to_list() == ["SOL", "BTC"]  # the view's order
+    for side in ("long", "short"):
+        assert ranges[f"estimated_{side}_usd"].to_list() == rows[f"estimated_{side}_usd"].to_list()
+        assert ((ranges[f"estimated_{side}_low_usd"] <= ranges[f"estimated_{side}_usd"])
+                & (ranges[f"estimated_{side}_usd"] <= ranges[f"estimated_{side}_high_usd"])).all()
+        assert (ranges[f"estimated_{side}_low_usd"] < ranges[f"estimated_{side}_high_usd"]).all()  # the tilts move them
+    assert rows["estimated_long_low_usd"].is_null().all()  # the first screen waits for no re-runs
+
+
+def test_the_range_note_names_each_asset_with_a_range() -> None:
+    ranges = pl.DataFrame({SYMBOL: ["BTC", "ETH"], "estimated_long_low_usd": [3.89e6, None],
+                           "estimated_long_high_usd": [37.8e6, None], "estimated_short_low_usd": [1e6, None],
+                           "estimated_short_high_usd": [2.5e9, None]})
+    assert range_note(ranges, 9) == ("Est. −5\u00a0% / +5\u00a0% over 9 assumption sets (split rule × leverage tilt): "
+                                     "BTC longs \\$3.89M–\\$37.8M, shorts \\$1M–\\$2.5B")
+    assert range_note(ranges.filter(pl.col(SYMBOL) == "ETH"), 9) == ""
 
 
 def test_every_number_links_to_its_page_with_the_view_filled_in(monkeypatch, recent_cache: Path) -> None:

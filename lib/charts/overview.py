@@ -206,6 +206,17 @@ def cells(row: Mapping[str, object]) -> dict[str, str]:
     }
 
 
+def range_note(ranges: pl.DataFrame, runs: int) -> str:
+    """One line of Markdown: each asset's estimated longs within -5 % and shorts within +5 % as their
+    lowest to highest over `runs` assumption sets (`lib.overview.level_ranges`); empty where none
+    has a range."""
+    parts = [f"{row[SYMBOL]} longs {usd_text(row['estimated_long_low_usd'])}–{usd_text(row['estimated_long_high_usd'])}, "
+             f"shorts {usd_text(row['estimated_short_low_usd'])}–{usd_text(row['estimated_short_high_usd'])}"
+             for row in ranges.iter_rows(named=True) if row["estimated_long_low_usd"] is not None]
+    return (_escaped(f"Est. −5 % / +5 % over {runs} assumption sets (split rule × leverage tilt): " + " · ".join(parts))
+            if parts else "")
+
+
 def _escaped(text: str) -> str:
     """Streamlit's Markdown reads $...$ as LaTeX: escape the dollar signs of amounts; and keep a
     percent sign on its number's line."""
