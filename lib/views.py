@@ -166,9 +166,10 @@ def _bucket(window: pl.DataFrame, options: LiquidationOptions) -> float:
 def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_interest: pl.DataFrame,
                  depth: pl.DataFrame, options: LiquidationOptions, step: datetime | None = None) -> LiquidationView:
     """One asset's realised heatmap and largest bursts (when `totals` has rows), the estimated levels
-    (run over all of `bars`, the part before `since` being the warm-up), the map and fragility as
-    they stood at `step` (default: the last bar), and the scorecard. Raises ValueError when the
-    level model cannot run on these inputs."""
+    (run over all of `bars`, the part before `since` being the warm-up), the levels and fragility as
+    they stood at `step` (default: the last bar), and the scorecard. The map of `at_step` is
+    `with_map`'s, once the range over other assumptions (`sensitivity`) is known. Raises ValueError
+    when the level model cannot run on these inputs."""
     symbol = bars[SYMBOL][0]
     window = bars.filter(pl.col(TS) >= since)
     bucket = _bucket(window, options)
@@ -183,7 +184,6 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
                                                       title=f"{symbol} realised liquidations")
     figures["estimated"] = estimated_heatmap_figure(estimate, minmax(bars, "close"), scale=options.scale, since=since,
                                                     title=f"{symbol} estimated liquidation levels")
-    figures["map"] = map_figure(symbol, at_step)
     if grid is not None:
         captured = levels.capture(estimate, grid)
         figures["scorecard"] = scorecard_figure(captured, levels.capture_summary(captured),
@@ -192,11 +192,16 @@ def liquidations(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open
     return LiquidationView(bucket, grid, bursts, estimate, at_step, fragility, figures)
 
 
-def map_figure(symbol: str, at_step: levels.LevelEstimate, spread: levels.Spread | None = None) -> go.Figure:
-    """The liquidation map of `symbol` as it stood after `at_step`'s last bar, with the range of
-    its cumulative curves under other assumptions where `spread` is given."""
+def with_map(figures: dict[str, go.Figure], symbol: str, at_step: levels.LevelEstimate,
+             spread: levels.Spread | None) -> dict[str, go.Figure]:
+    """`figures` of `liquidations` with the liquidation map of `symbol` as it stood after `at_step`'s
+    last bar (and the range of its cumulative curves under other assumptions where `spread` is
+    given) after the estimated heatmap, where the page shows it."""
     when = f"{at_step.last_ts:%Y-%m-%d %H:%M}"
-    return liquidation_map_figure(at_step, title=f"{symbol} liquidation map at {when} UTC", spread=spread)
+    drawn = liquidation_map_figure(at_step, title=f"{symbol} liquidation map at {when} UTC", spread=spread)
+    named = list(figures.items())
+    after = list(figures).index("estimated") + 1
+    return dict(named[:after]) | {"map": drawn} | dict(named[after:])
 
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,
@@ -463,8 +468,8 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
                 shown = liquidations(bars, day_bounds(view)[0], totals, oi, depth, options)
                 badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
                 spread = sensitivity(bars, oi, shown.bucket_usd, options, shown.at_step.last_ts)
-                every[symbol] = shown.figures | {"map": map_figure(symbol, shown.at_step, spread)}
-                made.footers.update({f"{name}_{symbol}": badges[name] for name in shown.figures})
+                every[symbol] = with_map(shown.figures, symbol, shown.at_step, spread)
+                made.footers.update({f"{name}_{symbol}": badges[name] for name in every[symbol]})
                 made.assumptions[symbol] = shown.at_step.assumptions
         tops = {symbol: colour_top(figures["estimated"]) for symbol, figures in every.items()}
         for symbol, figures in every.items():

@@ -96,7 +96,7 @@ with estimated:
              footers["estimated"])
 with st.spinner(f"Re-running the level model under {levels.SPREAD_RUNS} assumption sets..."):
     spread = ui.computed(views.sensitivity, bars, open_interest, shown.bucket_usd, options, shown.at_step.last_ts)
-figures = figures | {"map": views.map_figure(symbol, shown.at_step, spread)}
+figures = views.with_map(figures, symbol, shown.at_step, spread)
 ui.chart(figures["map"], "liq_map", ui.export_name(f"liquidations_map_{step:%Y%m%dT%H%M}_{symbol}", view),
          footers["map"])
 left, right = st.columns(2)
