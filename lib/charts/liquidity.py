@@ -203,7 +203,9 @@ def hour_of_week_heatmap(
         yaxis={"autorange": "reversed", "showgrid": False},
         showlegend=True,
         legend={"y": -0.16, "yanchor": "top", "x": 0, "xanchor": "left"},
-        margin={"t": 110, "b": 90},
+        # a right margin wider than any colour bar: the bar then pushes none, and the hour columns
+        # of every asset's heatmap line up when they are stacked
+        margin={"t": 110, "b": 90, "r": 120},
     )
     return _framed(fig)
 
