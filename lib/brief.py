@@ -189,7 +189,7 @@ def _liquidity_line(r: dict) -> str:
     return f"{r[SYMBOL]}: weekend / weekday {measure} {ratio}. {r['verdict'] or ''}".strip()
 
 
-def _book(fragile: pl.DataFrame) -> pl.DataFrame:
+def book(fragile: pl.DataFrame) -> pl.DataFrame:
     """The fragility rows against the weekend book where depth is cached, else the only ones there are."""
     period = "weekend" if "weekend" in fragile["period"].to_list() else fragile["period"][0] if fragile.height else None
     return fragile.filter(pl.col("period").eq_missing(period))
@@ -201,9 +201,9 @@ def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
     mine = fragile.filter(pl.col(SYMBOL) == symbol)
     if mine.is_empty():
         return f"{symbol}: no bars to estimate from"
-    book, sides = _book(mine), []
+    booked, sides = book(mine), []
     for side, word, depth_side in ((LONG, "longs", "bids"), (SHORT, "shorts", "asks")):
-        rows = book.filter(pl.col("side") == side).sort(pl.col("band").abs())
+        rows = booked.filter(pl.col("side") == side).sort(pl.col("band").abs())
         bands = ", ".join(f"{usd_text(r['liquidation_usd'])} within {pct_text(r['band'], signed=True, digits=0)}"
                           + _range_text(r) for r in rows.iter_rows(named=True))
         nearest = rows.row(0, named=True)
@@ -329,7 +329,7 @@ def _ratio_marker(fig: go.Figure, r: dict) -> None:
 
 def _clusters(fig: go.Figure, fragile: pl.DataFrame, symbol: str) -> None:
     """Each band's estimate as a bar, with a whisker over its range under other assumptions."""
-    shown = _book(fragile).sort("band")
+    shown = book(fragile).sort("band")
     usd = shown["liquidation_usd"]
     whiskers = None if shown["low_usd"].null_count() else {
         "type": "data", "symmetric": False, "array": (shown["high_usd"] - usd).to_list(),

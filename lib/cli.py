@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -414,6 +415,58 @@ def cmd_brief(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+ALERTS_CROSSED = 3  # the exit status of `alerts` when a limit is crossed (1: an error, 2: bad arguments)
+# `lib.alerts.RULES` name -> (metavar, help): here, so that building the parser imports no charts
+ALERT_OPTIONS: dict[str, tuple[str, str]] = {
+    "drop_24h": ("PCT", "an asset fell at least PCT %% over the last 24 h"),
+    "off_30d_high": ("PCT", "an asset is at least PCT %% below its 30-day high"),
+    "liquidated_24h": ("USD", "at least USD of longs and shorts were liquidated over the last 24 h"),
+    "longs_vs_depth": ("X", ("estimated longs within -5 %% are at least X times the 1 %% bid depth (the weekend's "
+                             "where cached)")),
+    "funding": ("PCT", "funding is at least PCT %% per interval, either sign"),
+    "weekend_ratio": ("X", "weekend volume is at most X times the weekday's (last 12 weeks)"),
+}
+
+
+def _finite(text: str) -> float:
+    """A limit: a finite number."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def cmd_alerts(store: Store, args: argparse.Namespace) -> int:
+    """Check the limits asked for against the figures as of --asof (default: the close of the last
+    cached bar): one line per asset and limit, crossed ones first; exit 3 when any is crossed."""
+    from lib import alerts, brief  # seconds of imports (see cmd_export)
+
+    limits = {name: value for name in ALERT_OPTIONS if (value := getattr(args, name)) is not None}
+    if not limits:
+        return _fail("give at least one limit, e.g. --drop-24h 5 --longs-vs-depth 2 (see --help)")
+    status = store.status()
+    view = _asked_view(status, assets=",".join(args.assets or ()), exchange=args.exchange, timeframe=args.timeframe)
+    if view is None:
+        return _fail(f"no bars are cached in {store.root}: refresh, import or run `python -m lib demo` first")
+    asof = args.asof or brief.latest_close(status, view)
+    checked = alerts.run(store.read, view, asof, limits)
+    if checked.used_until is None:
+        return _fail(f"no {view.timeframe} bars of {', '.join(view.assets)} from {view.exchange} up to {_when(asof)}")
+    if args.format == "json":
+        print(json.dumps({"asof": asof.isoformat(), "used_until": checked.used_until.isoformat(),
+                          "assets": list(view.assets), "exchange": view.exchange, "timeframe": view.timeframe,
+                          "checks": checked.checks.to_dicts()}, indent=1))
+    else:
+        print(f"Cascade alerts as of {_when(asof)} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}; data "
+              f"read up to the bar of {_when(checked.used_until)}): {checked.crossed.height} of "
+              f"{checked.checks.height} limits crossed")
+        print("\n".join(alerts.lines(checked)))
+    return ALERTS_CROSSED if checked.crossed.height else 0
+
+
 def cmd_hash_password(store: Store, args: argparse.Namespace) -> int:
     """Print the scrypt hash of a password for [cascade] password_hash in .streamlit/secrets.toml.
 
@@ -546,6 +599,18 @@ def build_parser() -> argparse.ArgumentParser:
     briefing.add_argument("--exchange", help="exchange of the bars (default: as the app chooses)")
     briefing.add_argument("--timeframe", choices=list(TIMEFRAMES), help="default: 1h where cached")
     briefing.set_defaults(run=cmd_brief)
+
+    alerting = sub.add_parser("alerts", help="check limits (a fall, liquidations, longs against depth, funding...) "
+                              "against cached data; exit 3 when one is crossed, for a cron job")
+    alerting.add_argument("--asof", type=_utc, help="use only data before this time (ISO-8601, UTC; default: the "
+                          "close of the last cached bar)")
+    alerting.add_argument("--assets", nargs="+", metavar="SYMBOL", help="default: every cached asset")
+    alerting.add_argument("--exchange", help="exchange of the bars (default: as the app chooses)")
+    alerting.add_argument("--timeframe", choices=list(TIMEFRAMES), help="default: 1h where cached")
+    alerting.add_argument("--format", choices=("text", "json"), default="text")
+    for name, (metavar, text) in ALERT_OPTIONS.items():
+        alerting.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_finite, metavar=metavar, help=text)
+    alerting.set_defaults(run=cmd_alerts)
 
     report = sub.add_parser("report", help="drawdown, liquidity or liquidation report of one asset, as JSON or CSV")
     kinds = report.add_subparsers(dest="report", required=True)
