@@ -86,12 +86,10 @@ RULES: dict[str, Rule] = {
 
 @dataclass(frozen=True)
 class Checked:
-    """The checks of one run: a row per (asset, rule), and what the figures were read from."""
+    """The checks of one run (`check`) and the latest bar or event its figures were read from."""
 
-    asof: datetime
-    view: View
-    used_until: datetime | None  # the latest bar or event read
-    checks: pl.DataFrame  # symbol, rule, value, limit, status, text
+    used_until: datetime | None
+    checks: pl.DataFrame
 
     @property
     def crossed(self) -> pl.DataFrame:
@@ -111,8 +109,9 @@ def rows(load: Loader, view: View, asof: datetime) -> tuple[pl.DataFrame, dateti
 
 
 def check(asset_rows: pl.DataFrame, limits: Mapping[str, float]) -> pl.DataFrame:
-    """One row per asset and limit (`RULES` name -> limit): symbol, rule, value, limit, status
-    (`CROSSED`, `OK` or `NOT_CHECKED`) and text."""
+    """One row per asset and limit (`RULES` name -> limit): symbol, rule, value (in the limit's unit:
+    a fall or funding in percent, a multiple, USD), limit, status (`CROSSED`, `OK` or `NOT_CHECKED`)
+    and text."""
     checks = []
     for row in asset_rows.iter_rows(named=True):
         for name, limit in limits.items():
@@ -130,12 +129,11 @@ def check(asset_rows: pl.DataFrame, limits: Mapping[str, float]) -> pl.DataFrame
 def run(load: Loader, view: View, asof: datetime, limits: Mapping[str, float]) -> Checked:
     """`check` of the figures as of `asof`."""
     asset_rows, used_until = rows(load, view, asof)
-    return Checked(asof, view, used_until, check(asset_rows, limits))
+    return Checked(used_until, check(asset_rows, limits))
 
 
 def lines(checked: Checked) -> list[str]:
     """The checks for a terminal or a mail: crossed limits first, then the rest."""
-    order = {CROSSED: 0, NOT_CHECKED: 1, OK: 2}
-    ranked = checked.checks.with_columns(pl.col("status").replace_strict(order).alias("_rank")).sort("_rank",
-                                                                                                      maintain_order=True)
+    ranked = checked.checks.sort(pl.col("status").replace_strict({CROSSED: 0, NOT_CHECKED: 1, OK: 2}),
+                                 maintain_order=True)
     return [f"{r['status'].upper():11s}  {r[SYMBOL]}  {r['text']}" for r in ranked.iter_rows(named=True)]
