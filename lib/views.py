@@ -27,6 +27,7 @@ from lib.charts.liquidations import (
     estimated_heatmap_figure,
     liquidation_map_figure,
     realised_heatmap_figure,
+    replay_figure,
     scorecard_figure,
     with_colour_top,
 )
@@ -151,10 +152,11 @@ def _until(bars: pl.DataFrame, oi: pl.DataFrame, until: datetime | None) -> tupl
 
 
 def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: LiquidationOptions,
-              until: datetime | None = None) -> levels.LevelEstimate:
+              until: datetime | None = None, *, history: bool = True) -> levels.LevelEstimate:
     return levels.estimate_levels(
         *_until(bars, oi, until), bucket_usd=bucket, split=options.split, half_life=options.half_life,
         leverage_mix=options.tiers.select("leverage", "weight"), mmr=options.tiers.select("leverage", "mmr"),
+        history=history,
     )
 
 
@@ -202,6 +204,24 @@ def with_map(figures: dict[str, go.Figure], symbol: str, at_step: levels.LevelEs
     named = list(figures.items())
     after = list(figures).index("estimated") + 1
     return dict(named[:after]) | {"map": drawn} | dict(named[after:])
+
+
+REPLAY_STEPS = 60  # the replay's frames: at most this many bars of the window, evenly spaced, the last included
+
+
+def replay_steps(window: pl.DataFrame, steps: int = REPLAY_STEPS) -> list[datetime]:
+    """Up to `steps` bar times of `window`, evenly spaced, ending at its last bar."""
+    every = -(-window.height // steps)
+    return window[TS][::-1].gather_every(every)[::-1].to_list()
+
+
+def replay(bars: pl.DataFrame, since: datetime, open_interest: pl.DataFrame, options: LiquidationOptions,
+           bucket_usd: float) -> go.Figure:
+    """The liquidation map at each of `replay_steps` of the window from `since`, animated (the level
+    model re-run up to each step, without its per-bar density)."""
+    steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False)
+             for step in replay_steps(bars.filter(pl.col(TS) >= since))]
+    return replay_figure(steps, title=f"{bars[SYMBOL][0]} liquidation map, replayed")
 
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,

@@ -111,6 +111,13 @@ with right:
     for note in shown.at_step.notes:
         st.caption(note)
 
+if ui.linked(st.toggle, f"Play the window: the map at {views.REPLAY_STEPS} steps, animated", key="liq_play",
+             help="Re-runs the level model up to each step; Play shows the levels being consumed as price moves"):
+    with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window..."):
+        figures = figures | {"replay": ui.computed(views.replay, bars, lo, open_interest, options, shown.bucket_usd)}
+    footers = footers | {"replay": footers["map"]}
+    ui.chart(figures["replay"], "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["replay"])
+
 if "scorecard" in figures:
     st.subheader("Scorecard: were the estimated levels where liquidations happened?")
     ui.chart(figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view),

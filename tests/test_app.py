@@ -312,6 +312,17 @@ def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> N
     assert any("liquidation map at 2026-01-31 06:00 UTC" in t for t in titles)
 
 
+def test_a_link_can_play_the_window(monkeypatch, real_cache: Path) -> None:
+    at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
+                 start="2026-01-24", end="2026-02-12", liq_play="true")
+    assert not at.exception, [e.message for e in at.exception]
+    (replayed,) = [s for s in charts(at).values() if "liquidation map, replayed" in json.dumps(s["layout"]["title"])]
+    names = [frame["name"] for frame in replayed["frames"]]
+    assert len(names) == 60 and names[-1] == "2026-02-12 23:00"  # 480 bars: every 8th, ending at the last
+    assert names[0] == "2026-01-24 07:00" and "2026-01-31 07:00" in names  # Saturday morning, before the cascade
+    assert [step["label"] for step in replayed["layout"]["sliders"][0]["steps"]] == names
+
+
 def test_the_fragility_table_gives_the_range_over_other_assumptions(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2026-01-24", end="2026-02-12")

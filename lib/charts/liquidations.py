@@ -5,7 +5,8 @@
 - `estimated_heatmap_figure`: the estimated open levels by time × price (like CoinGlass model 1),
   price on top, the levels each bar traded through underneath; the assumptions in the subtitle;
 - `liquidation_map_figure`: the levels open now, price × leverage tier, with the cumulative long and
-  short curves and the current price;
+  short curves and the current price; `replay_figure`: the same map at each step of a window,
+  animated, with a play button and a step slider;
 - `scorecard_figure`: realised liquidations caught by the model's zone and by a naive band.
 
 Colour is ABSOLUTE USD by default, up to `usd_range` (pass the same range for BTC, ETH and SOL
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -318,6 +320,39 @@ def _price_traces(bars: pl.DataFrame, halo: bool) -> list[go.BaseTraceType]:
 # The liquidation map
 
 
+@dataclass(frozen=True)
+class _MapData:
+    """What the map draws of one estimate: the window around the last price, each tier's bars and
+    each side's cumulative curve (x: bucket centres), and the tops of both."""
+
+    price: float
+    low: float
+    high: float
+    tiers: list[tuple[float, np.ndarray, np.ndarray]]  # leverage, x, long + short USD
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # side -> x, cumulative USD
+    bars_top: float
+    curve_top: float
+    subtitle: str
+
+
+def _map_data(estimate: LevelEstimate, window: float) -> _MapData:
+    price = estimate.last_price
+    low, high = price * (1 - window), price * (1 + window)
+    half = estimate.density.bucket_usd / 2
+    mapped = level_map(estimate).filter((pl.col("price") + half).is_between(low, high))
+    curves = level_curves(estimate).filter((pl.col("price") + half).is_between(low, high))
+    tiers = [(leverage, (tier["price"] + half).to_numpy(), (tier["long_usd"] + tier["short_usd"]).to_numpy())
+             for leverage in estimate.leverage for tier in [mapped.filter(pl.col("leverage") == leverage)]]
+    stacked = mapped.group_by("price").agg((pl.col("long_usd") + pl.col("short_usd")).sum().alias("usd"))
+    curve_top = float(np.nanmax(curves.select(pl.col("long_cumulative_usd", "short_cumulative_usd")).to_numpy(),
+                                initial=0.0)) if curves.height else 0.0
+    return _MapData(price, low, high, tiers,
+                    {side: ((curves["price"] + half).to_numpy(), curves[f"{side}_cumulative_usd"].to_numpy())
+                     for side in (LONG, SHORT)},
+                    float(stacked["usd"].max()) if stacked.height else 0.0, curve_top,
+                    f"Levels open at {estimate.last_ts.strftime(theme.DATE_TEXT)} UTC · {estimate.density.method}")
+
+
 def liquidation_map_figure(
     estimate: LevelEstimate, *, window: float = MAP_WINDOW, title: str = "Liquidation map", spread: Spread | None = None
 ) -> go.Figure:
@@ -325,51 +360,86 @@ def liquidation_map_figure(
     stacked bars per leverage tier, the cumulative long curve (what a fall to each price would
     liquidate) and short curve (a rise), with the range of each under other assumptions where
     `spread` is given, and the current price."""
-    price = estimate.last_price
-    low, high = price * (1 - window), price * (1 + window)
-    half = estimate.density.bucket_usd / 2
-    mapped = level_map(estimate).filter((pl.col("price") + half).is_between(low, high))
-    curves = level_curves(estimate).filter((pl.col("price") + half).is_between(low, high))
+    drawn = _map_data(estimate, window)
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    colors = sample_colorscale(TIER_SCALE, np.linspace(0, 1, len(estimate.leverage)).tolist())
-    for color, leverage in zip(colors, estimate.leverage, strict=True):
-        tier = mapped.filter(pl.col("leverage") == leverage)
+    colors = sample_colorscale(TIER_SCALE, np.linspace(0, 1, len(drawn.tiers)).tolist())
+    for color, (leverage, x, y) in zip(colors, drawn.tiers, strict=True):
         fig.add_trace(
-            go.Bar(x=(tier["price"] + half).to_numpy(), y=(tier["long_usd"] + tier["short_usd"]).to_numpy(),
-                   name=f"{leverage:g}×", marker={"color": color, "line": {"width": 0}},
+            go.Bar(x=x, y=y, name=f"{leverage:g}×", marker={"color": color, "line": {"width": 0}},
                    hovertemplate=f"{leverage:g}× · %{{x:$,.0f}}: %{{y:$,.0f}}<extra></extra>"),
             secondary_y=False,
         )
-    ranges = None if spread is None else spread.curves.filter(pl.col("price").is_between(low, high))
+    ranges = None if spread is None else spread.curves.filter(pl.col("price").is_between(drawn.low, drawn.high))
     for side, color, label in ((LONG, theme.LONG_COLOR, "Cumulative longs (price falls)"),
                                (SHORT, theme.SHORT_COLOR, "Cumulative shorts (price rises)")):
         if ranges is not None:
             _range_traces(fig, ranges, side, label)
+        x, y = drawn.curves[side]
         fig.add_trace(
-            go.Scatter(x=(curves["price"] + half).to_numpy(), y=curves[f"{side}_cumulative_usd"].to_numpy(),
-                       name=label, legendgroup=label, mode="lines", line={"color": color, "width": 2},
+            go.Scatter(x=x, y=y, name=label, legendgroup=label, mode="lines", line={"color": color, "width": 2},
                        connectgaps=False, hovertemplate="%{x:$,.0f}: %{y:$,.0f}<extra>" + label + "</extra>"),
             secondary_y=True,
         )
-    fig.add_vline(x=price, line={"color": theme.INK, "width": 1.2, "dash": "dash"})
-    fig.add_annotation(x=price, y=1.0, yref="paper", text=f"last ${price:,.0f}", showarrow=False, yanchor="top",
-                       xanchor="left", xshift=4, font={"size": 11, "color": theme.INK}, bgcolor="white")
-    stacked = mapped.group_by("price").agg((pl.col("long_usd") + pl.col("short_usd")).sum().alias("usd"))
-    bars_top = float(stacked["usd"].max()) if stacked.height else 0.0
-    curve_top = float(np.nanmax(curves.select(pl.col("long_cumulative_usd", "short_cumulative_usd")).to_numpy(),
-                                initial=0.0)) if curves.height else 0.0
+    fig.add_vline(x=drawn.price, line={"color": theme.INK, "width": 1.2, "dash": "dash"})
+    fig.add_annotation(x=drawn.price, y=1.0, yref="paper", text=f"last ${drawn.price:,.0f}", showarrow=False,
+                       yanchor="top", xanchor="left", xshift=4, font={"size": 11, "color": theme.INK}, bgcolor="white")
+    curve_top = drawn.curve_top
     if ranges is not None and ranges.height:
         curve_top = max(curve_top, float(np.nanmax(ranges.select("long_high_usd", "short_high_usd").to_numpy(),
                                                    initial=0.0)))
-    when = estimate.last_ts.strftime(theme.DATE_TEXT)
     shaded = "" if spread is None else f" · shaded: each curve's range over {spread.runs} assumption sets"
-    theme.frame(fig, title, f"Levels open at {when} UTC{shaded} · {estimate.density.method}", MAP_HEIGHT)
+    subtitle = drawn.subtitle.replace(" UTC · ", f" UTC{shaded} · ", 1)
+    theme.frame(fig, title, subtitle, MAP_HEIGHT)
     fig.update_layout(barmode="stack", bargap=0.05, hovermode="closest", legend_traceorder="normal")
-    fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[low, high])
+    fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[drawn.low, drawn.high])
+    _map_axes(fig, drawn.bars_top, curve_top)
+    return fig
+
+
+def _map_axes(fig: go.Figure, bars_top: float, curve_top: float) -> None:
+    """The map's two USD axes from 0 to a little above their tops, with round ticks."""
     for secondary, top, text in ((False, bars_top, "Levels per bucket"), (True, curve_top, "Cumulative")):
         values, labels = usd_ticks(top)
         fig.update_yaxes(title_text=text, tickvals=values, ticktext=labels, range=[0, max(top, 1e-9) * 1.05],
                          showgrid=not secondary, secondary_y=secondary)
+
+
+REPLAY_FRAME_MS = 400  # a step of the animation
+
+
+def replay_figure(steps: Sequence[LevelEstimate], *, window: float = MAP_WINDOW,
+                  title: str = "Liquidation map, replayed") -> go.Figure:
+    """`liquidation_map_figure` at each of `steps` (level estimates after successive bars) as one
+    animation, a frame per step, with a play button and a slider over the steps; it opens on the
+    last step. Both y axes keep the largest top of any step, so levels being consumed show as bars
+    and curves that shrink."""
+    drawn = [_map_data(step, window) for step in steps]
+    fig = liquidation_map_figure(steps[-1], window=window, title=title)
+    _map_axes(fig, max(d.bars_top for d in drawn), max(d.curve_top for d in drawn))
+    line, label = fig.layout.shapes[0].to_plotly_json(), fig.layout.annotations[0].to_plotly_json()
+    names = [f"{step.last_ts:%Y-%m-%d %H:%M}" for step in steps]
+    fig.frames = [go.Frame(
+        name=name,
+        data=[{"type": "bar", "x": x, "y": y} for _, x, y in d.tiers]  # a frame's traces merge into the figure's
+        + [{"type": "scatter", "x": d.curves[side][0], "y": d.curves[side][1]} for side in (LONG, SHORT)],
+        layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle))}},
+                "shapes": [line | {"x0": d.price, "x1": d.price}],
+                "annotations": [label | {"x": d.price, "text": f"last ${d.price:,.0f}"}]},
+    ) for d, name in zip(drawn, names, strict=True)]
+    animate = {"frame": {"duration": REPLAY_FRAME_MS, "redraw": True}, "transition": {"duration": 0}}
+    fig.update_layout(
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "xanchor": "left", "y": -0.12,
+                      "yanchor": "top", "showactive": False, "buttons": [
+                          {"label": "Play", "method": "animate", "args": [None, animate | {"fromcurrent": True}]},
+                          {"label": "Pause", "method": "animate",
+                           "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}]}],
+        sliders=[{"active": len(steps) - 1, "x": 0.14, "len": 0.86, "y": -0.08, "yanchor": "top",
+                  "currentvalue": {"prefix": "Levels open at ", "suffix": " UTC", "xanchor": "right"},
+                  "steps": [{"label": name, "method": "animate",
+                             "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                            for name in names]}],
+        margin_b=150, height=MAP_HEIGHT + 90,
+    )
     return fig
 
 

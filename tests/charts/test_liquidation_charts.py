@@ -30,6 +30,7 @@ from lib.charts.liquidations import (
     colour_top,
     estimated_heatmap_figure,
     liquidation_map_figure,
+    replay_figure,
     realised_heatmap_figure,
     scorecard_figure,
     usd_text,
@@ -235,6 +236,27 @@ def test_liquidation_map_shades_each_curve_over_its_range(week: tuple) -> None:
                 assert lo - 1e-6 <= inside[x] <= hi + 1e-6
     assert fig.layout.yaxis2.range[1] >= max(max(b.y) for b in bands)
     assert "range over 9 assumption sets" in fig.layout.title.subtitle.text
+
+
+def test_the_replay_animates_the_map_of_each_step_on_fixed_axes() -> None:
+    bars, _, oi = market(7 * 24)
+    steps = [estimate_levels(bars.head(n), oi.head(n), bucket_usd=100.0, history=False) for n in (48, 96, 168)]
+    fig = replay_figure(steps)
+    static = [liquidation_map_figure(step) for step in steps]
+    assert [frame.name for frame in fig.frames] == [f"{s.last_ts:%Y-%m-%d %H:%M}" for s in steps]
+    assert [step.label for step in fig.layout.sliders[0].steps] == [frame.name for frame in fig.frames]
+    assert fig.layout.sliders[0].active == 2  # it opens on the last step, as the static map
+    for frame, alone in zip(fig.frames, static, strict=True):
+        assert [t.type for t in frame.data] == [t.type for t in fig.data]  # a frame's traces replace the figure's
+        for moving, drawn in zip(frame.data, alone.data, strict=True):
+            assert list(moving.x) == list(drawn.x) and list(moving.y) == pytest.approx(list(drawn.y), nan_ok=True)
+        assert frame.layout.xaxis.range == alone.layout.xaxis.range
+        assert frame.layout.shapes[0].x0 == alone.layout.shapes[0].x0
+        assert frame.layout.annotations[0].text == alone.layout.annotations[0].text
+    for axis in ("yaxis", "yaxis2"):  # the largest top of any step: consumption shows as shrinking bars
+        assert fig.layout[axis].range[1] == max(alone.layout[axis].range[1] for alone in static)
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["Play", "Pause"]
+    fig.to_json()
 
 
 def test_scorecard_shows_the_numbers(week: tuple) -> None:
