@@ -26,6 +26,7 @@ from lib.charts.liquidations import (
     colour_top,
     estimated_heatmap_figure,
     liquidation_map_figure,
+    realised_between,
     realised_heatmap_figure,
     replay_figure,
     scorecard_figure,
@@ -215,13 +216,17 @@ def replay_steps(window: pl.DataFrame, steps: int = REPLAY_STEPS) -> list[dateti
     return window[TS][::-1].gather_every(every)[::-1].to_list()
 
 
-def replay(bars: pl.DataFrame, since: datetime, open_interest: pl.DataFrame, options: LiquidationOptions,
-           bucket_usd: float) -> go.Figure:
+def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_interest: pl.DataFrame,
+           options: LiquidationOptions, bucket_usd: float) -> go.Figure:
     """The liquidation map at each of `replay_steps` of the window from `since`, animated (the level
-    model re-run up to each step, without its per-bar density)."""
-    steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False)
-             for step in replay_steps(bars.filter(pl.col(TS) >= since))]
-    return replay_figure(steps, title=f"{bars[SYMBOL][0]} liquidation map, replayed")
+    model re-run up to each step, without its per-bar density), with the realised liquidations of
+    `totals` since the step before, placed as the realised heatmap places them."""
+    window = bars.filter(pl.col(TS) >= since)
+    times = replay_steps(window)
+    steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False) for step in times]
+    realised = None if totals.is_empty() else realised_between(
+        realised_heatmap(totals, window, bucket_usd=bucket_usd, placement=options.placement), times)
+    return replay_figure(steps, realised, title=f"{bars[SYMBOL][0]} liquidation map, replayed")
 
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,

@@ -321,6 +321,9 @@ def test_a_link_can_play_the_window(monkeypatch, real_cache: Path) -> None:
     assert len(names) == 60 and names[-1] == "2026-02-12 23:00"  # 480 bars: every 8th, ending at the last
     assert names[0] == "2026-01-24 07:00" and "2026-01-31 07:00" in names  # Saturday morning, before the cascade
     assert [step["label"] for step in replayed["layout"]["sliders"][0]["steps"]] == names
+    marked = [trace.get("name") for trace in replayed["data"][-2:]]
+    assert marked == ["Longs liquidated", "Shorts liquidated"]  # BTC's hourly totals are cached
+    assert all(len(frame["data"]) == len(replayed["data"]) for frame in replayed["frames"])
 
 
 def test_the_fragility_table_gives_the_range_over_other_assumptions(monkeypatch, real_cache: Path) -> None:

@@ -405,27 +405,58 @@ def _map_axes(fig: go.Figure, bars_top: float, curve_top: float) -> None:
 
 
 REPLAY_FRAME_MS = 400  # a step of the animation
+REALISED_MARKERS = ((LONG, "Longs liquidated", "triangle-down"), (SHORT, "Shorts liquidated", "triangle-up"))
+REALISED_NOTE = " · ▼ ▲ liquidations measured since the step before"
 
 
-def replay_figure(steps: Sequence[LevelEstimate], *, window: float = MAP_WINDOW,
-                  title: str = "Liquidation map, replayed") -> go.Figure:
+def realised_between(grid: Grid, steps: Sequence[datetime]) -> list[dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per step of `steps` (sorted bar times): each side's realised USD per price bucket (centre,
+    USD; non-zero buckets only) over the grid's rows after the step before it, up to this one."""
+    bounds = np.searchsorted(grid.ts.to_numpy(), pl.Series(steps, dtype=grid.ts.dtype).to_numpy(), side="right")
+    out = []
+    for start, stop in zip(np.concatenate([[0], bounds[:-1]]), bounds, strict=True):
+        summed = {side: grid.side(side)[start:stop].sum(axis=0) for side in (LONG, SHORT)}
+        out.append({side: (grid.centre[usd > 0], usd[usd > 0]) for side, usd in summed.items()})
+    return out
+
+
+def _realised_traces(realised: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
+    return [{"type": "scatter", "x": realised[side][0], "y": realised[side][1]} for side, _, _ in REALISED_MARKERS]
+
+
+def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | None = None, *,
+                  window: float = MAP_WINDOW, title: str = "Liquidation map, replayed") -> go.Figure:
     """`liquidation_map_figure` at each of `steps` (level estimates after successive bars) as one
     animation, a frame per step, with a play button and a slider over the steps; it opens on the
-    last step. Both y axes keep the largest top of any step, so levels being consumed show as bars
-    and curves that shrink."""
+    last step. With `realised` (`realised_between` the steps), each frame also marks the
+    liquidations measured since the step before, where they happened. Both y axes keep the largest
+    top of any step, so levels being consumed show as bars and curves that shrink."""
+    note = "" if realised is None else REALISED_NOTE
     drawn = [_map_data(step, window) for step in steps]
     fig = liquidation_map_figure(steps[-1], window=window, title=title)
-    _map_axes(fig, max(d.bars_top for d in drawn), max(d.curve_top for d in drawn))
+    bars_top = max(d.bars_top for d in drawn)
+    if realised is not None:
+        fig.update_layout(title_subtitle_text="<br>".join(theme.wrap(drawn[-1].subtitle + note)),
+                          margin_t=fig.layout.margin.t + 20)  # a second legend row
+        for (side, name, symbol), (x, y) in zip(REALISED_MARKERS, (realised[-1][s] for s, _, _ in REALISED_MARKERS),
+                                                strict=True):
+            color = theme.LONG_COLOR if side == LONG else theme.SHORT_COLOR
+            fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="markers", marker={"symbol": symbol, "size": 9,
+                                     "color": color, "line": {"width": 1, "color": "white"}},
+                                     hovertemplate="%{x:$,.0f}: %{y:$,.0f} liquidated<extra></extra>"))
+        bars_top = max([bars_top, *(float(y.max()) for r in realised for _, y in r.values() if y.size)])
+    _map_axes(fig, bars_top, max(d.curve_top for d in drawn))
     line, label = fig.layout.shapes[0].to_plotly_json(), fig.layout.annotations[0].to_plotly_json()
     names = [f"{step.last_ts:%Y-%m-%d %H:%M}" for step in steps]
     fig.frames = [go.Frame(
         name=name,
         data=[{"type": "bar", "x": x, "y": y} for _, x, y in d.tiers]  # a frame's traces merge into the figure's
-        + [{"type": "scatter", "x": d.curves[side][0], "y": d.curves[side][1]} for side in (LONG, SHORT)],
-        layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle))}},
+        + [{"type": "scatter", "x": d.curves[side][0], "y": d.curves[side][1]} for side in (LONG, SHORT)]
+        + ([] if realised is None else _realised_traces(realised[i])),
+        layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle + note))}},
                 "shapes": [line | {"x0": d.price, "x1": d.price}],
                 "annotations": [label | {"x": d.price, "text": f"last ${d.price:,.0f}"}]},
-    ) for d, name in zip(drawn, names, strict=True)]
+    ) for i, (d, name) in enumerate(zip(drawn, names, strict=True))]
     animate = {"frame": {"duration": REPLAY_FRAME_MS, "redraw": True}, "transition": {"duration": 0}}
     fig.update_layout(
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "xanchor": "left", "y": -0.12,

@@ -30,6 +30,7 @@ from lib.charts.liquidations import (
     colour_top,
     estimated_heatmap_figure,
     liquidation_map_figure,
+    realised_between,
     replay_figure,
     realised_heatmap_figure,
     scorecard_figure,
@@ -257,6 +258,24 @@ def test_the_replay_animates_the_map_of_each_step_on_fixed_axes() -> None:
         assert fig.layout[axis].range[1] == max(alone.layout[axis].range[1] for alone in static)
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["Play", "Pause"]
     fig.to_json()
+
+
+def test_the_replay_marks_what_was_liquidated_since_the_step_before() -> None:
+    ts = pl.Series("ts", [START + timedelta(hours=h) for h in range(4)])
+    long_usd = np.array([[1.0, 0.0], [0.0, 2.0], [4.0, 0.0], [0.0, 8.0]])
+    grid = Grid(ts, np.array([100.0, 110.0]), 10.0, long_usd, long_usd / 2, "test")
+    first, second = realised_between(grid, [START + timedelta(hours=1), START + timedelta(hours=3)])
+    assert [list(a) for a in first["long"]] == [[105.0, 115.0], [1.0, 2.0]]  # rows 0-1, inclusive of the step
+    assert [list(a) for a in second["short"]] == [[105.0, 115.0], [2.0, 4.0]]  # rows 2-3
+    bars, _, oi = market(7 * 24)
+    steps = [estimate_levels(bars.head(n), oi.head(n), bucket_usd=100.0, history=False) for n in (96, 168)]
+    realised = [{"long": (np.array([80_000.0]), np.array([5e9])), "short": (np.array([]), np.array([]))}] * 2
+    fig = replay_figure(steps, realised)
+    markers = [t for t in fig.data if t.type == "scatter" and t.mode == "markers"]
+    assert [t.name for t in markers] == ["Longs liquidated", "Shorts liquidated"]
+    assert all(len(frame.data) == len(fig.data) for frame in fig.frames)
+    assert fig.layout.yaxis.range[1] == pytest.approx(5e9 * 1.05)  # the axis holds the largest marker
+    assert "measured since the step before" in fig.layout.title.subtitle.text
 
 
 def test_scorecard_shows_the_numbers(week: tuple) -> None:
