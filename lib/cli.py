@@ -375,7 +375,7 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
     written: list[Path] = []
     for page in PAGES if args.page == "all" else (args.page,):
         try:
-            made = page_exports(store.read, badge, page, view)
+            made = page_exports(store.read, badge, page, view, with_replay=args.replay)
             files = export.bundle(made.figures, made.footers, f"Cascade: {page}", (args.format,), made.assumptions)
         except (ValueError, export.ExportError) as exc:
             return _fail(f"{page}: {exc}")
@@ -589,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--start", type=_utc, help="first day (default: a year before the last cached day)")
     exporting.add_argument("--end", type=_utc, help="last day included (default: the last cached day)")
     exporting.add_argument("--format", choices=("png", "html"), default="png")
+    exporting.add_argument("--replay", action="store_true",
+                           help="liquidations: also the map at evenly spaced steps of the window, as the page plays "
+                                "it (png: one file per step, replay_<asset>_<time>.png; html: animated)")
     exporting.set_defaults(run=cmd_export)
 
     briefing = sub.add_parser("brief", help="the weekend brief (PNG, HTML, Markdown) as of a time, from cached data only")

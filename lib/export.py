@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from kaleido.errors import KaleidoError
 
-from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH, MUTED, wrap
+from lib.charts.theme import CONTROLS_PX, EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH, MARGIN_B, MUTED, wrap
 
 FOOTER_CHARS = 170
 FOOTER_LINE_PX = 15
@@ -47,7 +47,7 @@ def with_footer(fig: go.Figure, footer: str) -> go.Figure:
     margin for the title as it draws, past the layout's value the footer is placed by."""
     lines = wrap(footer, FOOTER_CHARS)
     out = go.Figure(fig)
-    margin = out.layout.margin.b or 48
+    margin = out.layout.margin.b or MARGIN_B
     titled = any(axis.title.text for axis in out.select_xaxes())
     above = margin + (AXIS_TITLE_PX if titled else 0)  # what sits under the plot before the footer
     bottom = above + FOOTER_LINE_PX * len(lines) + 24
@@ -138,15 +138,41 @@ def html(figures: dict[str, go.Figure], title: str) -> str:
             f"<body style='font-family:sans-serif;max-width:1700px;margin:auto'><h1>{title}</h1>{body}</body></html>")
 
 
+def stills(name: str, fig: go.Figure) -> dict[str, go.Figure]:
+    """`fig` under `name`, or, when it is animated, one still per frame under `<name>_<frame>`
+    (the frame's name, digits and a T kept: "2026-01-31 15:00" -> 20260131T1500): the figure as
+    that frame sets its traces and layout, without the play controls and the room they took
+    (`CONTROLS_PX`)."""
+    if not fig.frames:
+        return {name: fig}
+    out = {}
+    for frame in fig.frames:
+        still = go.Figure(data=fig.data, layout=fig.layout)
+        still.layout.sliders, still.layout.updatemenus = (), ()
+        still.update_layout(margin_b=(fig.layout.margin.b or MARGIN_B + CONTROLS_PX) - CONTROLS_PX,
+                            height=(fig.layout.height or EXPORT_HEIGHT + CONTROLS_PX) - CONTROLS_PX)
+        for trace, changed in zip(still.data, frame.data, strict=True):
+            trace.update(changed.to_plotly_json())
+        key = "".join(c for c in frame.name.replace(" ", "T") if c.isdigit() or c == "T")
+        out[f"{name}_{key}"] = still.update_layout(frame.layout.to_plotly_json())
+    return out
+
+
 def bundle(figures: dict[str, go.Figure], footer: str | Mapping[str, str], title: str,
            formats: tuple[str, ...] = ("png", "html"), assumptions: dict | None = None) -> dict[str, bytes]:
-    """File name -> bytes: `<name>.png` per figure and `index.html` with all of them, footers included,
-    and a model's `assumptions` in full as `assumptions.json`.
+    """File name -> bytes: `<name>.png` per figure (per frame of an animated one, see `stills`) and
+    `index.html` with all of them (animated ones playing), footers included, and a model's
+    `assumptions` in full as `assumptions.json`.
     `footer`: one for every figure, or each figure's own by name (the badge the app shows under it)."""
-    footed = {name: with_footer(fig, footer if isinstance(footer, str) else footer[name]) for name, fig in figures.items()}
-    files = {f"{name}.png": data for name, data in pngs(footed).items()} if "png" in formats else {}
+    def footed(name: str, fig: go.Figure) -> go.Figure:
+        return with_footer(fig, footer if isinstance(footer, str) else footer[name])
+
+    files = {}
+    if "png" in formats:
+        each = {key: footed(name, still) for name, fig in figures.items() for key, still in stills(name, fig).items()}
+        files = {f"{key}.png": data for key, data in pngs(each).items()}
     if "html" in formats:
-        files["index.html"] = html(footed, title).encode()
+        files["index.html"] = html({name: footed(name, fig) for name, fig in figures.items()}, title).encode()
     if assumptions:
         files["assumptions.json"] = json.dumps(assumptions, default=str, indent=2).encode()
     return files

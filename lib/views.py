@@ -472,9 +472,10 @@ class PageExport:
     assumptions: dict[str, dict] = field(default_factory=dict)
 
 
-def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExport:
+def page_exports(load: Loader, badge: Badge, page: str, view: View, *, with_replay: bool = False) -> PageExport:
     """Every figure `page` shows for `view` with the page's default choices, and the badge of each.
-    The liquidations page is drawn for each asset of the view, its replay at the last bar."""
+    The liquidations page is drawn for each asset of the view, its replay at the last bar, and with
+    `with_replay` the map played over the window too (`replay`, as the page's toggle shows it)."""
     if page == "drawdowns":
         bars, liquidations_ = drawdown_inputs(load, view)
         figures = drawdowns(bars, liquidations_, DrawdownOptions(weekend=view.weekend)).figures
@@ -494,6 +495,9 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View) -> PageExpor
                 badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
                 spread = sensitivity(bars, oi, shown.bucket_usd, options, shown.at_step.last_ts)
                 every[symbol] = with_map(shown.figures, symbol, shown.at_step, spread)
+                if with_replay:
+                    every[symbol]["replay"] = replay(bars, day_bounds(view)[0], totals, oi, options, shown.bucket_usd)
+                    badges = badges | {"replay": badges["map"]}
                 made.footers.update({f"{name}_{symbol}": badges[name] for name in every[symbol]})
                 made.assumptions[symbol] = shown.at_step.assumptions
         tops = {symbol: colour_top(figures["estimated"]) for symbol, figures in every.items()}

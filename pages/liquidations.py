@@ -115,10 +115,9 @@ if ui.linked(st.toggle, f"Play the window: the map at {views.REPLAY_STEPS} steps
              help="Re-runs the level model up to each step. Play shows the estimated levels being consumed as "
                   "price moves, and marks the liquidations measured since the step before where they happened"):
     with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window..."):
-        figures = figures | {"replay": ui.computed(views.replay, bars, lo, totals, open_interest, options,
-                                                      shown.bucket_usd)}
-    footers = footers | {"replay": footers["map"]}
-    ui.chart(figures["replay"], "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["replay"])
+        replayed = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd)
+    # not in "Export all charts" (a PNG per step takes a minute): `python -m lib export --replay` writes them
+    ui.chart(replayed, "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["map"])
 
 if "scorecard" in figures:
     st.subheader("Scorecard: were the estimated levels where liquidations happened?")

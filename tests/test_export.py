@@ -14,7 +14,7 @@ import pytest
 
 from lib import export
 from lib.cli import main
-from lib.charts.theme import EXPORT_SCALE, EXPORT_WIDTH
+from lib.charts.theme import CONTROLS_PX, EXPORT_SCALE, EXPORT_WIDTH
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="PNG export needs Chromium (apt-get install chromium)")
@@ -150,3 +150,45 @@ def test_cli_export_of_the_liquidations_page_writes_the_model_assumptions(tmp_pa
     assert list(assumptions) == ["BTC"] and [tier["leverage"] for tier in assumptions["BTC"]["tiers"]] == [5, 10, 25, 50, 100]
     page = (out / "liquidations" / "index.html").read_text()
     assert page.count("Estimated by a model from these inputs") == 2  # the levels and the map (no totals: no scorecard)
+
+
+def animated() -> go.Figure:
+    """Two frames of one line, with the play controls and the room they take."""
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[1, 1]), layout={"height": 500 + CONTROLS_PX, "margin": {"b": 48 + CONTROLS_PX},
+                                                             "sliders": [{"steps": [{"label": "a"}]}],
+                                                             "updatemenus": [{"type": "buttons"}]})
+    fig.frames = [go.Frame(name=name, data=[{"type": "scatter", "y": [level, level]}], layout={"title": {"text": name}})
+                  for name, level in (("2026-01-31 15:00", 1), ("2026-01-31 23:00", 3))]
+    return fig
+
+
+def test_an_animated_figure_exports_a_still_per_frame() -> None:
+    stills = export.stills("replay_BTC", animated())
+    assert list(stills) == ["replay_BTC_20260131T1500", "replay_BTC_20260131T2300"]
+    for still, level, name in zip(stills.values(), (1, 3), ("2026-01-31 15:00", "2026-01-31 23:00"), strict=True):
+        assert list(still.data[0].y) == [level, level] and list(still.data[0].x) == [1, 2]  # the frame's y, the figure's x
+        assert still.layout.title.text == name
+        assert not still.layout.sliders and not still.layout.updatemenus and not still.frames
+        assert (still.layout.height, still.layout.margin.b) == (500, 48)  # without the controls' room
+    still = figure(400)
+    assert export.stills("one", still) == {"one": still}  # a figure without frames is its own still
+
+
+@needs_chromium
+def test_a_bundle_renders_each_frame_and_keeps_the_animation_in_the_html() -> None:
+    files = export.bundle({"replay_BTC": animated()}, "Data: a footer", "Cascade: test")
+    assert sorted(files) == ["index.html", "replay_BTC_20260131T1500.png", "replay_BTC_20260131T2300.png"]
+    assert files["replay_BTC_20260131T1500.png"] != files["replay_BTC_20260131T2300.png"]
+    assert png_size(files["replay_BTC_20260131T1500.png"]) == (EXPORT_WIDTH * EXPORT_SCALE, (500 + 24 + 15) * EXPORT_SCALE)
+    assert "Plotly.addFrames" in files["index.html"].decode()  # the HTML plays
+
+
+def test_cli_export_plays_the_liquidation_map_over_the_window(tmp_path: Path, data_dir: Path, shared_data: Path) -> None:
+    sample = shared_data / "samples" / "binance_spot_BTCUSDT_1h_2024-03.csv"
+    assert main(["--data-dir", str(data_dir), "--quiet", "import", str(sample)]) == 0
+    out = tmp_path / "out"
+    assert main(["--data-dir", str(data_dir), "export", "--out", str(out), "--page", "liquidations", "--assets", "BTC",
+                 "--format", "html", "--replay"]) == 0
+    page = (out / "liquidations" / "index.html").read_text()
+    assert "BTC liquidation map, replayed" in page and "Plotly.addFrames" in page and '"label":"Play"' in page
+    assert '"name":"2024-03-31 23:00"' in page  # its last step: the last bar of the window

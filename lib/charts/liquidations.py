@@ -446,7 +446,13 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
                                      hovertemplate="%{x:$,.0f}: %{y:$,.0f} liquidated<extra></extra>"))
         bars_top = max([bars_top, *(float(y.max()) for r in realised for _, y in r.values() if y.size)])
     _map_axes(fig, bars_top, max(d.curve_top for d in drawn))
-    line, label = fig.layout.shapes[0].to_plotly_json(), fig.layout.annotations[0].to_plotly_json()
+    # the price's label rides on its line: a frame's annotations would replace every annotation
+    # of the figure, an export's footer among them
+    label = fig.layout.annotations[0]
+    fig.layout.annotations = []
+    line = fig.layout.shapes[0].to_plotly_json() | {"label": {
+        "textposition": "end", "textangle": 0, "xanchor": "left", "yanchor": "top", "padding": 4,
+        "font": {"size": label.font.size, "color": label.font.color}}}
     names = [f"{step.last_ts:%Y-%m-%d %H:%M}" for step in steps]
     fig.frames = [go.Frame(
         name=name,
@@ -454,9 +460,9 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
         + [{"type": "scatter", "x": d.curves[side][0], "y": d.curves[side][1]} for side in (LONG, SHORT)]
         + ([] if realised is None else _realised_traces(realised[i])),
         layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle + note))}},
-                "shapes": [line | {"x0": d.price, "x1": d.price}],
-                "annotations": [label | {"x": d.price, "text": f"last ${d.price:,.0f}"}]},
+                "shapes": [_price_line(line, d.price)]},
     ) for i, (d, name) in enumerate(zip(drawn, names, strict=True))]
+    fig.layout.shapes = [_price_line(line, drawn[-1].price)]
     animate = {"frame": {"duration": REPLAY_FRAME_MS, "redraw": True}, "transition": {"duration": 0}}
     fig.update_layout(
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "xanchor": "left", "y": -0.12,
@@ -469,9 +475,14 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
                   "steps": [{"label": name, "method": "animate",
                              "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
                             for name in names]}],
-        margin_b=150, height=MAP_HEIGHT + 90,
+        margin_b=(fig.layout.margin.b or theme.MARGIN_B) + theme.CONTROLS_PX, height=MAP_HEIGHT + theme.CONTROLS_PX,
     )
     return fig
+
+
+def _price_line(line: dict, price: float) -> dict:
+    """The map's dashed line at `price`, labelled with it."""
+    return line | {"x0": price, "x1": price, "label": line["label"] | {"text": f"last ${price:,.0f}"}}
 
 
 def _range_traces(fig: go.Figure, ranges: pl.DataFrame, side: Side, curve: str) -> None:

@@ -50,6 +50,8 @@ DATE_TEXT = "%a %d %b %Y %H:%M"
 MAX_WEEKEND_WINDOWS = 160  # about three years; beyond that the bands blur into grey
 
 EXPORT_WIDTH, EXPORT_HEIGHT, EXPORT_SCALE = 1600, 900, 2
+MARGIN_B = 48  # the template's bottom margin
+CONTROLS_PX = 100  # what an animated figure adds under its plot for its play buttons and step slider
 
 
 def _axis() -> dict[str, Any]:
@@ -87,7 +89,7 @@ TEMPLATE = go.layout.Template(
         },
         "hovermode": "x unified",
         "hoverlabel": {"bgcolor": "white", "bordercolor": AXIS, "font": {"family": FONT, "size": 12, "color": INK}},
-        "margin": {"l": 64, "r": 24, "t": 72, "b": 48},
+        "margin": {"l": 64, "r": 24, "t": 72, "b": MARGIN_B},
     }
 )
 

@@ -253,7 +253,8 @@ def test_the_replay_animates_the_map_of_each_step_on_fixed_axes() -> None:
             assert list(moving.x) == list(drawn.x) and list(moving.y) == pytest.approx(list(drawn.y), nan_ok=True)
         assert frame.layout.xaxis.range == alone.layout.xaxis.range
         assert frame.layout.shapes[0].x0 == alone.layout.shapes[0].x0
-        assert frame.layout.annotations[0].text == alone.layout.annotations[0].text
+        assert frame.layout.shapes[0].label.text == alone.layout.annotations[0].text  # "last $80,123"
+        assert not frame.layout.annotations  # a frame leaves the figure's annotations (an export's footer) alone
     for axis in ("yaxis", "yaxis2"):  # the largest top of any step: consumption shows as shrinking bars
         assert fig.layout[axis].range[1] == max(alone.layout[axis].range[1] for alone in static)
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["Play", "Pause"]
