@@ -332,7 +332,12 @@ class _MapData:
     curves: dict[str, tuple[np.ndarray, np.ndarray]]  # side -> x, cumulative USD
     bars_top: float
     curve_top: float
-    subtitle: str
+    when: datetime
+    method: str
+
+    def subtitle(self, note: str = "") -> str:
+        """When the levels stood, a `note` on what else is drawn, and how they were estimated."""
+        return f"Levels open at {self.when.strftime(theme.DATE_TEXT)} UTC{note} · {self.method}"
 
 
 def _map_data(estimate: LevelEstimate, window: float) -> _MapData:
@@ -349,8 +354,8 @@ def _map_data(estimate: LevelEstimate, window: float) -> _MapData:
     return _MapData(price, low, high, tiers,
                     {side: ((curves["price"] + half).to_numpy(), curves[f"{side}_cumulative_usd"].to_numpy())
                      for side in (LONG, SHORT)},
-                    float(stacked["usd"].max()) if stacked.height else 0.0, curve_top,
-                    f"Levels open at {estimate.last_ts.strftime(theme.DATE_TEXT)} UTC · {estimate.density.method}")
+                    float(stacked["usd"].max()) if stacked.height else 0.0, curve_top, estimate.last_ts,
+                    estimate.density.method)
 
 
 def liquidation_map_figure(
@@ -388,8 +393,7 @@ def liquidation_map_figure(
         curve_top = max(curve_top, float(np.nanmax(ranges.select("long_high_usd", "short_high_usd").to_numpy(),
                                                    initial=0.0)))
     shaded = "" if spread is None else f" · shaded: each curve's range over {spread.runs} assumption sets"
-    subtitle = drawn.subtitle.replace(" UTC · ", f" UTC{shaded} · ", 1)
-    theme.frame(fig, title, subtitle, MAP_HEIGHT)
+    theme.frame(fig, title, drawn.subtitle(shaded), MAP_HEIGHT)
     fig.update_layout(barmode="stack", bargap=0.05, hovermode="closest", legend_traceorder="normal")
     fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[drawn.low, drawn.high])
     _map_axes(fig, drawn.bars_top, curve_top)
@@ -436,7 +440,7 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
     fig = liquidation_map_figure(steps[-1], window=window, title=title)
     bars_top = max(d.bars_top for d in drawn)
     if realised is not None:
-        fig.update_layout(title_subtitle_text="<br>".join(theme.wrap(drawn[-1].subtitle + note)),
+        fig.update_layout(title_subtitle_text="<br>".join(theme.wrap(drawn[-1].subtitle(note))),
                           margin_t=fig.layout.margin.t + 20)  # a second legend row
         for (side, name, symbol), (x, y) in zip(REALISED_MARKERS, (realised[-1][s] for s, _, _ in REALISED_MARKERS),
                                                 strict=True):
@@ -459,25 +463,30 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
         data=[{"type": "bar", "x": x, "y": y} for _, x, y in d.tiers]  # a frame's traces merge into the figure's
         + [{"type": "scatter", "x": d.curves[side][0], "y": d.curves[side][1]} for side in (LONG, SHORT)]
         + ([] if realised is None else _realised_traces(realised[i])),
-        layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle + note))}},
+        layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle(note)))}},
                 "shapes": [_price_line(line, d.price)]},
     ) for i, (d, name) in enumerate(zip(drawn, names, strict=True))]
     fig.layout.shapes = [_price_line(line, drawn[-1].price)]
+    return _play_controls(fig, names)
+
+
+def _play_controls(fig: go.Figure, names: list[str]) -> go.Figure:
+    """Play and Pause buttons and a slider over the frames `names`, on the last, under the plot."""
     animate = {"frame": {"duration": REPLAY_FRAME_MS, "redraw": True}, "transition": {"duration": 0}}
-    fig.update_layout(
+    return fig.update_layout(
         updatemenus=[{"type": "buttons", "direction": "left", "x": 0, "xanchor": "left", "y": -0.12,
                       "yanchor": "top", "showactive": False, "buttons": [
                           {"label": "Play", "method": "animate", "args": [None, animate | {"fromcurrent": True}]},
                           {"label": "Pause", "method": "animate",
                            "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}]}],
-        sliders=[{"active": len(steps) - 1, "x": 0.14, "len": 0.86, "y": -0.08, "yanchor": "top",
+        sliders=[{"active": len(names) - 1, "x": 0.14, "len": 0.86, "y": -0.08, "yanchor": "top",
                   "currentvalue": {"prefix": "Levels open at ", "suffix": " UTC", "xanchor": "right"},
                   "steps": [{"label": name, "method": "animate",
                              "args": [[name], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
                             for name in names]}],
-        margin_b=(fig.layout.margin.b or theme.MARGIN_B) + theme.CONTROLS_PX, height=MAP_HEIGHT + theme.CONTROLS_PX,
+        margin_b=(fig.layout.margin.b or theme.MARGIN_B) + theme.CONTROLS_PX,
+        height=(fig.layout.height or MAP_HEIGHT) + theme.CONTROLS_PX,
     )
-    return fig
 
 
 def _price_line(line: dict, price: float) -> dict:
