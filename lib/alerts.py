@@ -2,7 +2,7 @@
 
 The figures are the overview row's (`lib.overview.asset_rows`, read through the brief's `AsOf`, so
 nothing after the moment is used) and the level model's cascade-fragility ratio (estimated longs
-within -5 % against the weekend's 1 % bid depth where depth is cached, `lib.brief.book`). Each
+within -5 % against the weekend's 1 % bid depth where depth is cached, `lib.overview.near_levels`). Each
 `RULES` entry is one limit a desk can set; a figure that is not cached is reported as not checked,
 never as fine.
 """
@@ -17,7 +17,6 @@ import polars as pl
 
 from lib import brief
 from lib import overview as ov
-from lib.analytics.liquidations import LONG
 from lib.charts.liquidations import usd_text
 from lib.charts.overview import funding_text, pct_text
 from lib.schema import SYMBOL
@@ -97,15 +96,10 @@ class Checked:
 
 
 def rows(load: Loader, view: View, asof: datetime) -> tuple[pl.DataFrame, datetime | None]:
-    """Per asset of `view`: its overview row as of `asof` with longs_depth_multiple, and the
-    latest ts read."""
+    """Per asset of `view`: its overview row as of `asof`, and the latest ts read."""
     reader = brief.AsOf(load, asof)
     market = ov.read_market(reader, view, asof)
-    fragile = ov.fragility(market, view)
-    longs = brief.book(fragile).filter((pl.col("side") == LONG) & (pl.col("band") == -ov.ROW_BAND))
-    multiple = longs.select(SYMBOL, pl.col("depth_multiple").alias("longs_depth_multiple"))
-    asset_rows = ov.asset_rows(market, view, fragile).join(multiple, on=SYMBOL, how="left", maintain_order="left")
-    return asset_rows, reader.used_until
+    return ov.asset_rows(market, view, ov.fragility(market, view)), reader.used_until
 
 
 def check(asset_rows: pl.DataFrame, limits: Mapping[str, float]) -> pl.DataFrame:

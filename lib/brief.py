@@ -189,19 +189,13 @@ def _liquidity_line(r: dict) -> str:
     return f"{r[SYMBOL]}: weekend / weekday {measure} {ratio}. {r['verdict'] or ''}".strip()
 
 
-def book(fragile: pl.DataFrame) -> pl.DataFrame:
-    """The fragility rows against the weekend book where depth is cached, else the only ones there are."""
-    period = "weekend" if "weekend" in fragile["period"].to_list() else fragile["period"][0] if fragile.height else None
-    return fragile.filter(pl.col("period").eq_missing(period))
-
-
 def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
     """Longs and shorts within each band, and the multiple of 1 % depth (the weekend book where
     cached) the nearest band would sell or buy into."""
     mine = fragile.filter(pl.col(SYMBOL) == symbol)
     if mine.is_empty():
         return f"{symbol}: no bars to estimate from"
-    booked, sides = book(mine), []
+    booked, sides = ov.weekend_book(mine), []
     for side, word, depth_side in ((LONG, "longs", "bids"), (SHORT, "shorts", "asks")):
         rows = booked.filter(pl.col("side") == side).sort(pl.col("band").abs())
         bands = ", ".join(f"{usd_text(r['liquidation_usd'])} within {pct_text(r['band'], signed=True, digits=0)}"
@@ -329,7 +323,7 @@ def _ratio_marker(fig: go.Figure, r: dict) -> None:
 
 def _clusters(fig: go.Figure, fragile: pl.DataFrame, symbol: str) -> None:
     """Each band's estimate as a bar, with a whisker over its range under other assumptions."""
-    shown = book(fragile).sort("band")
+    shown = ov.weekend_book(fragile).sort("band")
     usd = shown["liquidation_usd"]
     whiskers = None if shown["low_usd"].null_count() else {
         "type": "data", "symmetric": False, "array": (shown["high_usd"] - usd).to_list(),

@@ -234,19 +234,28 @@ def fragility(market: Market, view: View, *, with_range: bool = False) -> pl.Dat
 RANGE_COLUMNS = {"liquidation_usd": "_usd", "low_usd": "_low_usd", "high_usd": "_high_usd"}  # fragility -> near_levels
 
 
+def weekend_book(fragile: pl.DataFrame) -> pl.DataFrame:
+    """The fragility rows against the weekend book where depth is cached, else the only ones there are."""
+    period = "weekend" if "weekend" in fragile["period"].to_list() else fragile["period"][0] if fragile.height else None
+    return fragile.filter(pl.col("period").eq_missing(period))
+
+
 def near_levels(fragile: pl.DataFrame, band: float = ROW_BAND) -> pl.DataFrame:
     """Per symbol of a `fragility` frame: estimated_long_usd within -`band`, estimated_short_usd
     within +`band`, each with its range over other assumptions (estimated_long_low_usd, ..._high_usd;
-    null where `fragility` ran without it), and volume_proxy."""
+    null where `fragility` ran without it), longs_depth_multiple (those longs against the 1 % bid
+    depth of the `weekend_book`; null without depth) and volume_proxy."""
     long_band = (pl.col("side") == LONG) & (pl.col("band") == -band)
     short_band = (pl.col("side") == SHORT) & (pl.col("band") == band)
-    return fragile.group_by(SYMBOL).agg(
+    near = fragile.group_by(SYMBOL).agg(
         *(pl.col(column).filter(long_band).first().alias(f"estimated_long{suffix}")
           for column, suffix in RANGE_COLUMNS.items()),
         *(pl.col(column).filter(short_band).first().alias(f"estimated_short{suffix}")
           for column, suffix in RANGE_COLUMNS.items()),
         pl.col("volume_proxy").first(),
     )
+    multiple = weekend_book(fragile).filter(long_band).select(SYMBOL, pl.col("depth_multiple").alias("longs_depth_multiple"))
+    return near.join(multiple, on=SYMBOL, how="left")
 
 
 def level_ranges(load: Loader, view: View) -> pl.DataFrame:

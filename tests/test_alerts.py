@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from lib import alerts, brief
+from lib import overview as ov
 from lib.cli import ALERT_OPTIONS, ALERTS_CROSSED, main
 from lib.schema import SYMBOL
 from lib.sources.files import read_import
@@ -99,7 +100,7 @@ def test_the_cli_reads_the_figures_the_brief_shows(cache_with_depth: Path, capsy
     checks = pl.DataFrame(json.loads(capsys.readouterr().out)["checks"])
     view = View(("BTC", "ETH", "SOL"), "binance", "1h", date(2025, 8, 1), date(2025, 8, 31), "utc")
     made = brief.build(Store(cache_with_depth).read, view, DEPTH_DAY, Store(cache_with_depth).status(), is_demo=False)
-    nearest = brief.book(made.fragility).filter(pl.col("side") == "long", pl.col("band") == -0.05)
+    nearest = ov.weekend_book(made.fragility).filter(pl.col("side") == "long", pl.col("band") == -0.05)
     multiples = dict(zip(nearest[SYMBOL], nearest["depth_multiple"], strict=True))
     depth = checks.filter(pl.col("rule") == "longs_vs_depth")
     assert len(multiples) == 3 and dict(zip(depth[SYMBOL], depth["value"], strict=True)) == multiples
