@@ -18,7 +18,7 @@ import polars as pl
 from lib import brief
 from lib import overview as ov
 from lib.charts.liquidations import usd_text
-from lib.charts.overview import funding_text, pct_text
+from lib.charts.overview import escaped, funding_text, pct_text
 from lib.schema import SYMBOL
 from lib.views import Loader
 from lib.viewstate import View
@@ -126,8 +126,19 @@ def run(load: Loader, view: View, asof: datetime, limits: Mapping[str, float]) -
     return Checked(used_until, check(asset_rows, limits))
 
 
-def lines(checked: Checked) -> list[str]:
-    """The checks for a terminal or a mail: crossed limits first, then the rest."""
-    ranked = checked.checks.sort(pl.col("status").replace_strict({CROSSED: 0, NOT_CHECKED: 1, OK: 2}),
-                                 maintain_order=True)
+def lines(checks: pl.DataFrame) -> list[str]:
+    """`check`'s rows for a terminal or a mail: crossed limits first, then the rest."""
+    ranked = checks.sort(pl.col("status").replace_strict({CROSSED: 0, NOT_CHECKED: 1, OK: 2}), maintain_order=True)
     return [f"{r['status'].upper():11s}  {r[SYMBOL]}  {r['text']}" for r in ranked.iter_rows(named=True)]
+
+
+def markdown(checks: pl.DataFrame) -> str:
+    """`check`'s rows for a page: the crossed limits, one line each, or that none of them is; and
+    how many figures were not cached to check."""
+    crossed = checks.filter(pl.col("status") == CROSSED)
+    missing = (checks["status"] == NOT_CHECKED).sum()
+    not_checked = f" ({missing} not checked: figure not cached)" if missing else ""
+    if crossed.is_empty():
+        return escaped(f"No limit crossed: {checks.height} checked{not_checked}.")
+    head = f"**{crossed.height} of {checks.height} limits crossed**{not_checked}:"
+    return escaped("  \n".join([head, *(f"{r[SYMBOL]}: {r['text']}" for r in crossed.iter_rows(named=True))]))

@@ -463,7 +463,7 @@ def cmd_alerts(store: Store, args: argparse.Namespace) -> int:
         print(f"Cascade alerts as of {_when(asof)} ({', '.join(view.assets)}, {view.exchange} {view.timeframe}; data "
               f"read up to the bar of {_when(checked.used_until)}): {checked.crossed.height} of "
               f"{checked.checks.height} limits crossed")
-        print("\n".join(alerts.lines(checked)))
+        print("\n".join(alerts.lines(checked.checks)))
     return ALERTS_CROSSED if checked.crossed.height else 0
 
 

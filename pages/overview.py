@@ -1,14 +1,21 @@
 """Overview: the state of each asset at a glance (each number opens its page with the view that
-computes it), the story of the selected window, and the desk's weekend brief."""
+computes it), the desk's alert limits checked against it, the story of the selected window, and
+the desk's weekend brief."""
 
 import streamlit as st
 
-from lib import brief, export, ui
+from lib import alerts, brief, export, ui
 from lib import overview as ov
-from lib.charts.overview import PROXY_NOTE, range_note, row_table
+from lib.charts.overview import LIMIT_INPUTS, PROXY_NOTE, range_note, row_table
 
 ui.default_dates(ov.story_window)
 active, view = ui.analytics_page("Overview")
+with st.sidebar.expander("Alert limits (kept in the link)"):
+    st.caption("Checked against the table's figures; 0 sets no limit. `python -m lib alerts` checks the same "
+               "from cron.")
+    limits = {name: value * per for name, (label, step, per) in LIMIT_INPUTS.items()
+              if (value := ui.linked(st.number_input, label, min_value=0.0, value=0.0, step=step, format="%g",
+                                         key=f"ov_limit_{name}"))}
 shown = ui.overview(active, view)
 if shown.story.bars.is_empty():
     ui.stop_without_bars(active, view, view.assets)
@@ -32,6 +39,9 @@ if st.session_state.pop("ov_brief_asked", False):
                               mime="application/zip", key="ov_brief_download", width="stretch")
 
 st.markdown(row_table(shown.rows, {symbol: ov.links(view, shown.asof, symbol) for symbol in view.assets}))
+if limits:
+    checks = alerts.check(shown.rows, limits)
+    (st.warning if (checks["status"] == alerts.CROSSED).any() else st.success)(alerts.markdown(checks))
 ranges = st.empty()  # filled after the chart: 9 more level-model runs per asset
 st.caption("  \n".join(v for v in shown.rows["verdict"].drop_nulls()))
 if shown.rows["volume_proxy"].any():

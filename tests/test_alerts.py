@@ -64,7 +64,7 @@ def test_a_figure_that_is_not_cached_is_not_checked_and_says_why() -> None:
 
 def test_the_lines_put_crossed_limits_first() -> None:
     checks = alerts.check(pl.DataFrame([row("BTC", change_24h=0.01), row("ETH", change_24h=-0.1)]), {"drop_24h": 5})
-    made = alerts.lines(alerts.Checked(CASCADE_DAY, checks))
+    made = alerts.lines(checks)
     assert made == ["CROSSED      ETH  −10.0 % over 24 h (limit −5 %)", "OK           BTC  +1.0 % over 24 h (limit −5 %)"]
 
 

@@ -201,6 +201,20 @@ def test_overview_on_real_data_shows_the_saturday_and_weekday_cascades(monkeypat
     assert all(f"{symbol} longs \\$" in ranges for symbol in ("BTC", "ETH", "SOL")), ranges
 
 
+def test_the_alert_limits_in_the_link_are_checked_against_the_table(monkeypatch, recent_cache: Path) -> None:
+    at = run_overview(monkeypatch, recent_cache, end="2026-02-05", ov_limit_drop_24h="5",
+                      ov_limit_liquidated_24h="100", ov_limit_funding="1")
+    (warned,) = [w.value for w in at.warning if "limits crossed" in w.value]
+    lines = warned.split("  \n")
+    assert lines[0] == "**4 of 9 limits crossed** (2 not checked: figure not cached):"
+    assert lines[1:] == ["BTC: −14.0\u00a0% over 24 h (limit −5\u00a0%)", "BTC: \\$483M liquidated over 24 h (limit \\$100M)",
+                         "ETH: −15.0\u00a0% over 24 h (limit −5\u00a0%)", "SOL: −14.9\u00a0% over 24 h (limit −5\u00a0%)"]
+    assert at.number_input(key="ov_limit_liquidated_24h").value == 100  # in USD M, as the input says
+    at.number_input(key="ov_limit_drop_24h").set_value(20).run()
+    at.number_input(key="ov_limit_liquidated_24h").set_value(0).run()  # 0: no limit
+    assert [s.value for s in at.success] == ["No limit crossed: 6 checked."]
+
+
 def test_the_level_ranges_hold_the_rows_estimates(recent_cache: Path) -> None:
     load = Store(recent_cache, read_only=True).read
     view = View(("SOL", "BTC"), "binance", "1h", date(2026, 1, 20), date(2026, 2, 12), "utc")

@@ -213,11 +213,23 @@ def range_note(ranges: pl.DataFrame, runs: int) -> str:
     parts = [f"{row[SYMBOL]} longs {usd_text(row['estimated_long_low_usd'])}–{usd_text(row['estimated_long_high_usd'])}, "
              f"shorts {usd_text(row['estimated_short_low_usd'])}–{usd_text(row['estimated_short_high_usd'])}"
              for row in ranges.iter_rows(named=True) if row["estimated_long_low_usd"] is not None]
-    return (_escaped(f"Est. −5 % / +5 % over {runs} assumption sets (split rule × leverage tilt): " + " · ".join(parts))
+    return (escaped(f"Est. −5 % / +5 % over {runs} assumption sets (split rule × leverage tilt): " + " · ".join(parts))
             if parts else "")
 
 
-def _escaped(text: str) -> str:
+# `lib.alerts.RULES` name -> (the page's input for its limit, the input's step, the limit per unit
+# of the input); an input left at 0 sets no limit
+LIMIT_INPUTS: dict[str, tuple[str, float, float]] = {
+    "drop_24h": ("Fell over 24 h, at least (%)", 1.0, 1.0),
+    "off_30d_high": ("Below the 30-day high, at least (%)", 1.0, 1.0),
+    "liquidated_24h": ("Liquidated over 24 h, at least (USD M)", 10.0, 1e6),
+    "longs_vs_depth": ("Est. longs −5 % against 1 % bid depth, at least (×)", 0.5, 1.0),
+    "funding": ("Funding of either sign, at least (% per interval)", 0.01, 1.0),
+    "weekend_ratio": ("Weekend / weekday volume, at most (×)", 0.05, 1.0),
+}
+
+
+def escaped(text: str) -> str:
     """Streamlit's Markdown reads $...$ as LaTeX: escape the dollar signs of amounts; and keep a
     percent sign on its number's line."""
     return text.replace("$", "\\$").replace(" %", "\u00a0%")
@@ -230,8 +242,8 @@ def row_table(rows: pl.DataFrame, links: Mapping[str, Mapping[str, str]]) -> str
     lines = [header, "|" + " --- |" * (len(TABLE_COLUMNS) + 1)]
     for row in rows.iter_rows(named=True):
         text, hrefs = cells(row), links.get(row[SYMBOL], {})
-        shown = [f"[{_escaped(text[key])}]({hrefs[key]})" if key in hrefs and text[key] not in MISSING
-                 else _escaped(text[key])
+        shown = [f"[{escaped(text[key])}]({hrefs[key]})" if key in hrefs and text[key] not in MISSING
+                 else escaped(text[key])
                  for _, key in TABLE_COLUMNS]
         lines.append(f"| **{row[SYMBOL]}** | " + " | ".join(shown) + " |")
     return "\n".join(lines)
