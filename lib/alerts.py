@@ -1,10 +1,10 @@
-"""Alert thresholds: which of a desk's limits the cached figures cross as of a moment, for a cron job.
+"""Alert thresholds: which of a desk's limits the cached figures cross as of a moment, for a cron
+job (`python -m lib alerts`) and for the overview page's limits.
 
-The figures are the overview row's (`lib.overview.asset_rows`, read through the brief's `AsOf`, so
-nothing after the moment is used) and the level model's cascade-fragility ratio (estimated longs
-within -5 % against the weekend's 1 % bid depth where depth is cached, `lib.overview.near_levels`). Each
-`RULES` entry is one limit a desk can set; a figure that is not cached is reported as not checked,
-never as fine.
+The figures are the overview row's (`lib.overview.asset_rows`; `rows` reads them through the brief's
+`AsOf`, so nothing after the moment is used), the level model's cascade-fragility ratio among them
+(estimated longs within -5 % against the weekend's 1 % bid depth where cached). Each `RULES` entry
+is one limit a desk can set; a figure that is not cached is reported as not checked, never as fine.
 """
 
 from __future__ import annotations
