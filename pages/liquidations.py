@@ -111,7 +111,7 @@ with right:
     for note in shown.at_step.notes:
         st.caption(note)
 
-if ui.linked(st.toggle, f"Play the window: the map at {views.REPLAY_STEPS} steps, animated", key="liq_play",
+if ui.linked(st.toggle, f"Play the window: the map at up to {views.REPLAY_STEPS} steps, animated", key="liq_play",
              help="Re-runs the level model up to each step. Play shows the estimated levels being consumed as "
                   "price moves, and marks the liquidations measured since the step before where they happened"):
     with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window..."):
