@@ -220,7 +220,7 @@ def fragility(market: Market, view: View, *, with_range: bool = False) -> pl.Dat
         oi = market.open_interest.filter(pl.col(SYMBOL) == symbol)
         oi = None if oi.is_empty() else oi
         bucket = nice_bucket_usd(window["low"].min(), window["high"].max())
-        estimate = levels.estimate_levels(bars, oi, bucket_usd=bucket)
+        estimate = levels.estimate_levels(bars, oi, bucket_usd=bucket, history=False)  # the levels open now, no heatmap
         bands = levels.fragility_by_weekend(estimate, market.depth.filter(pl.col(SYMBOL) == symbol), view.weekend)
         spread = levels.spread_over_assumptions(bars, oi, levels.tier_table(), bucket_usd=bucket) if with_range else None
         if spread is not None:
