@@ -472,12 +472,16 @@ def _badges(name: str, key: tuple, _make: Callable[..., dict[str, str]], _args: 
 
 
 def export_all(page: str, figures: dict[str, go.Figure], view: View, footers: dict[str, str],
-               assumptions: dict | None = None) -> None:
+               assumptions: dict | None = None, optional: tuple[str, dict[str, go.Figure]] = ("", {})) -> None:
     """'Export all charts': one zip of PNGs (2x) and a standalone HTML page, made on the server,
     each chart with its badge (`footers[name]`, as shown under it) as its footer, and a model's
-    `assumptions` in full as assumptions.json."""
+    `assumptions` in full as assumptions.json. `optional`: a checkbox's label and the figures it
+    adds, for charts too slow to render every time (an animation's frames)."""
     with st.expander("Export all charts (PNG + HTML)"):
         name = export_name(page, view)
+        label, extra = optional
+        if extra and st.checkbox(label, key=f"{page}_export_optional"):
+            figures = figures | extra
         # a callback, not the click's return value: it survives a rerun between the click and this line
         st.button("Build the zip", key=f"{page}_export", on_click=st.session_state.update, kwargs={f"{page}_export_asked": True})
         if st.session_state.pop(f"{page}_export_asked", False):

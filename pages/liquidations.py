@@ -111,16 +111,18 @@ with right:
     for note in shown.at_step.notes:
         st.caption(note)
 
+replay = {}  # offered to "Export all charts" on request only: a PNG per step takes a minute
 if ui.linked(st.toggle, f"Play the window: the map at up to {views.REPLAY_STEPS} steps, animated", key="liq_play",
              help="Re-runs the level model up to each step. Play shows the estimated levels being consumed as "
                   "price moves, and marks the liquidations measured since the step before where they happened"):
     with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window..."):
-        replayed = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd)
-    # not in "Export all charts" (a PNG per step takes a minute): `python -m lib export --replay` writes them
-    ui.chart(replayed, "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["map"])
+        replay["replay"] = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd)
+    footers = footers | {"replay": footers["map"]}  # a new dict: the badges are a cached, shared one
+    ui.chart(replay["replay"], "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["replay"])
 
 if "scorecard" in figures:
     st.subheader("Scorecard: were the estimated levels where liquidations happened?")
     ui.chart(figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view),
              footers["scorecard"])
-ui.export_all(f"liquidations_{symbol}", figures, view, footers, shown.at_step.assumptions)
+ui.export_all(f"liquidations_{symbol}", figures, view, footers, shown.at_step.assumptions,
+              optional=("With the replay: a PNG per step (about a minute)", replay))

@@ -325,6 +325,17 @@ def test_a_link_can_play_the_window(monkeypatch, real_cache: Path) -> None:
     assert marked == ["Longs liquidated", "Shorts liquidated"]  # BTC's hourly totals are cached
     assert all(len(frame["data"]) == len(replayed["data"]) for frame in replayed["frames"])
 
+    exported: dict[str, dict] = {}  # what goes into the zip (export.bundle draws each frame: tests/test_export.py)
+    monkeypatch.setattr(export, "bundle", lambda figures, footer, title, **_: exported.update(
+        {name: (len(fig.frames), footer[name]) for name, fig in figures.items()}) or {})
+    build = next(b for b in at.button if b.label == "Build the zip")
+    build.click().run()
+    assert "replay" not in exported  # a minute of PNGs, only when asked
+    at.checkbox(key="liquidations_BTC_export_optional").check().run()
+    next(b for b in at.button if b.label == "Build the zip").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert exported["replay"] == (60, exported["map"][1])  # animated, with the map's badge as its footer
+
 
 def test_the_fragility_table_gives_the_range_over_other_assumptions(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
