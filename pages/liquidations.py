@@ -111,7 +111,7 @@ with right:
     for note in shown.at_step.notes:
         st.caption(note)
 
-replay = {}  # offered to "Export all charts" on request only: a PNG per step takes a minute
+replay = {}  # offered to "Export all charts" on request only: its 60 PNGs take 30-60 s
 if ui.linked(st.toggle, f"Play the window: the map at up to {views.REPLAY_STEPS} steps, animated", key="liq_play",
              help="Re-runs the level model up to each step. Play shows the estimated levels being consumed as "
                   "price moves, and marks the liquidations measured since the step before where they happened"):
@@ -125,4 +125,4 @@ if "scorecard" in figures:
     ui.chart(figures["scorecard"], "liq_scorecard", ui.export_name(f"liquidations_scorecard_{symbol}", view),
              footers["scorecard"])
 ui.export_all(f"liquidations_{symbol}", figures, view, footers, shown.at_step.assumptions,
-              optional=("With the replay: a PNG per step (about a minute)", replay))
+              optional=("With the replay: a PNG per step (30-60 s more)", replay))
