@@ -208,6 +208,7 @@ def with_map(figures: dict[str, go.Figure], symbol: str, at_step: levels.LevelEs
 
 
 REPLAY_STEPS = 60  # the replay's frames: at most this many bars of the window, evenly spaced, the last included
+REPLAY_RANGE_MAX_BARS = 15_000  # each step's range re-runs the model 9 times: 60 steps x 9 runs of up to this many bars
 
 
 def replay_steps(window: pl.DataFrame, steps: int = REPLAY_STEPS) -> list[datetime]:
@@ -220,13 +221,24 @@ def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_inter
            options: LiquidationOptions, bucket_usd: float) -> go.Figure:
     """The liquidation map at each of `replay_steps` of the window from `since`, animated (the level
     model re-run up to each step, without its per-bar density), with the realised liquidations of
-    `totals` since the step before, placed as the realised heatmap places them."""
+    `totals` since the step before, placed as the realised heatmap places them, and each step's
+    range over assumptions (`sensitivity`) up to `REPLAY_RANGE_MAX_BARS` bars."""
     window = bars.filter(pl.col(TS) >= since)
     times = replay_steps(window)
     steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False) for step in times]
+    spreads = None if bars.height > REPLAY_RANGE_MAX_BARS else [
+        sensitivity(bars, open_interest, bucket_usd, options, step) for step in times]
     realised = None if totals.is_empty() else realised_between(
         realised_heatmap(totals, window, bucket_usd=bucket_usd, placement=options.placement), times)
-    return replay_figure(steps, realised, title=f"{bars[SYMBOL][0]} liquidation map, replayed")
+    return replay_figure(steps, realised, spreads=spreads, title=f"{bars[SYMBOL][0]} liquidation map, replayed")
+
+
+def replay_range_note(bars: int) -> str:
+    """Why the replay has no range over assumptions, or "" where it has one."""
+    if bars <= REPLAY_RANGE_MAX_BARS:
+        return ""
+    return (f"The replay shades no range over other assumptions: its re-runs stop at {REPLAY_RANGE_MAX_BARS:,} bars "
+            f"(60 steps × 9 runs), this view has {bars:,} with the model's warm-up; a coarser timeframe has it.")
 
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,

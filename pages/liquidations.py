@@ -115,10 +115,13 @@ replay = {}  # offered to "Export all charts" on request only: its 60 PNGs take 
 if ui.linked(st.toggle, f"Play the window: the map at up to {views.REPLAY_STEPS} steps, animated", key="liq_play",
              help="Re-runs the level model up to each step. Play shows the estimated levels being consumed as "
                   "price moves, and marks the liquidations measured since the step before where they happened"):
-    with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window..."):
+    with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window, and under "
+                    f"{levels.SPREAD_RUNS} assumption sets at each for its range..."):
         replay["replay"] = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd)
     footers = footers | {"replay": footers["map"]}  # a new dict: the badges are a cached, shared one
     ui.chart(replay["replay"], "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["replay"])
+    if note := views.replay_range_note(bars.height):
+        st.caption(note)
 
 if "scorecard" in figures:
     st.subheader("Scorecard: were the estimated levels where liquidations happened?")

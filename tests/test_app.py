@@ -324,6 +324,8 @@ def test_a_link_can_play_the_window(monkeypatch, real_cache: Path) -> None:
     marked = [trace.get("name") for trace in replayed["data"][-2:]]
     assert marked == ["Longs liquidated", "Shorts liquidated"]  # BTC's hourly totals are cached
     assert all(len(frame["data"]) == len(replayed["data"]) for frame in replayed["frames"])
+    assert all("range over 9 assumption sets" in frame["layout"]["title"]["subtitle"]["text"]  # 1,920 bars: shaded
+               for frame in replayed["frames"])
 
     exported: dict[str, dict] = {}  # what goes into the zip (export.bundle draws each frame: tests/test_export.py)
     monkeypatch.setattr(export, "bundle", lambda figures, footer, title, **_: exported.update(

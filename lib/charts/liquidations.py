@@ -374,7 +374,7 @@ def liquidation_map_figure(
                    hovertemplate=f"{leverage:g}× · %{{x:$,.0f}}: %{{y:$,.0f}}<extra></extra>"),
             secondary_y=False,
         )
-    ranges = None if spread is None else spread.curves.filter(pl.col("price").is_between(drawn.low, drawn.high))
+    ranges = None if spread is None else _ranges(spread, drawn)
     for side, color, label in ((LONG, theme.LONG_COLOR, "Cumulative longs (price falls)"),
                                (SHORT, theme.SHORT_COLOR, "Cumulative shorts (price rises)")):
         if ranges is not None:
@@ -388,16 +388,28 @@ def liquidation_map_figure(
     fig.add_vline(x=drawn.price, line={"color": theme.INK, "width": 1.2, "dash": "dash"})
     fig.add_annotation(x=drawn.price, y=1.0, yref="paper", text=f"last ${drawn.price:,.0f}", showarrow=False,
                        yanchor="top", xanchor="left", xshift=4, font={"size": 11, "color": theme.INK}, bgcolor="white")
-    curve_top = drawn.curve_top
-    if ranges is not None and ranges.height:
-        curve_top = max(curve_top, float(np.nanmax(ranges.select("long_high_usd", "short_high_usd").to_numpy(),
-                                                   initial=0.0)))
-    shaded = "" if spread is None else f" · shaded: each curve's range over {spread.runs} assumption sets"
-    theme.frame(fig, title, drawn.subtitle(shaded), MAP_HEIGHT)
+    theme.frame(fig, title, drawn.subtitle(_shaded(spread)), MAP_HEIGHT)
     fig.update_layout(barmode="stack", bargap=0.05, hovermode="closest", legend_traceorder="normal")
     fig.update_xaxes(title_text="Price (USD)", tickprefix="$", tickformat=",.0f", range=[drawn.low, drawn.high])
-    _map_axes(fig, drawn.bars_top, curve_top)
+    _map_axes(fig, drawn.bars_top, _curve_top(drawn, ranges))
     return fig
+
+
+def _ranges(spread: Spread, drawn: _MapData) -> pl.DataFrame:
+    """The curves' ranges of `spread` inside the map's window."""
+    return spread.curves.filter(pl.col("price").is_between(drawn.low, drawn.high))
+
+
+def _shaded(spread: Spread | None) -> str:
+    return "" if spread is None else f" · shaded: each curve's range over {spread.runs} assumption sets"
+
+
+def _curve_top(drawn: _MapData, ranges: pl.DataFrame | None) -> float:
+    """The top of the cumulative axis: the curves' and, where drawn, their ranges'."""
+    if ranges is None or not ranges.height:
+        return drawn.curve_top
+    return max(drawn.curve_top, float(np.nanmax(ranges.select("long_high_usd", "short_high_usd").to_numpy(),
+                                                initial=0.0)))
 
 
 def _map_axes(fig: go.Figure, bars_top: float, curve_top: float) -> None:
@@ -429,15 +441,18 @@ def _realised_traces(realised: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
 
 
 def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | None = None, *,
-                  window: float = MAP_WINDOW, title: str = "Liquidation map, replayed") -> go.Figure:
+                  spreads: Sequence[Spread] | None = None, window: float = MAP_WINDOW,
+                  title: str = "Liquidation map, replayed") -> go.Figure:
     """`liquidation_map_figure` at each of `steps` (level estimates after successive bars) as one
     animation, a frame per step, with a play button and a slider over the steps; it opens on the
     last step. With `realised` (`realised_between` the steps), each frame also marks the
-    liquidations measured since the step before, where they happened. Both y axes keep the largest
+    liquidations measured since the step before, where they happened; with `spreads` (one per
+    step), it shades each curve's range over assumptions at that step. Both y axes keep the largest
     top of any step, so levels being consumed show as bars and curves that shrink."""
-    note = "" if realised is None else REALISED_NOTE
+    note = _shaded(spreads[-1] if spreads else None) + ("" if realised is None else REALISED_NOTE)
     drawn = [_map_data(step, window) for step in steps]
-    fig = liquidation_map_figure(steps[-1], window=window, title=title)
+    ranges = [None] * len(drawn) if not spreads else [_ranges(s, d) for s, d in zip(spreads, drawn, strict=True)]
+    fig = liquidation_map_figure(steps[-1], window=window, title=title, spread=spreads[-1] if spreads else None)
     bars_top = max(d.bars_top for d in drawn)
     if realised is not None:
         fig.update_layout(title_subtitle_text="<br>".join(theme.wrap(drawn[-1].subtitle(note))),
@@ -449,7 +464,7 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
                                      "color": color, "line": {"width": 1, "color": "white"}},
                                      hovertemplate="%{x:$,.0f}: %{y:$,.0f} liquidated<extra></extra>"))
         bars_top = max([bars_top, *(float(y.max()) for r in realised for _, y in r.values() if y.size)])
-    _map_axes(fig, bars_top, max(d.curve_top for d in drawn))
+    _map_axes(fig, bars_top, max(_curve_top(d, r) for d, r in zip(drawn, ranges, strict=True)))
     # the price's label rides on its line: a frame's annotations would replace every annotation
     # of the figure, an export's footer among them
     label = fig.layout.annotations[0]
@@ -461,11 +476,12 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
     fig.frames = [go.Frame(
         name=name,
         data=[{"type": "bar", "x": x, "y": y} for _, x, y in d.tiers]  # a frame's traces merge into the figure's
-        + [{"type": "scatter", "x": d.curves[side][0], "y": d.curves[side][1]} for side in (LONG, SHORT)]
+        + [{"type": "scatter", "x": x, "y": y} for side in (LONG, SHORT)
+           for x, y in [*([] if r is None else _range_edges(r, side)), d.curves[side]]]
         + ([] if realised is None else _realised_traces(realised[i])),
         layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle(note)))}},
                 "shapes": [_price_line(line, d.price)]},
-    ) for i, (d, name) in enumerate(zip(drawn, names, strict=True))]
+    ) for i, (d, r, name) in enumerate(zip(drawn, ranges, names, strict=True))]
     fig.layout.shapes = [_price_line(line, drawn[-1].price)]
     return _play_controls(fig, names)
 
@@ -499,13 +515,17 @@ def _range_traces(fig: go.Figure, ranges: pl.DataFrame, side: Side, curve: str) 
     sets of `ranges` (`levels.spread`), on the map's cumulative axis, in the legend group of the
     `curve` it surrounds (hidden and shown with it)."""
     fill = theme.LONG_RANGE_FILL if side == LONG else theme.SHORT_RANGE_FILL
-    edges = ranges.drop_nulls(f"{side}_low_usd")
-    for edge, word, filled in (("low", "lowest", None), ("high", "highest", "tonexty")):
+    for (x, y), word, filled in zip(_range_edges(ranges, side), ("lowest", "highest"), (None, "tonexty"), strict=True):
         fig.add_trace(go.Scatter(
-            x=edges["price"].to_numpy(), y=edges[f"{side}_{edge}_usd"].to_numpy(), mode="lines", fill=filled,
-            fillcolor=fill, line={"width": 0, "color": fill}, legendgroup=curve, showlegend=False,
-            hovertemplate=f"%{{x:$,.0f}}: {word} %{{y:$,.0f}}<extra>{curve}, range</extra>",
+            x=x, y=y, mode="lines", fill=filled, fillcolor=fill, line={"width": 0, "color": fill}, legendgroup=curve,
+            showlegend=False, hovertemplate=f"%{{x:$,.0f}}: {word} %{{y:$,.0f}}<extra>{curve}, range</extra>",
         ), secondary_y=True)
+
+
+def _range_edges(ranges: pl.DataFrame, side: Side) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`side`'s lowest and highest cumulative curve of `ranges`: (bucket centres, USD) each."""
+    edges = ranges.drop_nulls(f"{side}_low_usd")
+    return [(edges["price"].to_numpy(), edges[f"{side}_{edge}_usd"].to_numpy()) for edge in ("low", "high")]
 
 
 # ---------------------------------------------------------------------------------------------

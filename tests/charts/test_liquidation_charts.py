@@ -20,6 +20,7 @@ from lib.analytics.liquidation_levels import (
     consumption_score,
     estimate_levels,
     spread,
+    spread_over_assumptions,
     tier_table,
     tilted,
 )
@@ -239,11 +240,16 @@ def test_liquidation_map_shades_each_curve_over_its_range(week: tuple) -> None:
     assert "range over 9 assumption sets" in fig.layout.title.subtitle.text
 
 
-def test_the_replay_animates_the_map_of_each_step_on_fixed_axes() -> None:
+@pytest.mark.parametrize("with_range", [False, True])
+def test_the_replay_animates_the_map_of_each_step_on_fixed_axes(with_range: bool) -> None:
     bars, _, oi = market(7 * 24)
     steps = [estimate_levels(bars.head(n), oi.head(n), bucket_usd=100.0, history=False) for n in (48, 96, 168)]
-    fig = replay_figure(steps)
-    static = [liquidation_map_figure(step) for step in steps]
+    spreads = [spread_over_assumptions(bars.head(n), oi.head(n), tier_table(), bucket_usd=100.0)
+               for n in (48, 96, 168)] if with_range else None
+    fig = replay_figure(steps, spreads=spreads)
+    static = [liquidation_map_figure(step, spread=s) for step, s in zip(steps, spreads or [None] * 3, strict=True)]
+    shaded = [frame.layout.title.subtitle.text for frame in fig.frames] + [fig.layout.title.subtitle.text]
+    assert all(("range over 9 assumption sets" in text) == with_range for text in shaded)
     assert [frame.name for frame in fig.frames] == [f"{s.last_ts:%Y-%m-%d %H:%M}" for s in steps]
     assert [step.label for step in fig.layout.sliders[0].steps] == [frame.name for frame in fig.frames]
     assert fig.layout.sliders[0].active == 2  # it opens on the last step, as the static map
