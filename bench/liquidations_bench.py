@@ -5,6 +5,9 @@ store_bench.py, and hourly bars made from them):
   and their range over other assumptions (the model re-run 9 times, as the page's fragility table);
 - the realised heatmap of a year of 1-minute liquidation totals, placed by each minute's range
   and summed into hourly rows (as the page does with ``every="1h"``);
+- the page's replay of a 20-day window of hourly bars (60 days of warm-up before it, as the page
+  loads): the model re-run at 60 steps, each with its range over the 9 assumption sets, and the
+  animated figure's JSON;
 - the size of that heatmap's figure JSON (what Streamlit sends to the browser) with the price line
   the page draws over it (hourly or 1-minute, min-max decimated to the screen by
   `lib.charts.downsample.minmax`), and with all 525,600 minutes undecimated for contrast.
@@ -17,12 +20,14 @@ Prints one line per figure. Goals: levels < 1 s, heatmap < 0.5 s (issue 6), figu
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lib  # noqa: E402, F401  (before polars: lib sets the allocator polars reads once)
 
 import numpy as np
+import plotly.graph_objects as go
 import polars as pl
 
 from drawdowns_bench import best_of, machine  # noqa: E402
@@ -33,7 +38,8 @@ from lib.analytics.liquidations import nice_bucket_usd, realised_heatmap  # noqa
 from lib.charts.liquidations import realised_heatmap_figure  # noqa: E402
 from lib.charts.downsample import minmax  # noqa: E402
 from lib.schema import TS  # noqa: E402
-from lib.views import LiquidationOptions, sensitivity  # noqa: E402
+from lib.analytics.liquidation_levels import WARM_UP  # noqa: E402
+from lib.views import LiquidationOptions, replay, sensitivity  # noqa: E402
 
 MINUTES_1Y = 365 * 24 * 60
 SEED = 21
@@ -84,6 +90,18 @@ def level_bucket_usd(hours: pl.DataFrame, oi: pl.DataFrame) -> float:
     return grid.price.size * grid.bucket_usd / LEVEL_BUCKETS
 
 
+def replay_window(hours: pl.DataFrame, oi: pl.DataFrame, totals: pl.DataFrame) -> go.Figure:
+    """`views.replay` of the year's last 20 days, on the bars and open interest the page loads for
+    them (from `WARM_UP` before), with the window's liquidation totals summed into hours."""
+    since = hours[TS].max() - timedelta(days=20)
+    loaded = pl.col(TS) >= since - WARM_UP
+    hourly_totals = totals.filter(pl.col(TS) >= since).group_by_dynamic(TS, every="1h").agg(
+        pl.col("long_usd", "short_usd").sum())
+    bars = hours.filter(loaded)
+    return replay(bars, since, hourly_totals, oi.filter(loaded), LiquidationOptions(),
+                  nice_bucket_usd(bars["low"].min(), bars["high"].max()))
+
+
 def main() -> None:
     print(machine())
     rng = np.random.default_rng(SEED)
@@ -101,6 +119,10 @@ def main() -> None:
                                repeats=2)
     print(f"range over other assumptions (views.sensitivity: {len(SPLIT_RULES) * len(TILTS)} runs of the levels "
           f"above): {sensitivity_s:.2f} s")
+
+    replay_s, replayed = best_of(lambda: replay_window(hours, oi, totals), repeats=2)
+    print(f"replay of 20 days of hourly bars (60 steps, each with its range): {replay_s:.2f} s, figure JSON "
+          f"{len(replayed.to_json()) / 1e6:.2f} MB")
 
     bucket = nice_bucket_usd(minutes["low"].min(), minutes["high"].max())
     heatmap_s, realised = best_of(lambda: realised_heatmap(totals, minutes, bucket_usd=bucket, every="1h"))
