@@ -33,12 +33,11 @@ import polars as pl
 from drawdowns_bench import best_of, machine  # noqa: E402
 from store_bench import minute_bars  # noqa: E402
 
-from lib.analytics.liquidation_levels import SPLIT_RULES, TILTS, estimate_levels  # noqa: E402
+from lib.analytics.liquidation_levels import SPLIT_RULES, TILTS, WARM_UP, estimate_levels  # noqa: E402
 from lib.analytics.liquidations import nice_bucket_usd, realised_heatmap  # noqa: E402
 from lib.charts.liquidations import realised_heatmap_figure  # noqa: E402
 from lib.charts.downsample import minmax  # noqa: E402
 from lib.schema import TS  # noqa: E402
-from lib.analytics.liquidation_levels import WARM_UP  # noqa: E402
 from lib.views import LiquidationOptions, replay, sensitivity  # noqa: E402
 
 MINUTES_1Y = 365 * 24 * 60
