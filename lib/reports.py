@@ -172,7 +172,7 @@ def liquidation_report(
     grid = realised_heatmap(realised, window, bucket_usd=bucket, every=timeframe)
     totals = window_totals(realised, timeframe).select(pl.col("long_usd", "short_usd", "total_usd").sum())
     (total,) = totals.to_dicts()
-    estimate = estimate_levels(bars, open_interest, bucket_usd=bucket)
+    estimate = estimate_levels(bars, open_interest, bucket_usd=bucket, history=False)  # the levels open now
     ranges = spread_over_assumptions(bars, open_interest, tier_table(), bucket_usd=bucket)
     summary = {
         **header,
@@ -184,21 +184,22 @@ def liquidation_report(
         "total_usd": total["total_usd"],
         "grid": grid_summary(grid),
         "largest_bursts": records(largest_bursts(realised, n=bursts, every=timeframe, bars=window)),
-        "estimated": estimated_summary(estimate, depth, ranges),
+        "estimated": estimated_summary(estimate, bars[TS], depth, ranges),
         "notes": list(notes),
     }
     return Report(summary, json_ready(grid_cells(grid)))
 
 
-def estimated_summary(estimate: LevelEstimate, depth: pl.DataFrame | None = None,
+def estimated_summary(estimate: LevelEstimate, run_over: pl.Series, depth: pl.DataFrame | None = None,
                       ranges: Spread | None = None) -> dict[str, Any]:
-    """The estimate after its last bar: levels still open per side, cascade fragility (against the
-    weekday and weekend 1 % depth when `depth` is given) with its range over other assumptions
-    (`ranges`, null above `liquidation_levels.SPREAD_MAX_BARS` bars), and the assumptions and notes behind it."""
+    """The estimate after its last bar, run over the bars of times `run_over`: levels still open
+    per side, cascade fragility (against the weekday and weekend 1 % depth when `depth` is given)
+    with its range over other assumptions (`ranges`, null above `liquidation_levels.SPREAD_MAX_BARS`
+    bars), and the assumptions and notes behind it."""
     table = fragility(estimate) if depth is None else fragility_by_weekend(estimate, depth)
     return {
         "kind": estimate.assumptions["kind"],
-        **span(estimate.density.ts, "from", "as_of"),
+        **span(run_over, "from", "as_of"),
         "last_price": estimate.last_price,
         "open_long_usd": float(estimate.open_long_usd.sum()),
         "open_short_usd": float(estimate.open_short_usd.sum()),
