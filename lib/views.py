@@ -208,7 +208,7 @@ def with_map(figures: dict[str, go.Figure], symbol: str, at_step: levels.LevelEs
 
 
 REPLAY_STEPS = 60  # the replay's frames: at most this many bars of the window, evenly spaced, the last included
-REPLAY_RANGE_MAX_BARS = 15_000  # each step's range re-runs the model 9 times: 60 steps x 9 runs of up to this many bars
+REPLAY_RANGE_MAX_BARS = 15_000  # each step's range: 3 more runs of the model (9 answers) on up to this many bars, 60 times
 
 
 def replay_steps(window: pl.DataFrame, steps: int = REPLAY_STEPS) -> list[datetime]:
@@ -237,8 +237,8 @@ def replay_range_note(bars: int) -> str:
     """Why the replay has no range over assumptions, or "" where it has one."""
     if bars <= REPLAY_RANGE_MAX_BARS:
         return ""
-    return (f"The replay shades no range over other assumptions: its re-runs stop at {REPLAY_RANGE_MAX_BARS:,} bars "
-            f"(60 steps × 9 runs), this view has {bars:,} with the model's warm-up; a coarser timeframe has it.")
+    return (f"The replay shades no range over other assumptions: it stops at {REPLAY_RANGE_MAX_BARS:,} bars, this "
+            f"view has {bars:,} with the model's warm-up; a coarser timeframe has it.")
 
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,

@@ -35,7 +35,7 @@ estimate against what happened afterwards (nobody else does).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -528,6 +528,7 @@ def fragility(
 
 # leverage tilts: each tier's weight times L ** power, rescaled to sum to 1
 TILTS: dict[str, int] = {"as set": 0, "toward low leverage (w/L)": -1, "toward high leverage (w×L)": 1}
+AS_SET = next(name for name, power in TILTS.items() if power == 0)
 
 
 def tilted(tiers: pl.DataFrame, tilt: str) -> pl.DataFrame:
@@ -537,10 +538,11 @@ def tilted(tiers: pl.DataFrame, tilt: str) -> pl.DataFrame:
     return tiers.with_columns((weight / weight.sum()).alias("weight"))
 
 
-# the model without its per-bar history, once per split rule x leverage tilt (9 runs): 0.16 s on a
-# year of 1h bars (10k), 0.24 s on 26k 15m bars, 1.0 s on 116k 1m bars, 3.8 s on a year of 1m bars
-# (525k); `spread_over_assumptions` skips it above this
-SPREAD_MAX_BARS = 150_000
+# the model without its per-bar history, once per split rule and re-tilted for the other leverage
+# tilts (9 answers, 3 runs): 0.04 s on a year of 1h bars (9k), 0.26 s on 116k 1m bars, 1.0 s on a
+# year of 1m bars (525k; 3.8 s when each tilt was a run); `spread_over_assumptions` skips it above
+# this: a year of 1m bars and the 60 days of warm-up the pages load before it
+SPREAD_MAX_BARS = 620_000
 SPREAD_RUNS = len(SPLIT_RULES) * len(TILTS)
 
 
@@ -567,8 +569,27 @@ def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | No
     `SPREAD_MAX_BARS` bars."""
     if bars.height > SPREAD_MAX_BARS:
         return None
-    return spread([estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, tilt), mmr=tiers,
-                                   history=False, **options) for split in SPLIT_RULES for tilt in TILTS])
+    as_set = [estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, AS_SET), mmr=tiers,
+                              history=False, **options) for split in SPLIT_RULES]
+    return spread([run if tilt == AS_SET else retilted(run, tiers, tilt) for run in as_set for tilt in TILTS])
+
+
+def retilted(estimate: LevelEstimate, tiers: pl.DataFrame, tilt: str) -> LevelEstimate:
+    """`estimate`, a run without history (`history=False`) under the weights of `tiers`, as the
+    same run under `tilted(tiers, tilt)` comes out, without running it: a tier's new levels are
+    opened USD × side share × its weight, and consumption, closures and decay act on every level
+    alike, so each tier's open levels scale with its weight (a tier at weight 0 stays at 0, as it
+    does in every tilt). `tests/analytics` checks it against the re-run."""
+    if len(estimate.consumed_usd):
+        raise ValueError("only a run without history can be re-tilted: its per-bar density mixes the tiers")
+    weights = tier_table(tilted(tiers, tilt), tiers)
+    old = np.array([tier["weight"] for tier in estimate.assumptions["tiers"]])
+    scale = np.divide(weights["weight"].to_numpy(), old, out=np.zeros_like(old), where=old > 0)[:, None]
+    long_open, short_open = estimate.open_long_usd * scale, estimate.open_short_usd * scale
+    facts = estimate.assumptions | {"tiers": weights.select("leverage", "weight", "mmr").to_dicts()}
+    density = replace(estimate.density, long_usd=long_open.sum(axis=0)[None], short_usd=short_open.sum(axis=0)[None],
+                      method=describe(facts))
+    return replace(estimate, density=density, open_long_usd=long_open, open_short_usd=short_open, assumptions=facts)
 
 
 def spread(estimates: list[LevelEstimate]) -> Spread:

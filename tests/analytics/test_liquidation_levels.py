@@ -14,8 +14,10 @@ from polars.testing import assert_frame_equal
 
 from lib.analytics import liquidation_levels
 from lib.analytics.liquidation_levels import (
+    AS_SET,
     LEVERAGE_MIX,
     MMR_TABLE,
+    SPLIT_RULES,
     TILTS,
     LevelEstimate,
     capture,
@@ -30,6 +32,7 @@ from lib.analytics.liquidation_levels import (
     liquidation_prices,
     long_share,
     open_interest_flows,
+    retilted,
     spread,
     tier_table,
     tiers_from_text,
@@ -397,6 +400,29 @@ def test_tilts_move_the_weights_toward_low_or_high_leverage() -> None:
     np.testing.assert_allclose(high, weight * leverage / (weight * leverage).sum())
     assert (round(low[0], 2), round(high[0], 2)) == (0.63, 0.09)  # 5x: the docstring's figures
     assert tilted(tiers, list(TILTS)[2])["mmr"].to_list() == tiers["mmr"].to_list()
+
+
+@pytest.mark.parametrize("split", list(SPLIT_RULES))
+def test_a_retilted_run_is_the_run_under_the_tilted_weights(split: str) -> None:
+    given = random_walk(500)
+    tiers = tier_table(pl.DataFrame({"leverage": [5.0, 10.0, 25.0, 50.0], "weight": [0.4, 0.3, 0.3, 0.0]}),
+                       pl.DataFrame({"leverage": [5.0, 10.0, 25.0, 50.0], "mmr": [0.01, 0.005, 0.005, 0.004]}))
+    def run(tilt: str) -> LevelEstimate:
+        return estimate_levels(given, random_oi(given), bucket_usd=0.5, half_life=timedelta(days=3), split=split,
+                               leverage_mix=tilted(tiers, tilt), mmr=tiers, history=False)
+
+    as_set = run(AS_SET)
+    for tilt in TILTS:
+        derived, rerun = retilted(as_set, tiers, tilt), run(tilt)
+        assert derived.open_long_usd.sum() > 0 and not derived.open_long_usd[-1].any()  # 50x: weight 0 stays 0
+        np.testing.assert_allclose(derived.open_long_usd, rerun.open_long_usd, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(derived.open_short_usd, rerun.open_short_usd, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(derived.density.long_usd, rerun.density.long_usd, rtol=1e-12, atol=1e-9)
+        assert derived.assumptions == rerun.assumptions
+        assert derived.density.method == rerun.density.method and derived.notes == rerun.notes
+        assert_frame_equal(fragility(derived), fragility(rerun), check_exact=False)
+    with pytest.raises(ValueError, match="without history"):
+        retilted(estimate_levels(given, None, bucket_usd=0.5), tier_table(), list(TILTS)[1])
 
 
 def test_spread_is_the_lowest_and_highest_answer_of_the_runs() -> None:
