@@ -11,7 +11,7 @@ way its own page computes it, over the window that page opens with from the row'
 - realised liquidations of the last 24 h (long / short, each asset's finest cached timeframe);
 - estimated long liquidations within -5 % and short within +5 % (the liquidations page's level
   model with its default choices, over the last 30 days after its warm-up), and the latest funding;
-  `level_ranges`: those two estimates' range over the model's other assumptions (9 more runs per
+  `level_ranges`: those two estimates' range over the model's other assumptions (3 more runs per
   asset, so the page shows it after its first chart).
 
 `read_market` reads all of it once; the weekend brief (`lib.brief`) builds on the same frames.
@@ -209,7 +209,7 @@ def fragility(market: Market, view: View, *, with_range: bool = False) -> pl.Dat
     liquidations page runs it for the last `LEVEL_HISTORY` (default choices, warm-up before it);
     ``volume_proxy`` is true where no usable open interest was cached (the USD scale is then arbitrary).
     `with_range`: also each band's low_usd and high_usd over other assumptions
-    (`levels.spread_over_assumptions`, 9 more runs per asset; null above `levels.SPREAD_MAX_BARS` bars)."""
+    (`levels.spread_over_assumptions`, 3 more runs per asset; null above `levels.SPREAD_MAX_BARS` bars)."""
     start = market.asof - LEVEL_HISTORY
     parts = []
     for symbol in view.assets:
