@@ -344,6 +344,7 @@ def cmd_report(store: Store, args: argparse.Namespace) -> int:
 
 
 EXPORT_PAGES = ("drawdowns", "liquidity", "liquidations")  # lib.views.PAGES, without importing it
+REPLAY_MODES = ("window", "bars")  # lib.views.REPLAY_MODES, without importing it
 
 
 def _asked_view(status: list[dict[str, Any]], **asked: str | None) -> View | None:
@@ -375,7 +376,7 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
     written: list[Path] = []
     for page in PAGES if args.page == "all" else (args.page,):
         try:
-            made = page_exports(store.read, badge, page, view, with_replay=args.replay)
+            made = page_exports(store.read, badge, page, view, replay_mode=args.replay)
             files = export.bundle(made.figures, made.footers, f"Cascade: {page}", (args.format,), made.assumptions)
         except (ValueError, export.ExportError) as exc:
             return _fail(f"{page}: {exc}")
@@ -589,9 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--start", type=_utc, help="first day (default: a year before the last cached day)")
     exporting.add_argument("--end", type=_utc, help="last day included (default: the last cached day)")
     exporting.add_argument("--format", choices=("png", "html"), default="png")
-    exporting.add_argument("--replay", action="store_true",
-                           help="liquidations: also the map at evenly spaced steps of the window, as the page plays "
-                                "it (png: one file per step, replay_<asset>_<time>.png; html: animated)")
+    exporting.add_argument("--replay", nargs="?", const="window", choices=REPLAY_MODES,
+                           help="liquidations: also the map played, as the page plays it: at evenly spaced steps of "
+                                "the window (the default) or bar by bar over its last 60 bars (png: one file per "
+                                "step, replay_<asset>_<time>.png; html: animated)")
     exporting.set_defaults(run=cmd_export)
 
     briefing = sub.add_parser("brief", help="the weekend brief (PNG, HTML, Markdown) as of a time, from cached data only")

@@ -207,7 +207,8 @@ def with_map(figures: dict[str, go.Figure], symbol: str, at_step: levels.LevelEs
     return dict(named[:after]) | {"map": drawn} | dict(named[after:])
 
 
-REPLAY_STEPS = 60  # the replay's frames: at most this many bars of the window, evenly spaced, the last included
+REPLAY_STEPS = 60  # the replay's frames: at most this many bars of the window, the last included
+REPLAY_MODES = {"window": "Spread over the window", "bars": "Bar by bar, up to the map's time"}
 REPLAY_RANGE_MAX_BARS = 15_000  # each step's range: 3 more runs of the model (9 answers) on up to this many bars, 60 times
 
 
@@ -218,19 +219,25 @@ def replay_steps(window: pl.DataFrame, steps: int = REPLAY_STEPS) -> list[dateti
 
 
 def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_interest: pl.DataFrame,
-           options: LiquidationOptions, bucket_usd: float) -> go.Figure:
-    """The liquidation map at each of `replay_steps` of the window from `since`, animated (the level
+           options: LiquidationOptions, bucket_usd: float, until: datetime | None = None) -> go.Figure:
+    """The liquidation map at each of `replay_steps` of the window from `since` (with `until`: at
+    each of the `REPLAY_STEPS` bars of the window up to `until`, bar by bar), animated (the level
     model re-run up to each step, without its per-bar density), with the realised liquidations of
     `totals` since the step before, placed as the realised heatmap places them, and each step's
     range over assumptions (`sensitivity`) up to `REPLAY_RANGE_MAX_BARS` bars."""
     window = bars.filter(pl.col(TS) >= since)
-    times = replay_steps(window)
+    if until is None:
+        times, title = replay_steps(window), f"{bars[SYMBOL][0]} liquidation map, replayed"
+    else:
+        times = window.filter(pl.col(TS) <= until)[TS].tail(REPLAY_STEPS).to_list()
+        window = window.filter(pl.col(TS) >= times[0])  # the first frame marks its own bar's liquidations
+        title = f"{bars[SYMBOL][0]} liquidation map, replayed bar by bar to {times[-1]:%Y-%m-%d %H:%M} UTC"
     steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False) for step in times]
     spreads = None if bars.height > REPLAY_RANGE_MAX_BARS else [
         sensitivity(bars, open_interest, bucket_usd, options, step) for step in times]
     realised = None if totals.is_empty() else realised_between(
         realised_heatmap(totals, window, bucket_usd=bucket_usd, placement=options.placement), times)
-    return replay_figure(steps, realised, spreads=spreads, title=f"{bars[SYMBOL][0]} liquidation map, replayed")
+    return replay_figure(steps, realised, spreads=spreads, title=title)
 
 
 def replay_range_note(bars: int) -> str:
@@ -484,10 +491,11 @@ class PageExport:
     assumptions: dict[str, dict] = field(default_factory=dict)
 
 
-def page_exports(load: Loader, badge: Badge, page: str, view: View, *, with_replay: bool = False) -> PageExport:
+def page_exports(load: Loader, badge: Badge, page: str, view: View, *, replay_mode: str | None = None) -> PageExport:
     """Every figure `page` shows for `view` with the page's default choices, and the badge of each.
     The liquidations page is drawn for each asset of the view, its replay at the last bar, and with
-    `with_replay` the map played over the window too (`replay`, as the page's toggle shows it)."""
+    a `replay_mode` (of `REPLAY_MODES`) the map played too (`replay`, as the page's toggle shows it;
+    "bars": bar by bar up to the last bar)."""
     if page == "drawdowns":
         bars, liquidations_ = drawdown_inputs(load, view)
         figures = drawdowns(bars, liquidations_, DrawdownOptions(weekend=view.weekend)).figures
@@ -507,8 +515,9 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View, *, with_repl
                 badges = liquidation_badges(badge, view, bars, totals, oi, bars[TS].max())
                 spread = sensitivity(bars, oi, shown.bucket_usd, options, shown.at_step.last_ts)
                 every[symbol] = with_map(shown.figures, symbol, shown.at_step, spread)
-                if with_replay:
-                    every[symbol]["replay"] = replay(bars, day_bounds(view)[0], totals, oi, options, shown.bucket_usd)
+                if replay_mode is not None:
+                    every[symbol]["replay"] = replay(bars, day_bounds(view)[0], totals, oi, options, shown.bucket_usd,
+                                                     shown.at_step.last_ts if replay_mode == "bars" else None)
                     badges = badges | {"replay": badges["map"]}
                 made.footers.update({f"{name}_{symbol}": badges[name] for name in every[symbol]})
                 made.assumptions[symbol] = shown.at_step.assumptions

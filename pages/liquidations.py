@@ -112,12 +112,15 @@ with right:
         st.caption(note)
 
 replay = {}  # offered to "Export all charts" on request only: its 60 PNGs take 30-60 s
-if ui.linked(st.toggle, f"Play the window: the map at up to {views.REPLAY_STEPS} steps, animated", key="liq_play",
+if ui.linked(st.toggle, f"Play the map: up to {views.REPLAY_STEPS} steps, animated", key="liq_play",
              help="Re-runs the level model up to each step. Play shows the estimated levels being consumed as "
                   "price moves, and marks the liquidations measured since the step before where they happened"):
-    with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps of the window, and under "
+    mode = ui.linked(st.radio, "Steps", list(views.REPLAY_MODES), format_func=views.REPLAY_MODES.get,
+                     horizontal=True, key="liq_play_steps")
+    with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps, and under "
                     f"{levels.SPREAD_RUNS} assumption sets at each for its range..."):
-        replay["replay"] = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd)
+        replay["replay"] = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd,
+                                       shown.at_step.last_ts if mode == "bars" else None)
     footers = footers | {"replay": footers["map"]}  # a new dict: the badges are a cached, shared one
     ui.chart(replay["replay"], "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["replay"])
     if note := views.replay_range_note(bars.height):

@@ -327,6 +327,13 @@ def test_a_link_can_play_the_window(monkeypatch, real_cache: Path) -> None:
     assert all("range over 9 assumption sets" in frame["layout"]["title"]["subtitle"]["text"]  # 1,920 bars: shaded
                for frame in replayed["frames"])
 
+    at.radio(key="liq_play_steps").set_value("bars").run()  # bar by bar up to the map's time
+    at.slider(key="liq_step").set_value(datetime(2026, 1, 31, 23, tzinfo=timezone.utc)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    (by_bar,) = [s for s in charts(at).values() if "replayed bar by bar" in json.dumps(s["layout"]["title"])]
+    names = [frame["name"] for frame in by_bar["frames"]]
+    assert (len(names), names[0], names[-1]) == (60, "2026-01-29 12:00", "2026-01-31 23:00")
+
     exported: dict[str, dict] = {}  # what goes into the zip (export.bundle draws each frame: tests/test_export.py)
     monkeypatch.setattr(export, "bundle", lambda figures, footer, title, **_: exported.update(
         {name: (len(fig.frames), footer[name]) for name, fig in figures.items()}) or {})

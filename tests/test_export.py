@@ -132,11 +132,12 @@ def test_cli_export_into_a_folder_it_cannot_make_fails_with_a_reason(a_file: Pat
     assert f"cannot write into {a_file / 'drawdowns'}: " in capsys.readouterr().err  # no traceback
 
 
-def test_the_cli_offers_every_page_the_views_can_draw() -> None:
-    from lib.cli import EXPORT_PAGES
+def test_the_cli_offers_every_page_and_replay_the_views_can_draw() -> None:
+    from lib.cli import EXPORT_PAGES, REPLAY_MODES
     from lib.views import PAGES
+    from lib.views import REPLAY_MODES as PLAYED
 
-    assert EXPORT_PAGES == PAGES
+    assert EXPORT_PAGES == PAGES and REPLAY_MODES == tuple(PLAYED)
 
 
 def test_cli_export_of_the_liquidations_page_writes_the_model_assumptions(tmp_path: Path, data_dir: Path,
@@ -192,3 +193,9 @@ def test_cli_export_plays_the_liquidation_map_over_the_window(tmp_path: Path, da
     page = (out / "liquidations" / "index.html").read_text()
     assert "BTC liquidation map, replayed" in page and "Plotly.addFrames" in page and '"label":"Play"' in page
     assert '"name":"2024-03-31 23:00"' in page  # its last step: the last bar of the window
+
+    assert main(["--data-dir", str(data_dir), "export", "--out", str(out), "--page", "liquidations", "--assets", "BTC",
+                 "--format", "html", "--replay", "bars"]) == 0
+    page = (out / "liquidations" / "index.html").read_text()
+    assert "BTC liquidation map, replayed bar by bar to 2024-03-31 23:00 UTC" in page
+    assert '"name":"2024-03-29 12:00"' in page and '"name":"2024-03-29 11:00"' not in page  # the last 60 bars

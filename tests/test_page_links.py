@@ -93,6 +93,15 @@ def test_the_replay_step_is_in_the_link(demo: Path) -> None:
     assert any(f"liquidation map at {asked:%Y-%m-%d %H:%M}" in title for title in titles), titles
 
 
+def test_the_replay_and_its_steps_are_in_the_link(demo: Path) -> None:
+    from lib.views import REPLAY_MODES
+
+    at = visit("pages/liquidations.py", {"liq_play": "true", "liq_play_steps": REPLAY_MODES["bars"]})
+    assert not at.exception and link_notes(at) == []
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+    assert any("liquidation map, replayed bar by bar to" in title for title in titles), titles
+
+
 def test_the_hour_of_week_colour_follows_the_linked_statistic(demo: Path) -> None:
     for stat in ("mean", "median"):
         at = visit("pages/liquidity.py", {"lq_stat": stat})
