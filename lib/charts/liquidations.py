@@ -32,7 +32,14 @@ import polars as pl
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from lib.analytics.liquidation_levels import BASELINE_BAND, LevelEstimate, Spread, level_curves, level_map
+from lib.analytics.liquidation_levels import (
+    BASELINE_BAND,
+    LevelEstimate,
+    Spread,
+    fragility,
+    level_curves,
+    level_map,
+)
 from lib.analytics.liquidations import (
     LONG,
     SHORT,
@@ -451,12 +458,14 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
     top of any step, so levels being consumed show as bars and curves that shrink."""
     note = _shaded(spreads[-1] if spreads else None) + ("" if realised is None else REALISED_NOTE)
     drawn = [_map_data(step, window) for step in steps]
+    subtitles = [theme.wrap(d.subtitle(_near_text(step, spread) + note))
+                 for d, step, spread in zip(drawn, steps, spreads or [None] * len(steps), strict=True)]
     ranges = [None] * len(drawn) if not spreads else [_ranges(s, d) for s, d in zip(spreads, drawn, strict=True)]
     fig = liquidation_map_figure(steps[-1], window=window, title=title, spread=spreads[-1] if spreads else None)
     bars_top = max(d.bars_top for d in drawn)
+    fig.update_layout(title_subtitle_text="<br>".join(subtitles[-1]),  # with room for the frames' longest
+                      margin_t=theme.top_margin(max(map(len, subtitles))) + (0 if realised is None else 20))  # legend row 2
     if realised is not None:
-        fig.update_layout(title_subtitle_text="<br>".join(theme.wrap(drawn[-1].subtitle(note))),
-                          margin_t=fig.layout.margin.t + 20)  # a second legend row
         for (side, name, symbol), (x, y) in zip(REALISED_MARKERS, (realised[-1][s] for s, _, _ in REALISED_MARKERS),
                                                 strict=True):
             color = theme.LONG_COLOR if side == LONG else theme.SHORT_COLOR
@@ -479,11 +488,28 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
         + [{"type": "scatter", "x": x, "y": y} for side in (LONG, SHORT)
            for x, y in [*([] if r is None else _range_edges(r, side)), d.curves[side]]]
         + ([] if realised is None else _realised_traces(realised[i])),
-        layout={"xaxis": {"range": [d.low, d.high]}, "title": {"subtitle": {"text": "<br>".join(theme.wrap(d.subtitle(note)))}},
-                "shapes": [_price_line(line, d.price)]},
-    ) for i, (d, r, name) in enumerate(zip(drawn, ranges, names, strict=True))]
+        layout={"xaxis": {"range": [d.low, d.high]},
+                "title": {"subtitle": {"text": "<br>".join(lines)}}, "shapes": [_price_line(line, d.price)]},
+    ) for i, (d, r, lines, name) in enumerate(zip(drawn, ranges, subtitles, names, strict=True))]
     fig.layout.shapes = [_price_line(line, drawn[-1].price)]
     return _play_controls(fig, names)
+
+
+REPLAY_BAND = 0.05  # each frame's subtitle gives what a move of this size would liquidate
+
+
+def _near_text(estimate: LevelEstimate, spread: Spread | None) -> str:
+    """" · longs −5 %: $101M ($43M–$163M), shorts +5 %: $13.5M (…)": what a `REPLAY_BAND` move
+    would liquidate after the estimate's last bar, with its range over `spread`'s assumption sets."""
+    bands = fragility(estimate, bands=(REPLAY_BAND,))
+    if spread is not None:
+        bands = spread.beside(bands)
+    parts = []
+    for row in bands.iter_rows(named=True):
+        ranged = f" ({usd_text(row['low_usd'])}–{usd_text(row['high_usd'])})" if row.get("low_usd") is not None else ""
+        word = "longs" if row["side"] == LONG else "shorts"
+        parts.append(f"{word} {row['band']:+.0%}: {usd_text(row['liquidation_usd'])}{ranged}")
+    return " · " + ", ".join(parts)
 
 
 def _play_controls(fig: go.Figure, names: list[str]) -> go.Figure:

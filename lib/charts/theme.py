@@ -205,5 +205,10 @@ def frame(fig: go.Figure, title: str, subtitle: str, height: int) -> go.Figure:
         title={"text": title, "y": 1.0, "yref": "container", "yanchor": "top", "pad": {"t": 14},
                "subtitle": {"text": "<br>".join(lines), "font": {"size": 12, "color": MUTED}}},
         legend={"y": 1.0, "yanchor": "bottom", "x": 0, "xanchor": "left"},
-        margin={"t": 72 + 17 * len(lines)},
+        margin={"t": top_margin(len(lines))},
     )
+
+
+def top_margin(lines: int) -> int:
+    """Pixels above the plot for the title, `lines` of subtitle and one row of legend."""
+    return 72 + 17 * lines

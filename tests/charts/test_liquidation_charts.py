@@ -19,6 +19,7 @@ from lib.analytics.liquidation_levels import (
     capture_summary,
     consumption_score,
     estimate_levels,
+    fragility,
     spread,
     spread_over_assumptions,
     tier_table,
@@ -250,6 +251,11 @@ def test_the_replay_animates_the_map_of_each_step_on_fixed_axes(with_range: bool
     static = [liquidation_map_figure(step, spread=s) for step, s in zip(steps, spreads or [None] * 3, strict=True)]
     shaded = [frame.layout.title.subtitle.text for frame in fig.frames] + [fig.layout.title.subtitle.text]
     assert all(("range over 9 assumption sets" in text) == with_range for text in shaded)
+    for frame, step, spread_ in zip(fig.frames, steps, spreads or [None] * 3, strict=True):  # what −5 % would take
+        longs = fragility(step).filter(pl.col("side") == "long", pl.col("band") == -0.05)["liquidation_usd"].item()
+        ranged = "" if spread_ is None else " ({}–{})".format(*(usd_text(v) for v in spread_.fragility.filter(
+            pl.col("side") == "long", pl.col("band") == -0.05).select("low_usd", "high_usd").row(0)))
+        assert f"longs -5%: {usd_text(longs)}{ranged}, shorts +5%: " in frame.layout.title.subtitle.text.replace("<br>", " ")
     assert [frame.name for frame in fig.frames] == [f"{s.last_ts:%Y-%m-%d %H:%M}" for s in steps]
     assert [step.label for step in fig.layout.sliders[0].steps] == [frame.name for frame in fig.frames]
     assert fig.layout.sliders[0].active == 2  # it opens on the last step, as the static map
