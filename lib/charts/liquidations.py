@@ -555,8 +555,9 @@ def _range_traces(fig: go.Figure, ranges: pl.DataFrame, side: Side, curve: str) 
 
 
 def _range_edges(ranges: pl.DataFrame, side: Side) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`side`'s lowest and highest cumulative curve of `ranges`: (bucket centres, USD) each."""
-    edges = ranges.drop_nulls(f"{side}_low_usd")
+    """`side`'s lowest and highest cumulative curve of `ranges`: (bucket centres, USD) each, as
+    float32 (7 digits, for a shaded band; half the bytes of a replay's 60 frames of them)."""
+    edges = ranges.drop_nulls(f"{side}_low_usd").select(pl.all().cast(pl.Float32))
     return [(edges["price"].to_numpy(), edges[f"{side}_{edge}_usd"].to_numpy()) for edge in ("low", "high")]
 
 
