@@ -100,6 +100,9 @@ def test_the_replay_and_its_steps_are_in_the_link(demo: Path) -> None:
     assert not at.exception and link_notes(at) == []
     titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
     assert any("liquidation map, replayed bar by bar to" in title for title in titles), titles
+    at = visit("pages/liquidations.py", {"liq_play": "true", "liq_play_steps": "<script>alert(1)</script>"})
+    assert not at.exception and at.session_state["liq_play_steps"] == "window"
+    assert any("'liq_play_steps'" in note for note in link_notes(at))
 
 
 def test_the_hour_of_week_colour_follows_the_linked_statistic(demo: Path) -> None:
