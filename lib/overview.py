@@ -260,7 +260,7 @@ def near_levels(fragile: pl.DataFrame, band: float = ROW_BAND) -> pl.DataFrame:
 
 def level_ranges(load: Loader, view: View) -> pl.DataFrame:
     """`near_levels` of `fragility` with its range over other assumptions, as of the end of the view,
-    in the view's order (9 more level-model runs per asset: the overview page shows them after its
+    in the view's order (3 more level-model runs per asset: the overview page shows them after its
     first chart)."""
     near = near_levels(fragility(read_market(load, view, as_of(view)), view, with_range=True))
     return pl.DataFrame({SYMBOL: list(view.assets)}).join(near, on=SYMBOL, maintain_order="left")

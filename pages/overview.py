@@ -42,7 +42,7 @@ st.markdown(row_table(shown.rows, {symbol: ov.links(view, shown.asof, symbol) fo
 if limits:
     checks = alerts.check(shown.rows, limits)
     (st.warning if (checks["status"] == alerts.CROSSED).any() else st.success)(alerts.markdown(checks))
-ranges = st.empty()  # filled after the chart: 9 more level-model runs per asset
+ranges = st.empty()  # filled after the chart: 3 more level-model runs per asset
 st.caption("  \n".join(v for v in shown.rows["verdict"].drop_nulls()))
 if shown.rows["volume_proxy"].any():
     st.caption(PROXY_NOTE)

@@ -50,7 +50,7 @@ DATE_TEXT = "%a %d %b %Y %H:%M"
 MAX_WEEKEND_WINDOWS = 160  # about three years; beyond that the bands blur into grey
 
 EXPORT_WIDTH, EXPORT_HEIGHT, EXPORT_SCALE = 1600, 900, 2
-MARGIN_B = 48  # the template's bottom margin
+MARGIN_T, MARGIN_B = 72, 48  # the template's top margin (the title and one row of legend) and bottom margin
 CONTROLS_PX = 100  # what an animated figure adds under its plot for its play buttons and step slider
 
 
@@ -89,7 +89,7 @@ TEMPLATE = go.layout.Template(
         },
         "hovermode": "x unified",
         "hoverlabel": {"bgcolor": "white", "bordercolor": AXIS, "font": {"family": FONT, "size": 12, "color": INK}},
-        "margin": {"l": 64, "r": 24, "t": 72, "b": MARGIN_B},
+        "margin": {"l": 64, "r": 24, "t": MARGIN_T, "b": MARGIN_B},
     }
 )
 
@@ -211,4 +211,4 @@ def frame(fig: go.Figure, title: str, subtitle: str, height: int) -> go.Figure:
 
 def top_margin(lines: int) -> int:
     """Pixels above the plot for the title, `lines` of subtitle and one row of legend."""
-    return 72 + 17 * lines
+    return MARGIN_T + 17 * lines
