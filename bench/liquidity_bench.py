@@ -8,7 +8,7 @@ of the columns each step reads (the floor) and the straightforward pandas way (t
   `hour_of_week_tests`, `day_of_week_means`, `day_of_week_tests`);
 - measures: every per-bar measure of the page (`with_measures`, EDGE off as on the page);
 - issue 5's figures: hour-of-week aggregates of all those measures, with medians (mean, median, n)
-  and without (mean and n, the heatmap's default), the medians alone, and 2,000
+  and without (mean and n), the medians alone, and 2,000
   block-bootstrap resamples (the weekend effect of every measure on the daily table, and one CI
   straight from the 2.6M one-minute values of an asset, blocked by week).
 

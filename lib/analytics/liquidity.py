@@ -52,6 +52,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import polars.selectors as cs
@@ -82,6 +83,8 @@ REGIME_TYPE = pl.Enum(REGIMES)
 
 # Columns of `aggregate` (long format: one row per group and measure) and `daily`.
 MEASURE, MEAN, MEDIAN, N, N_BARS = "measure", "mean", "median", "n", "n_bars"
+_CELL, _ROW = "_cell", "_row"  # working columns of `aggregate`
+_UNSIGNED = ((2**8, np.uint8), (2**16, np.uint16), (2**32, np.uint32))
 WEEKEND_SHARE = "weekend_share"
 
 # Assumptions, each a default the caller can override.
@@ -450,20 +453,62 @@ def aggregate(
     (bars with a value), sorted by symbol, `by`, then the order of `measures`.
 
     `frame` is a `with_calendar` frame of measures; `by` e.g. `HOUR_OF_WEEK`, `DAY_OF_WEEK`,
-    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``. Medians cost about twice as much
-    as the rest (a selection per group and measure); `with_median=False` leaves them null. They
-    are taken after `drop_nulls`: polars' median of a group holding nulls is three to four times
-    slower than of the same group without them.
+    ``(WEEKEND,)``, ``(REGIME, WEEKEND)`` or ``(YEAR, WEEKDAY)``. `with_median=False` leaves the
+    medians null: they cost most (a selection per group and measure).
+
+    Medians are taken over rows first put in cell order (`cell_numbers`, a stable radix sort), so
+    that each group is a slice: on 7.9M rows and 13 measures that is a quarter faster than polars'
+    hashed `group_by`, whose per-group gathers cost more than the sort. Means alone are faster hashed.
     """
     keys = [SYMBOL, *by]
+    data = frame.lazy().select(*keys, *measures).collect()
 
     def median(m: str) -> pl.Expr:
-        return pl.col(m).drop_nulls().median() if with_median else pl.lit(None, pl.Float64)
+        return pl.col(m).median() if with_median else pl.lit(None, pl.Float64)
 
     stats = [
         pl.struct(pooled(m).alias(MEAN), median(m).alias(MEDIAN), pl.col(m).count().alias(N)).alias(m) for m in measures
     ]
-    return _long(frame.lazy().group_by(keys).agg(stats).collect(), keys, measures).sort(*keys, MEASURE)
+    if not with_median:
+        return _long(data.group_by(keys).agg(stats), keys, measures).sort(*keys, MEASURE)
+    data = data.rechunk()  # gathers from one chunk are faster
+    cells = cell_numbers(data, keys)
+    order = cells.argsort(kind="stable")  # numpy sorts 8- and 16-bit integers by radix
+    in_cells = data.select(measures)[order].with_columns(pl.Series(_CELL, cells[order]).set_sorted(), pl.Series(_ROW, order))
+    wide = in_cells.group_by(_CELL, maintain_order=True).agg(pl.col(_ROW).first(), *stats)
+    keyed = data.select(keys)[wide[_ROW]].hstack(wide.drop(_CELL, _ROW))
+    return _long(keyed, keys, measures).sort(*keys, MEASURE)
+
+
+def cell_numbers(frame: pl.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """Each row's cell: the same number for the same values of `keys` (nulls included), a different
+    one otherwise (mixed radix of `_key_codes`), in the smallest unsigned type that holds them."""
+    codes = [_key_codes(frame[key]) for key in keys]
+    radices = [(c.max() or 0) + 1 + c.has_nulls() for c in codes]  # a null is one more value
+    size = math.prod(radices)
+    if size > 2**32:  # the keys' ranges multiply beyond 32 bits: number the combinations densely
+        return (frame.select(pl.struct(keys).rank("dense")).to_series() - 1).to_numpy()
+    dtype = next(dtype for limit, dtype in _UNSIGNED if size <= limit)
+    cells = np.zeros(frame.height, dtype)
+    for c, radix in zip(codes, radices, strict=True):
+        cells *= radix
+        cells += c.fill_null(radix - 1).to_numpy().astype(dtype, copy=False)  # < radix: no overflow
+    return cells
+
+
+def _key_codes(column: pl.Series) -> pl.Series:
+    """Codes from 0 for a key's values (null stays null), in the values' order: an integer-like key
+    its offset from its minimum where that range is compact; a string key the rank of each run of
+    equal values (a frame sorted by symbol has one run per symbol: a few ranks, not millions)."""
+    if column.dtype == pl.String:
+        starts = (column != column.shift(1)).fill_null(True)
+        return (column.filter(starts).rank("dense") - 1).gather(starts.cum_sum() - 1)
+    physical = column.to_physical()
+    if physical.dtype.is_integer() or physical.dtype == pl.Boolean:
+        offsets = physical.cast(pl.Int64) - physical.min()
+        if (offsets.max() or 0) <= column.len():
+            return offsets
+    return column.rank("dense") - 1
 
 
 def weekend_share(frame: pl.DataFrame | pl.LazyFrame, by: Sequence[str] = HOUR_OF_WEEK) -> pl.DataFrame:

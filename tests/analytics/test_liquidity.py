@@ -365,6 +365,58 @@ def test_aggregate_pools_volatility_as_root_mean_square() -> None:
     assert out[liq.N].to_list() == [3, 2]
 
 
+def grouped_reference(frame: pl.DataFrame, by: list[str], measures: list[str]) -> pl.DataFrame:
+    """`aggregate` written the plain way: polars' hashed group_by over the keys."""
+    keys = ["symbol", *by]
+    return (
+        frame.group_by(keys)
+        .agg(pl.struct(liq.pooled(m).alias(liq.MEAN), pl.col(m).median().alias(liq.MEDIAN),
+                       pl.col(m).count().alias(liq.N)).alias(m) for m in measures)
+        .unpivot(index=keys, on=measures, variable_name=liq.MEASURE, value_name="s")
+        .unnest("s")
+        .with_columns(pl.col(liq.MEASURE).cast(pl.Enum(measures)))
+        .sort(*keys, liq.MEASURE)
+    )
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"g": [3, 1, None, 3, 1, 2, None, 1, 2, 3, 1, 2]},  # nulls are a cell of their own
+        {"g": [10**12, -5, 0, 10**12, -5, 0, 7, 7, 0, -5, 10**12, 7]},  # a range too wide to offset: ranked
+        {"g": [0.5, 0.25, 0.5, None, 0.25, 0.5, 0.75, 0.75, 0.25, 0.5, None, 0.75]},  # floats: ranked
+        {"g": [True, False] * 6, "h": ["a", "b", "a", None, "b", "b", "a", "a", None, "b", "a", "b"]},
+        {"g": [10**12 + i for i in range(12)], "h": [-(10**12) * (i % 3) for i in range(12)]},
+        {f"k{j}": [(i * (j + 1)) % 12 for i in range(12)] for j in range(10)},  # 3 x 12**10 > 2**32 cells: ranked
+    ],
+)
+def test_aggregate_matches_a_hashed_group_by(keys: dict[str, list[object]]) -> None:
+    """Cells are slices of rows put in cell order; whatever the keys' types, nulls and ranges, and
+    with symbols in runs out of order, the cells are polars' groups."""
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame(
+        {"symbol": ["ETH", "ETH", "BTC", "BTC", "ETH", "SOL", "BTC", "BTC", "ETH", "SOL", "SOL", "ETH"], **keys,
+         liq.VOLUME: rng.random(12), liq.REALIZED_VOL: [None, *rng.random(11)]}
+    )
+    by, measures = list(keys), [liq.VOLUME, liq.REALIZED_VOL]
+    assert_frame_equal(liq.aggregate(frame, by, measures), grouped_reference(frame, by, measures))
+    assert liq.cell_numbers(frame, ["symbol", *by]).max() < 3 * 12**2  # compact: small offsets, or dense ranks past 2**32
+
+
+def test_aggregate_matches_a_hashed_group_by_on_the_calendar() -> None:
+    frame = pl.concat([random_walk(24 * 30, symbol=s, seed=i) for i, s in enumerate(("BTC", "ETH"))])
+    measured = liq.with_calendar(liq.with_measures(frame))
+    measures = [liq.VOLUME, liq.AMIHUD, liq.CS_SPREAD, liq.REALIZED_VOL]
+    for by in (liq.HOUR_OF_WEEK, liq.DAY_OF_WEEK, (liq.REGIME, liq.WEEKEND), (liq.YEAR, liq.WEEKDAY), (liq.DATE,)):
+        assert_frame_equal(liq.aggregate(measured, by, measures), grouped_reference(measured, list(by), measures),
+                           check_exact=False, rel_tol=1e-12)
+
+
+def test_an_empty_frame_has_no_cells() -> None:
+    frame = liq.with_calendar(liq.with_measures(random_walk(24))).clear()
+    assert liq.aggregate(frame, liq.HOUR_OF_WEEK, [liq.VOLUME]).height == 0
+
+
 def test_regime_split_at_a_date() -> None:
     frame = liq.with_calendar(liq.with_measures(random_walk(24 * 7)), regime_split=date(2024, 3, 6))
     split = liq.aggregate(frame, (liq.REGIME, liq.WEEKEND), [liq.VOLUME])
