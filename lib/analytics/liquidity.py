@@ -501,8 +501,9 @@ def _key_codes(column: pl.Series) -> pl.Series:
     its offset from its minimum where that range is compact; a string key the rank of each run of
     equal values (a frame sorted by symbol has one run per symbol: a few ranks, not millions)."""
     if column.dtype == pl.String:
-        starts = (column != column.shift(1)).fill_null(True)
-        return (column.filter(starts).rank("dense") - 1).gather(starts.cum_sum() - 1)
+        runs = column.rle_id()
+        starts = (runs != runs.shift(1)).fill_null(True)
+        return (column.filter(starts).rank("dense") - 1).gather(runs)
     physical = column.to_physical()
     if physical.dtype.is_integer() or physical.dtype == pl.Boolean:
         offsets = physical.cast(pl.Int64) - physical.min()
