@@ -474,9 +474,13 @@ def aggregate(
     data = data.rechunk()  # gathers from one chunk are faster
     cells = cell_numbers(data, keys)
     order = cells.argsort(kind="stable")  # numpy sorts 8- and 16-bit integers by radix
-    in_cells = data.select(measures)[order].with_columns(pl.Series(_CELL, cells[order]).set_sorted(), pl.Series(_ROW, order))
-    wide = in_cells.group_by(_CELL, maintain_order=True).agg(pl.col(_ROW).first(), *stats)
-    keyed = data.select(keys)[wide[_ROW]].hstack(wide.drop(_CELL, _ROW))
+    valued = [m for m in measures if data[m].null_count() < data.height]  # EDGE off, no trades: nothing to sort
+    in_cells = data.select(valued)[order].with_columns(pl.Series(_CELL, cells[order]).set_sorted(), pl.Series(_ROW, order))
+    wide = in_cells.group_by(_CELL, maintain_order=True).agg(
+        pl.col(_ROW).first(), *(stat for m, stat in zip(measures, stats, strict=True) if m in valued))
+    empty = pl.struct(pl.lit(None, pl.Float64).alias(MEAN), pl.lit(None, pl.Float64).alias(MEDIAN), pl.lit(0, pl.UInt32).alias(N))
+    keyed = data.select(keys)[wide[_ROW]].hstack(wide.drop(_CELL, _ROW)).with_columns(
+        empty.alias(m) for m in measures if m not in valued)
     return _long(keyed, keys, measures).sort(*keys, MEASURE)
 
 

@@ -396,9 +396,9 @@ def test_aggregate_matches_a_hashed_group_by(keys: dict[str, list[object]]) -> N
     rng = np.random.default_rng(3)
     frame = pl.DataFrame(
         {"symbol": ["ETH", "ETH", "BTC", "BTC", "ETH", "SOL", "BTC", "BTC", "ETH", "SOL", "SOL", "ETH"], **keys,
-         liq.VOLUME: rng.random(12), liq.REALIZED_VOL: [None, *rng.random(11)]}
+         liq.VOLUME: rng.random(12), liq.REALIZED_VOL: [None, *rng.random(11)], liq.TRADES: pl.Series([None] * 12, dtype=pl.Int64)}
     )
-    by, measures = list(keys), [liq.VOLUME, liq.REALIZED_VOL]
+    by, measures = list(keys), [liq.VOLUME, liq.TRADES, liq.REALIZED_VOL]  # trades all null: no values to sort
     assert_frame_equal(liq.aggregate(frame, by, measures), grouped_reference(frame, by, measures))
     assert liq.cell_numbers(frame, ["symbol", *by]).max() < 3 * 12**2  # compact: small offsets, or dense ranks past 2**32
 
