@@ -5,8 +5,9 @@
   (median of reruns), the largest chart (len of the plotly spec) and all elements of the page;
 - every page in Chromium (Playwright) against `streamlit run` on a free loopback port, on the real
   cache: time to the first chart drawn in the first screen (1400 x 1000, unscrolled), bytes over the websocket (the page and its largest chart),
-  and the RSS of the app process after each page; first, the floor of those times on this machine:
-  floor_app.py, a bare Streamlit page drawing one 100-point chart;
+  and the RSS of the app process after each page; first, the floors of those times on this machine:
+  floor_app.py, a bare Streamlit page drawing one 100-point chart, and shell_app.py, the same chart
+  in app.py's shell (a navigation of five pages, the sidebar controls of the Liquidations page);
 - the drawdowns page at 1-minute bars for a year with the big dataset (3 assets x 5 years x 1m,
   7.9M rows, store_bench's random walks, written with Store.write as exchange "bench"): its AppTest
   reruns, the same browser figures and the app's peak RSS (VmHWM).
@@ -50,6 +51,7 @@ from lib.viewstate import choices_from_status, view_params  # noqa: E402
 
 APP = PROJECT_ROOT / "app.py"
 FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
+SHELL_APP = Path(__file__).resolve().parent / "shell_app.py"
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 MINUTES_1Y = 365 * 24 * 60
 MB = 1e6
@@ -396,11 +398,14 @@ async def switch(context: object, base: str, page: Page, pages: list[Page]) -> f
 
 
 async def browser_floor(label: str, data_dir: Path) -> None:
-    """The floor of the first-chart times: floor_app.py (one small chart, nothing else) three ways."""
-    with served(data_dir, FLOOR_APP) as (_, url):
-        async with chromium() as browser:
-            report_visits(f"Floor: a bare Streamlit page with one 100-point chart ({label})",
-                          await visit_three_ways(browser, url))
+    """The floors of the first-chart times, three ways: floor_app.py (one small chart, nothing else)
+    and shell_app.py (that chart in our pages' shell and sidebar)."""
+    floors = {FLOOR_APP: "a bare Streamlit page with one 100-point chart",
+              SHELL_APP: "one 100-point chart in our shell (navigation, the Liquidations sidebar)"}
+    for app, what in floors.items():
+        with served(data_dir, app) as (_, url):
+            async with chromium() as browser:
+                report_visits(f"Floor: {what} ({label})", await visit_three_ways(browser, url))
 
 
 async def browser_section(label: str, data_dir: Path, pages: list[Page], query: dict[str, str] | None = None) -> None:
