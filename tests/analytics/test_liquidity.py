@@ -390,23 +390,28 @@ def grouped_reference(frame: pl.DataFrame, by: list[str], measures: list[str]) -
         {f"k{j}": [(i * (j + 1)) % 12 for i in range(12)] for j in range(10)},  # 3 x 12**10 > 2**32 cells: ranked
     ],
 )
-def test_aggregate_matches_a_hashed_group_by(keys: dict[str, list[object]]) -> None:
-    """Cells are slices of rows put in cell order; whatever the keys' types, nulls and ranges, and
-    with symbols in runs out of order, the cells are polars' groups."""
+def test_cells_are_polars_groups(keys: dict[str, list[object]]) -> None:
+    """`by_cells` takes groups as slices of rows put in cell order; whatever the keys' types, nulls
+    and ranges, and with symbols in runs out of order, they are polars' hashed groups."""
     rng = np.random.default_rng(3)
     frame = pl.DataFrame(
         {"symbol": ["ETH", "ETH", "BTC", "BTC", "ETH", "SOL", "BTC", "BTC", "ETH", "SOL", "SOL", "ETH"], **keys,
-         liq.VOLUME: rng.random(12), liq.REALIZED_VOL: [None, *rng.random(11)], liq.TRADES: pl.Series([None] * 12, dtype=pl.Int64)}
+         "x": [None, *rng.random(11)]}
     )
-    by, measures = list(keys), [liq.VOLUME, liq.TRADES, liq.REALIZED_VOL]  # trades all null: no values to sort
-    assert_frame_equal(liq.aggregate(frame, by, measures), grouped_reference(frame, by, measures))
-    assert liq.cell_numbers(frame, ["symbol", *by]).max() < 3 * 12**2  # compact: small offsets, or dense ranks past 2**32
+    keys_ = ["symbol", *keys]
+    aggs = [pl.col("x").median().alias("median"), pl.col("x").sum().alias("sum"), pl.len().alias("rows")]
+    assert_frame_equal(liq.by_cells(frame, keys_, aggs).sort(keys_), frame.group_by(keys_).agg(aggs).sort(keys_))
+    assert liq.cell_numbers(frame, keys_).max() < 3 * 12**2  # compact: small offsets, or dense ranks past 2**32
 
 
-def test_aggregate_matches_a_hashed_group_by_on_the_calendar() -> None:
+def test_aggregate_by_cells_matches_a_hashed_group_by() -> None:
+    """Medians of `SORTED_FROM_MEASURES` measures or more go by cells; a measure without values
+    (EDGE off) gets null mean and median and n 0, as polars' group_by gives it."""
     frame = pl.concat([random_walk(24 * 30, symbol=s, seed=i) for i, s in enumerate(("BTC", "ETH"))])
-    measured = liq.with_calendar(liq.with_measures(frame))
-    measures = [liq.VOLUME, liq.AMIHUD, liq.CS_SPREAD, liq.REALIZED_VOL]
+    measured = liq.with_calendar(liq.with_measures(frame, with_edge=False))
+    measures = [m for m in liq.BAR_MEASURES if m in measured.columns]
+    assert measured[liq.EDGE_SPREAD].null_count() == measured.height
+    assert len(measures) - 1 >= liq.SORTED_FROM_MEASURES
     for by in (liq.HOUR_OF_WEEK, liq.DAY_OF_WEEK, (liq.REGIME, liq.WEEKEND), (liq.YEAR, liq.WEEKDAY), (liq.DATE,)):
         assert_frame_equal(liq.aggregate(measured, by, measures), grouped_reference(measured, list(by), measures),
                            check_exact=False, rel_tol=1e-12)
@@ -415,6 +420,7 @@ def test_aggregate_matches_a_hashed_group_by_on_the_calendar() -> None:
 def test_an_empty_frame_has_no_cells() -> None:
     frame = liq.with_calendar(liq.with_measures(random_walk(24))).clear()
     assert liq.aggregate(frame, liq.HOUR_OF_WEEK, [liq.VOLUME]).height == 0
+    assert liq.by_cells(frame, ["symbol", *liq.HOUR_OF_WEEK], [pl.col(liq.VOLUME).median()]).height == 0
 
 
 def test_regime_split_at_a_date() -> None:
