@@ -495,7 +495,7 @@ def by_cells(frame: pl.DataFrame, keys: Sequence[str], aggs: Sequence[pl.Expr]) 
     order = cells.argsort(kind="stable")
     in_cells = frame.select(pl.exclude(keys))[order].with_columns(
         pl.Series(_CELL, cells[order]).set_sorted(), pl.Series(_ROW, order))
-    wide = in_cells.group_by(_CELL, maintain_order=True).agg(pl.col(_ROW).first(), *aggs)
+    wide = in_cells.lazy().group_by(_CELL, maintain_order=True).agg(pl.col(_ROW).first(), *aggs).collect()
     return frame.select(keys)[wide[_ROW]].hstack(wide.drop(_CELL, _ROW))
 
 
