@@ -83,13 +83,14 @@ REGIME_TYPE = pl.Enum(REGIMES)
 
 # Columns of `aggregate` (long format: one row per group and measure) and `daily`.
 MEASURE, MEAN, MEDIAN, N, N_BARS = "measure", "mean", "median", "n", "n_bars"
+WEEKEND_SHARE = "weekend_share"
+
 _CELL, _ROW = "_cell", "_row"  # working columns of `by_cells`
 # `aggregate` takes medians by cells from this many measures with values on (7.9M rows: 1 measure
 # 0.29 s by cells against 0.17-0.21 s hashed, 6 measures 0.62 s either way, 10 measures 0.64-0.73
 # s against 0.78-0.90 s)
 SORTED_FROM_MEASURES = 6
 _UNSIGNED = ((2**8, np.uint8), (2**16, np.uint16), (2**32, np.uint32))
-WEEKEND_SHARE = "weekend_share"
 
 # Assumptions, each a default the caller can override.
 SPREAD_WINDOW_BARS = 24  # EDGE and Roll estimate over the trailing 24 bars: one day of hourly bars
