@@ -506,12 +506,12 @@ def fragility(
     (−2 %, −5 %, −10 %), short liquidations up to each band above it. With 1 % depth, also
     ``depth_multiple = liquidation_usd / depth_usd`` (bids for longs, which are sold into them;
     asks for shorts): how many times the book near the price the cascade would eat."""
-    curves = level_curves(estimate)
     centre = estimate.density.centre
     price = estimate.last_price
     rows = []
-    for side, sign, depth in ((LONG, -1, bid_depth_usd), (SHORT, 1, ask_depth_usd)):
-        usd = curves[f"{side}_usd"].to_numpy()
+    for side, sign, depth, levels in ((LONG, -1, bid_depth_usd, estimate.open_long_usd),
+                                      (SHORT, 1, ask_depth_usd, estimate.open_short_usd)):
+        usd = levels.sum(axis=0)  # over the tiers, as `level_curves` sums them
         for band in bands:
             bound = price * (1 + sign * band)
             inside = (centre >= min(price, bound)) & (centre <= max(price, bound))
