@@ -28,7 +28,7 @@ from lib import overview as ov
 from lib.analytics import liquidity as liq
 from lib.analytics.liquidations import LONG, SHORT
 from lib.charts import theme
-from lib.charts.liquidations import usd_text
+from lib.charts.liquidations import usd_range_text, usd_text
 from lib.charts.overview import (
     DEMO_TITLE,
     PRICE_BASE,
@@ -212,7 +212,7 @@ def _cluster_line(symbol: str, fragile: pl.DataFrame) -> str:
 
 def _range_text(r: dict) -> str:
     """A band's range over other assumptions, e.g. " (range $9.6M–$52.2M)", or "" without one."""
-    return "" if r["low_usd"] is None else f" (range {usd_text(r['low_usd'])}–{usd_text(r['high_usd'])})"
+    return "" if r["low_usd"] is None else f" (range {usd_range_text(r['low_usd'], r['high_usd'])})"
 
 
 def _funding_line(r: dict, trend: dict) -> str:

@@ -99,6 +99,11 @@ def usd_text(value: float) -> str:
     return f"{sign}${text}{unit}"
 
 
+def usd_range_text(low: float, high: float) -> str:
+    """A range of USD for people: "$9.6M–$52.2M"."""
+    return f"{usd_text(low)}–{usd_text(high)}"
+
+
 def usd_ticks(top: float, count: int = COLORBAR_TICKS) -> tuple[list[float], list[str]]:
     """Round tick values from 0 up to `top` and their `usd_text` labels."""
     if top <= 0:
@@ -512,7 +517,7 @@ def _near_text(estimate: LevelEstimate, spread: Spread | None) -> str:
         bands = spread.beside(bands)
     parts = []
     for row in bands.iter_rows(named=True):
-        ranged = f" ({usd_text(row['low_usd'])}–{usd_text(row['high_usd'])})" if row.get("low_usd") is not None else ""
+        ranged = f" ({usd_range_text(row['low_usd'], row['high_usd'])})" if row.get("low_usd") is not None else ""
         word = "longs" if row["side"] == LONG else "shorts"
         parts.append(f"{word} {row['band']:+.0%}: {usd_text(row['liquidation_usd'])}{ranged}")
     return " · " + ", ".join(parts)

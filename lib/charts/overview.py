@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 from lib.analytics.liquidations import LONG, SHORT
 from lib.charts import theme
 from lib.charts.downsample import minmax
-from lib.charts.liquidations import usd_text, usd_ticks
+from lib.charts.liquidations import usd_range_text, usd_text, usd_ticks
 from lib.schema import SYMBOL, TIMEFRAMES, TS
 
 STORY_HEIGHT = 660
@@ -210,8 +210,8 @@ def range_note(ranges: pl.DataFrame, runs: int) -> str:
     """One line of Markdown: each asset's estimated longs within -5 % and shorts within +5 % as their
     lowest to highest over `runs` assumption sets (`lib.overview.level_ranges`); empty where none
     has a range."""
-    parts = [f"{row[SYMBOL]} longs {usd_text(row['estimated_long_low_usd'])}–{usd_text(row['estimated_long_high_usd'])}, "
-             f"shorts {usd_text(row['estimated_short_low_usd'])}–{usd_text(row['estimated_short_high_usd'])}"
+    parts = [f"{row[SYMBOL]} longs {usd_range_text(row['estimated_long_low_usd'], row['estimated_long_high_usd'])}, "
+             f"shorts {usd_range_text(row['estimated_short_low_usd'], row['estimated_short_high_usd'])}"
              for row in ranges.iter_rows(named=True) if row["estimated_long_low_usd"] is not None]
     return (escaped(f"Est. −5 % / +5 % over {runs} assumption sets (split rule × leverage tilt): " + " · ".join(parts))
             if parts else "")
