@@ -64,6 +64,7 @@ SIGNIFICANT_MARKER = {"symbol": "circle", "size": 4, "color": "rgba(31, 41, 51, 
 LOG_UNITS = frozenset({"usd", "base", "count", "amihud"})  # heavy right tails: log axes by default
 RATIO_TICKS = (0.25, 0.5, 1, 2, 4, 8, 16)
 NOON = timedelta(hours=12)  # a day's value sits in the middle of the day, inside its weekend band
+MULTIPLES = {"B": 1e9, "M": 1e6, "K": 1e3}  # amounts read "$52M", largest first
 WEEKEND_FALL = 0.05  # the weekend moves' subtitle counts weekends that traded this far under Friday's close
 
 
@@ -78,7 +79,11 @@ class Display:
     digits: str
 
     def axis(self) -> dict[str, Any]:
-        return {"tickprefix": self.prefix, "ticksuffix": self.suffix, "hoverformat": self.digits}
+        """Ticks and hovers in the unit; zero reads "$0", not "$0M" (a multiple of nothing)."""
+        axis = {"tickprefix": self.prefix, "ticksuffix": self.suffix, "hoverformat": self.digits}
+        if self.suffix in MULTIPLES:
+            axis["labelalias"] = {f"{self.prefix}0{self.suffix}": f"{self.prefix}0"}
+        return axis
 
     def text(self, value: float | None) -> str:
         if value is None or math.isnan(value):
@@ -98,7 +103,7 @@ def display(unit: str, values: Sequence[float | None] = ()) -> Display:
     if unit in fixed:
         return fixed[unit]
     largest = max((abs(v) for v in values if v is not None and not math.isnan(v)), default=0.0)
-    divisor, letter = next(((d, s) for d, s in ((1e9, "B"), (1e6, "M"), (1e3, "K")) if largest >= d), (1.0, ""))
+    divisor, letter = next(((d, s) for s, d in MULTIPLES.items() if largest >= d), (1.0, ""))
     return Display(1 / divisor, "$" if unit == "usd" else "", letter, ",.2f")
 
 

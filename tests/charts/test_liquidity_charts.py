@@ -51,6 +51,14 @@ def test_display_formats_each_unit(unit: str, values: list[float], value: float,
     assert charts.display(unit, values).text(value) == text
 
 
+@pytest.mark.parametrize(
+    ("unit", "values", "zero"),
+    [("usd", [5.3e7], {"$0M": "$0"}), ("base", [1378.3], {"0K": "0"}), ("usd", [950.0], None), ("share", [], None)],
+)
+def test_zero_drops_the_multiple_on_axes(unit: str, values: list[float], zero: dict | None) -> None:
+    assert charts.display(unit, values).axis().get("labelalias") == zero
+
+
 def test_every_measure_has_an_axis_title() -> None:
     assert all(charts.axis_title(m, "BTC") for m in liq.MEASURES)
 
