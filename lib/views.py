@@ -234,7 +234,8 @@ def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_inter
         title = f"{bars[SYMBOL][0]} liquidation map, replayed bar by bar to {times[-1]:%Y-%m-%d %H:%M} UTC"
     steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False) for step in times]
     spreads = None if bars.height > REPLAY_RANGE_MAX_BARS else [
-        sensitivity(bars, open_interest, bucket_usd, options, step) for step in times]
+        sensitivity(bars, open_interest, bucket_usd, options, time, made={options.split: step})
+        for time, step in zip(times, steps, strict=True)]
     realised = None if totals.is_empty() else realised_between(
         realised_heatmap(totals, window, bucket_usd=bucket_usd, placement=options.placement), times)
     return replay_figure(steps, realised, spreads=spreads, title=title)
@@ -249,11 +250,11 @@ def replay_range_note(bars: int) -> str:
 
 
 def sensitivity(bars: pl.DataFrame, open_interest: pl.DataFrame, bucket_usd: float, options: LiquidationOptions,
-                until: datetime) -> levels.Spread | None:
+                until: datetime, made: dict[str, levels.LevelEstimate] | None = None) -> levels.Spread | None:
     """`levels.spread_over_assumptions` of the level model on `bars` up to `until`, the page's other
-    options kept; None above `levels.SPREAD_MAX_BARS` bars."""
-    return levels.spread_over_assumptions(*_until(bars, open_interest, until), options.tiers, bucket_usd=bucket_usd,
-                                          half_life=options.half_life)
+    options kept (`made`: its runs already made, see there); None above `levels.SPREAD_MAX_BARS` bars."""
+    return levels.spread_over_assumptions(*_until(bars, open_interest, until), options.tiers, made=made,
+                                          bucket_usd=bucket_usd, half_life=options.half_life)
 
 
 def sensitivity_note(spread: levels.Spread | None, bars: int) -> str:

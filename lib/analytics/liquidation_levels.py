@@ -561,28 +561,31 @@ class Spread:
         return bands.join(self.fragility, on=["side", "band"], how="left", maintain_order="left")
 
 
-def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | None, tiers: pl.DataFrame,
-                            **options: Any) -> Spread | None:
+def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | None, tiers: pl.DataFrame, *,
+                            made: dict[str, LevelEstimate] | None = None, **options: Any) -> Spread | None:
     """The model run on `bars` under every split rule × leverage tilt of `tiers` (`SPLIT_RULES` ×
     `TILTS`, the other `options` of `estimate_levels` kept), and the range of its answers: how much
-    the fragility numbers and the map's curves owe to those assumptions. None above
-    `SPREAD_MAX_BARS` bars."""
+    the fragility numbers and the map's curves owe to those assumptions. `made`: runs already made
+    on these inputs without history, by split rule, under `tiers` as set (not run again). None
+    above `SPREAD_MAX_BARS` bars."""
     if bars.height > SPREAD_MAX_BARS:
         return None
-    as_set = [estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, AS_SET), mmr=tiers,
-                              history=False, **options) for split in SPLIT_RULES]
-    return spread([run if tilt == AS_SET else retilted(run, tiers, tilt) for run in as_set for tilt in TILTS])
+    made = made or {}
+    as_set = [made.get(split) or estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, AS_SET),
+                                                 mmr=tiers, history=False, **options) for split in SPLIT_RULES]
+    weights = {tilt: tier_table(tilted(tiers, tilt), tiers) for tilt in TILTS if tilt != AS_SET}
+    return spread([run if tilt == AS_SET else retilted(run, weights[tilt]) for run in as_set for tilt in TILTS])
 
 
-def retilted(estimate: LevelEstimate, tiers: pl.DataFrame, tilt: str) -> LevelEstimate:
-    """`estimate`, a run without history (`history=False`) under the weights of `tiers`, as the
-    same run under `tilted(tiers, tilt)` comes out, without running it: a tier's new levels are
-    opened USD × side share × its weight, and consumption, closures and decay act on every level
-    alike, so each tier's open levels scale with its weight (a tier at weight 0 stays at 0, as it
-    does in every tilt). `tests/analytics` checks it against the re-run."""
+def retilted(estimate: LevelEstimate, weights: pl.DataFrame) -> LevelEstimate:
+    """`estimate`, a run without history (`history=False`), as the same run under the tier table
+    `weights` (its tiers, other weights: `tier_table(tilted(tiers, tilt), tiers)`) comes out,
+    without running it: a tier's new levels are opened USD × side share × its weight, and
+    consumption, closures and decay act on every level alike, so each tier's open levels scale
+    with its weight (a tier at weight 0 stays at 0, as it does in every tilt). `tests/analytics`
+    checks it against the re-run."""
     if len(estimate.consumed_usd):
         raise ValueError("only a run without history can be re-tilted: its per-bar density mixes the tiers")
-    weights = tier_table(tilted(tiers, tilt), tiers)
     old = np.array([tier["weight"] for tier in estimate.assumptions["tiers"]])
     scale = np.divide(weights["weight"].to_numpy(), old, out=np.zeros_like(old), where=old > 0)[:, None]
     long_open, short_open = estimate.open_long_usd * scale, estimate.open_short_usd * scale

@@ -493,15 +493,15 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
         "textposition": "end", "textangle": 0, "xanchor": "left", "yanchor": "top", "padding": 4,
         "font": {"size": label.font.size, "color": label.font.color}}}
     names = [f"{step.last_ts:%Y-%m-%d %H:%M}" for step in steps]
-    fig.frames = [go.Frame(
-        name=name,
-        data=[{"type": "bar", "x": x, "y": y} for _, x, y in d.tiers]  # a frame's traces merge into the figure's
+    fig.frames = [{  # dicts, not go.Frame: the figure validates its frames anyway (twice was 0.5 s of a replay)
+        "name": name,
+        "data": [{"type": "bar", "x": x, "y": y} for _, x, y in d.tiers]  # a frame's traces merge into the figure's
         + [{"type": "scatter", "x": x, "y": y} for side in (LONG, SHORT)
            for x, y in [*([] if r is None else _range_edges(r, side)), d.curves[side]]]
         + ([] if realised is None else _realised_traces(realised[i])),
-        layout={"xaxis": {"range": [d.low, d.high]},
-                "title": {"subtitle": {"text": "<br>".join(lines)}}, "shapes": [_price_line(line, d.price)]},
-    ) for i, (d, r, lines, name) in enumerate(zip(drawn, ranges, subtitles, names, strict=True))]
+        "layout": {"xaxis": {"range": [d.low, d.high]},
+                   "title": {"subtitle": {"text": "<br>".join(lines)}}, "shapes": [_price_line(line, d.price)]},
+    } for i, (d, r, lines, name) in enumerate(zip(drawn, ranges, subtitles, names, strict=True))]
     fig.layout.shapes = [_price_line(line, drawn[-1].price)]
     return _play_controls(fig, names)
 

@@ -413,7 +413,7 @@ def test_a_retilted_run_is_the_run_under_the_tilted_weights(split: str) -> None:
 
     as_set = run(AS_SET)
     for tilt in TILTS:
-        derived, rerun = retilted(as_set, tiers, tilt), run(tilt)
+        derived, rerun = retilted(as_set, tier_table(tilted(tiers, tilt), tiers)), run(tilt)
         assert derived.open_long_usd.sum() > 0 and not derived.open_long_usd[-1].any()  # 50x: weight 0 stays 0
         np.testing.assert_allclose(derived.open_long_usd, rerun.open_long_usd, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(derived.open_short_usd, rerun.open_short_usd, rtol=1e-12, atol=1e-9)
@@ -422,7 +422,7 @@ def test_a_retilted_run_is_the_run_under_the_tilted_weights(split: str) -> None:
         assert derived.density.method == rerun.density.method and derived.notes == rerun.notes
         assert_frame_equal(fragility(derived), fragility(rerun), check_exact=False)
     with pytest.raises(ValueError, match="without history"):
-        retilted(estimate_levels(given, None, bucket_usd=0.5), tier_table(), list(TILTS)[1])
+        retilted(estimate_levels(given, None, bucket_usd=0.5), tier_table(tilted(tier_table(), list(TILTS)[1])))
 
 
 def test_spread_is_the_lowest_and_highest_answer_of_the_runs() -> None:
