@@ -480,19 +480,23 @@ def level_curves(estimate: LevelEstimate) -> pl.DataFrame:
     curves from the last price outwards: ``long_cumulative_usd(p)`` = long levels with centre in
     [p, last price] (what a fall to p would liquidate, null above the price), and
     ``short_cumulative_usd(p)`` = short levels in [last price, p] (null below it)."""
-    centre = estimate.density.centre
-    price = estimate.last_price
-    long_usd, short_usd = estimate.open_long_usd.sum(axis=0), estimate.open_short_usd.sum(axis=0)
-    below, above = centre <= price, centre >= price
-    long_cumulative = np.where(below, long_usd, 0.0)[::-1].cumsum()[::-1]
-    short_cumulative = np.where(above, short_usd, 0.0).cumsum()
+    long_cumulative, short_cumulative = _cumulative(estimate)
     return pl.DataFrame({
         "price": estimate.density.price,
-        "long_usd": long_usd,
-        "short_usd": short_usd,
-        "long_cumulative_usd": np.where(below, long_cumulative, np.nan),
-        "short_cumulative_usd": np.where(above, short_cumulative, np.nan),
+        "long_usd": estimate.open_long_usd.sum(axis=0),
+        "short_usd": estimate.open_short_usd.sum(axis=0),
+        "long_cumulative_usd": long_cumulative,
+        "short_cumulative_usd": short_cumulative,
     }).fill_nan(None)
+
+
+def _cumulative(estimate: LevelEstimate) -> tuple[np.ndarray, np.ndarray]:
+    """The long and short cumulative curves of `level_curves` per bucket, NaN where they are null."""
+    centre, price = estimate.density.centre, estimate.last_price
+    below, above = centre <= price, centre >= price
+    long_cumulative = np.where(below, estimate.open_long_usd.sum(axis=0), 0.0)[::-1].cumsum()[::-1]
+    short_cumulative = np.where(above, estimate.open_short_usd.sum(axis=0), 0.0).cumsum()
+    return np.where(below, long_cumulative, np.nan), np.where(above, short_cumulative, np.nan)
 
 
 def fragility(
@@ -603,20 +607,28 @@ def spread(estimates: list[LevelEstimate]) -> Spread:
     bands = pl.concat(fragility(e) for e in estimates).group_by("side", "band", maintain_order=True).agg(
         pl.col("liquidation_usd").min().alias("low_usd"), pl.col("liquidation_usd").max().alias("high_usd"))
     half = estimates[0].density.bucket_usd / 2
-    curves = [level_curves(e).select(pl.col("price") + half, "long_cumulative_usd", "short_cumulative_usd")
-              for e in estimates]
-    prices = pl.concat(c.select("price") for c in curves).unique().sort("price")
-    filled = pl.concat(
-        prices.join(c, on="price", how="left").select(
-            "price", pl.col("long_cumulative_usd").fill_null(strategy="backward"),
-            pl.col("short_cumulative_usd").fill_null(strategy="forward"))
-        for c in curves
-    )
-    ranges = filled.group_by("price").agg(
-        *(pl.col(f"{side}_cumulative_usd").min().alias(f"{side}_low_usd") for side in SIDES),
-        *(pl.col(f"{side}_cumulative_usd").max().alias(f"{side}_high_usd") for side in SIDES),
-    )
-    return Spread(len(estimates), bands, ranges.sort("price"))
+    prices = np.unique(np.concatenate([e.density.price + half for e in estimates]))
+    curves = np.full((len(estimates), 2, prices.size), np.nan)  # run, side (long, short), price
+    for run, estimate in zip(curves, estimates, strict=True):
+        run[:, np.searchsorted(prices, estimate.density.price + half)] = _cumulative(estimate)
+        run[:] = _fill_backward(run[0]), _fill_forward(run[1])
+    lows, highs = np.fmin.reduce(curves), np.fmax.reduce(curves)
+    return Spread(len(estimates), bands, pl.DataFrame({
+        "price": prices, "long_low_usd": lows[0], "long_high_usd": highs[0],
+        "short_low_usd": lows[1], "short_high_usd": highs[1],
+    }).fill_nan(None))
+
+
+def _fill_backward(values: np.ndarray) -> np.ndarray:
+    """NaNs take the next value that is not NaN (NaN where none follows)."""
+    ahead = np.minimum.accumulate(np.where(np.isnan(values), values.size, np.arange(values.size))[::-1])[::-1]
+    return np.append(values, np.nan)[ahead]
+
+
+def _fill_forward(values: np.ndarray) -> np.ndarray:
+    """NaNs take the last value before them that is not NaN (NaN where none precedes)."""
+    behind = np.maximum.accumulate(np.where(np.isnan(values), -1, np.arange(values.size)))
+    return np.append(values, np.nan)[behind]
 
 
 # ---------------------------------------------------------------------------------------------
