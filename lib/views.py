@@ -241,6 +241,11 @@ def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_inter
     return replay_figure(steps, realised, spreads=spreads, title=title)
 
 
+def replay_until(mode: str, at_step: levels.LevelEstimate) -> datetime | None:
+    """`replay`'s `until` in a mode of `REPLAY_MODES`: bar by bar to the map's time, or none."""
+    return at_step.last_ts if mode == "bars" else None
+
+
 def replay_range_note(bars: int) -> str:
     """Why the replay has no range over assumptions, or "" where it has one."""
     if bars <= REPLAY_RANGE_MAX_BARS:
@@ -518,7 +523,7 @@ def page_exports(load: Loader, badge: Badge, page: str, view: View, *, replay_mo
                 every[symbol] = with_map(shown.figures, symbol, shown.at_step, spread)
                 if replay_mode is not None:
                     every[symbol]["replay"] = replay(bars, day_bounds(view)[0], totals, oi, options, shown.bucket_usd,
-                                                     shown.at_step.last_ts if replay_mode == "bars" else None)
+                                                     replay_until(replay_mode, shown.at_step))
                     badges = badges | {"replay": badges["map"]}
                 made.footers.update({f"{name}_{symbol}": badges[name] for name in every[symbol]})
                 made.assumptions[symbol] = shown.at_step.assumptions

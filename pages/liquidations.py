@@ -120,7 +120,7 @@ if ui.linked(st.toggle, f"Play the map: up to {views.REPLAY_STEPS} steps, animat
     with st.spinner(f"Re-running the level model at {views.REPLAY_STEPS} steps, and under "
                     f"{levels.SPREAD_RUNS} assumption sets at each for its range..."):
         replay["replay"] = ui.computed(views.replay, bars, lo, totals, open_interest, options, shown.bucket_usd,
-                                       shown.at_step.last_ts if mode == "bars" else None)
+                                       views.replay_until(mode, shown.at_step))
     footers = footers | {"replay": footers["map"]}  # a new dict: the badges are a cached, shared one
     ui.chart(replay["replay"], "liq_replay", ui.export_name(f"liquidations_replay_{symbol}", view), footers["replay"])
     if note := views.replay_range_note(bars.height):

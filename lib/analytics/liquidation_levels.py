@@ -114,6 +114,10 @@ class LevelEstimate:
     def last_ts(self) -> datetime:
         return self.density.ts[-1]
 
+    def open_usd(self, side: str) -> np.ndarray:
+        """USD of `side`'s levels open after the last bar, per bucket of `density.price`, all tiers summed."""
+        return (self.open_long_usd if side == LONG else self.open_short_usd).sum(axis=0)
+
 
 # ---------------------------------------------------------------------------------------------
 # Inputs
@@ -483,8 +487,8 @@ def level_curves(estimate: LevelEstimate) -> pl.DataFrame:
     long_cumulative, short_cumulative = _cumulative(estimate)
     return pl.DataFrame({
         "price": estimate.density.price,
-        "long_usd": estimate.open_long_usd.sum(axis=0),
-        "short_usd": estimate.open_short_usd.sum(axis=0),
+        "long_usd": estimate.open_usd(LONG),
+        "short_usd": estimate.open_usd(SHORT),
         "long_cumulative_usd": long_cumulative,
         "short_cumulative_usd": short_cumulative,
     }).fill_nan(None)
@@ -494,8 +498,8 @@ def _cumulative(estimate: LevelEstimate) -> tuple[np.ndarray, np.ndarray]:
     """The long and short cumulative curves of `level_curves` per bucket, NaN where they are null."""
     centre, price = estimate.density.centre, estimate.last_price
     below, above = centre <= price, centre >= price
-    long_cumulative = np.where(below, estimate.open_long_usd.sum(axis=0), 0.0)[::-1].cumsum()[::-1]
-    short_cumulative = np.where(above, estimate.open_short_usd.sum(axis=0), 0.0).cumsum()
+    long_cumulative = np.where(below, estimate.open_usd(LONG), 0.0)[::-1].cumsum()[::-1]
+    short_cumulative = np.where(above, estimate.open_usd(SHORT), 0.0).cumsum()
     return np.where(below, long_cumulative, np.nan), np.where(above, short_cumulative, np.nan)
 
 
@@ -513,9 +517,8 @@ def fragility(
     centre = estimate.density.centre
     price = estimate.last_price
     rows = []
-    for side, sign, depth, levels in ((LONG, -1, bid_depth_usd, estimate.open_long_usd),
-                                      (SHORT, 1, ask_depth_usd, estimate.open_short_usd)):
-        usd = levels.sum(axis=0)  # over the tiers, as `level_curves` sums them
+    for side, sign, depth in ((LONG, -1, bid_depth_usd), (SHORT, 1, ask_depth_usd)):
+        usd = estimate.open_usd(side)
         for band in bands:
             bound = price * (1 + sign * band)
             inside = (centre >= min(price, bound)) & (centre <= max(price, bound))
