@@ -154,8 +154,14 @@ def _until(bars: pl.DataFrame, oi: pl.DataFrame, until: datetime | None) -> tupl
 
 def _estimate(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: LiquidationOptions,
               until: datetime | None = None, *, history: bool = True) -> levels.LevelEstimate:
-    return levels.estimate_levels(
-        *_until(bars, oi, until), bucket_usd=bucket, split=options.split, half_life=options.half_life,
+    return _estimates(bars, oi, bucket, options, until, (options.split,), history=history)[options.split]
+
+
+def _estimates(bars: pl.DataFrame, oi: pl.DataFrame, bucket: float, options: LiquidationOptions,
+               until: datetime | None, splits: Sequence[str], *, history: bool = True) -> dict[str, levels.LevelEstimate]:
+    """The level model on `bars` up to `until` with the page's options, under each split rule of `splits`."""
+    return levels.estimate_splits(
+        *_until(bars, oi, until), splits, bucket_usd=bucket, half_life=options.half_life,
         leverage_mix=options.tiers.select("leverage", "weight"), mmr=options.tiers.select("leverage", "mmr"),
         history=history,
     )
@@ -232,10 +238,12 @@ def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_inter
         times = window.filter(pl.col(TS) <= until)[TS].tail(REPLAY_STEPS).to_list()
         window = window.filter(pl.col(TS) >= times[0])  # the first frame marks its own bar's liquidations
         title = f"{bars[SYMBOL][0]} liquidation map, replayed bar by bar to {times[-1]:%Y-%m-%d %H:%M} UTC"
-    steps = [_estimate(bars, open_interest, bucket_usd, options, step, history=False) for step in times]
-    spreads = None if bars.height > REPLAY_RANGE_MAX_BARS else [
-        sensitivity(bars, open_interest, bucket_usd, options, time, made={options.split: step})
-        for time, step in zip(times, steps, strict=True)]
+    ranged = bars.height <= REPLAY_RANGE_MAX_BARS  # each step's range takes its run under every split rule
+    runs = [_estimates(bars, open_interest, bucket_usd, options, step, tuple(levels.SPLIT_RULES) if ranged else (options.split,),
+                       history=False) for step in times]
+    steps = [run[options.split] for run in runs]
+    spreads = [sensitivity(bars, open_interest, bucket_usd, options, time, made=run)
+               for time, run in zip(times, runs, strict=True)] if ranged else None
     realised = None if totals.is_empty() else realised_between(
         realised_heatmap(totals, window, bucket_usd=bucket_usd, placement=options.placement), times)
     return replay_figure(steps, realised, spreads=spreads, title=title)

@@ -35,6 +35,7 @@ estimate against what happened afterwards (nobody else does).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -295,25 +296,34 @@ def assumptions(
 # The model
 
 
-def estimate_levels(
+def estimate_levels(bars: pl.DataFrame, open_interest: pl.DataFrame | None = None, *, split: str = "taker",
+                    **options: Any) -> LevelEstimate:
+    """Run the model of the module docstring over `bars` (canonical bars, one symbol) and
+    `open_interest` (canonical open_interest, any resolution, or None for the volume proxy), new
+    positions split between longs and shorts by `split` (`SPLIT_RULES`); `options`: those of
+    `estimate_splits`."""
+    return estimate_splits(bars, open_interest, (split,), **options)[split]
+
+
+def estimate_splits(
     bars: pl.DataFrame,
-    open_interest: pl.DataFrame | None = None,
+    open_interest: pl.DataFrame | None,
+    splits: Sequence[str],
     *,
     bucket_usd: float | None = None,
     leverage_mix: pl.DataFrame = LEVERAGE_MIX,
     mmr: pl.DataFrame = MMR_TABLE,
-    split: str = "taker",
     entry: str = "typical",
     half_life: timedelta | None = None,
     direction_share: float = DIRECTION_LONG_SHARE,
     volume_share: float = VOLUME_OPEN_SHARE,
     history: bool = True,
-) -> LevelEstimate:
-    """Run the model of the module docstring over `bars` (canonical bars, one symbol) and
-    `open_interest` (canonical open_interest, any resolution, or None for the volume proxy).
-    `bucket_usd` defaults to a round size giving about `TARGET_BUCKETS` buckets over the levels.
-    `history=False` skips the density of every bar (the heatmap: ~90 % of the time): the estimate
-    then holds the levels open after the last bar, its density that one row, and no consumed_usd."""
+) -> dict[str, LevelEstimate]:
+    """`estimate_levels` under each split rule of `splits`, by rule: the tiers, open-interest flows,
+    entry prices and survival, which the rules share, made once. `bucket_usd` defaults to a round
+    size giving about `TARGET_BUCKETS` buckets over the levels. `history=False` skips the density
+    of every bar (the heatmap: ~90 % of the time): the estimate then holds the levels open after
+    the last bar, its density that one row, and no consumed_usd."""
     require_one_symbol(bars)
     if bars.is_empty():
         raise ValueError("no bars to estimate liquidation levels from")
@@ -322,28 +332,30 @@ def estimate_levels(
     if "taker_buy_volume" not in bars.columns:
         bars = bars.with_columns(pl.lit(None, pl.Float64).alias("taker_buy_volume"))
     flows, oi_note = open_interest_flows(bars, open_interest, volume_share=volume_share)
-    frame = bars.select(
-        TS, "low", "high", "close", entry_price(entry).alias("entry"),
-        long_share(split, direction_share).alias("long_share"),
-    ).hstack(flows.select("opened_usd", "closed_fraction")).with_columns(_survival(half_life).alias("factor"))
+    frame = bars.select(TS, "low", "high", "close", entry_price(entry).alias("entry")).hstack(
+        flows.select("opened_usd", "closed_fraction")).with_columns(_survival(half_life).alias("factor"))
     long_price, short_price = liquidation_prices(frame["entry"].to_numpy(), tiers)
     if bucket_usd is None:
         bucket_usd = nice_bucket_usd(float(long_price.min()), float(short_price.max()), TARGET_BUCKETS)
-    facts = assumptions(tiers=tiers, bucket_usd=bucket_usd, split=split, entry=entry, half_life=half_life,
-                        direction_share=direction_share, volume_share=volume_share, open_interest=oi_note)
-    first, sides = _sides(frame, tiers, long_price, short_price, bucket_usd)
     factor = frame["factor"].to_numpy()
-    long_open, short_open = (_open_levels(side, factor) for side in sides)
-    if history:
-        density, consumed = _density(sides, factor)
-        ts = frame[TS]
-    else:  # the state after the last bar alone: what its open levels sum to
-        density = np.stack([long_open.sum(axis=0), short_open.sum(axis=0)])[None]
-        consumed, ts = np.zeros((0, 2)), frame[TS].tail(1)
-    price = (first + np.arange(sides[0].width)) * bucket_usd
-    grid = Grid(ts, price, bucket_usd, density[:, 0], density[:, 1], method=describe(facts))
-    return LevelEstimate(grid, tiers["leverage"].to_numpy(), long_open, short_open, consumed,
-                         frame["close"].to_numpy(), (oi_note, *_split_notes(bars, split)), facts)
+    estimates = {}
+    for split in splits:
+        facts = assumptions(tiers=tiers, bucket_usd=bucket_usd, split=split, entry=entry, half_life=half_life,
+                            direction_share=direction_share, volume_share=volume_share, open_interest=oi_note)
+        share = bars.select(long_share(split, direction_share)).to_series().to_numpy()
+        first, sides = _sides(frame, share, tiers, long_price, short_price, bucket_usd)
+        long_open, short_open = (_open_levels(side, factor) for side in sides)
+        if history:
+            density, consumed = _density(sides, factor)
+            ts = frame[TS]
+        else:  # the state after the last bar alone: what its open levels sum to
+            density = np.stack([long_open.sum(axis=0), short_open.sum(axis=0)])[None]
+            consumed, ts = np.zeros((0, 2)), frame[TS].tail(1)
+        price = (first + np.arange(sides[0].width)) * bucket_usd
+        grid = Grid(ts, price, bucket_usd, density[:, 0], density[:, 1], method=describe(facts))
+        estimates[split] = LevelEstimate(grid, tiers["leverage"].to_numpy(), long_open, short_open, consumed,
+                                         frame["close"].to_numpy(), (oi_note, *_split_notes(bars, split)), facts)
+    return estimates
 
 
 def _survival(half_life: timedelta | None) -> pl.Expr:
@@ -373,9 +385,11 @@ class _Side:
 
 
 def _sides(
-    frame: pl.DataFrame, tiers: pl.DataFrame, long_price: np.ndarray, short_price: np.ndarray, bucket_usd: float
+    frame: pl.DataFrame, share: np.ndarray, tiers: pl.DataFrame, long_price: np.ndarray, short_price: np.ndarray,
+    bucket_usd: float,
 ) -> tuple[int, tuple[_Side, _Side]]:
-    """The first bucket index of the grid, and each side's new USD, columns and consumption cuts:
+    """The first bucket index of the grid, and each side's new USD (`share` of each bar's opened
+    USD to longs), columns and consumption cuts:
     a long bucket dies when a bar's low reaches its centre, ``k >= ceil(low / b − 1/2)``; a short
     one when the high does, ``k <= floor(high / b − 1/2)``."""
     long_k, short_k = bucket_index(long_price, bucket_usd), bucket_index(short_price, bucket_usd)
@@ -387,7 +401,7 @@ def _sides(
         raise ValueError(f"{width:,} price buckets of {bucket_usd:g} USD over {frame.height:,} bars is too fine "
                          f"for the level model: choose a bucket of at least {smallest:g} USD")
     low, high = frame["low"].to_numpy() / bucket_usd - 0.5, frame["high"].to_numpy() / bucket_usd - 0.5
-    opened, share = frame["opened_usd"].to_numpy()[:, None], frame["long_share"].to_numpy()[:, None]
+    opened, share = frame["opened_usd"].to_numpy()[:, None], share[:, None]
     weight = tiers["weight"].to_numpy()
     long_cut = np.clip(np.ceil(low).astype(np.int64) - first, 0, width)
     short_cut = np.clip(np.floor(high).astype(np.int64) - first + 1, 0, width)
@@ -577,9 +591,10 @@ def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | No
     above `SPREAD_MAX_BARS` bars."""
     if bars.height > SPREAD_MAX_BARS:
         return None
-    made = made or {}
-    as_set = [made.get(split) or estimate_levels(bars, open_interest, split=split, leverage_mix=tilted(tiers, AS_SET),
-                                                 mmr=tiers, history=False, **options) for split in SPLIT_RULES]
+    missing = [split for split in SPLIT_RULES if split not in (made or {})]
+    runs = (made or {}) | (estimate_splits(bars, open_interest, missing, leverage_mix=tilted(tiers, AS_SET), mmr=tiers,
+                                           history=False, **options) if missing else {})
+    as_set = [runs[split] for split in SPLIT_RULES]
     weights = {tilt: tier_table(tilted(tiers, tilt), tiers) for tilt in TILTS if tilt != AS_SET}
     return spread([run if tilt == AS_SET else retilted(run, weights[tilt]) for run in as_set for tilt in TILTS])
 

@@ -25,6 +25,7 @@ from lib.analytics.liquidation_levels import (
     cluster_hits,
     consumption_score,
     estimate_levels,
+    estimate_splits,
     fragility,
     hit_rates,
     level_curves,
@@ -400,6 +401,23 @@ def test_tilts_move_the_weights_toward_low_or_high_leverage() -> None:
     np.testing.assert_allclose(high, weight * leverage / (weight * leverage).sum())
     assert (round(low[0], 2), round(high[0], 2)) == (0.63, 0.09)  # 5x: the docstring's figures
     assert tilted(tiers, list(TILTS)[2])["mmr"].to_list() == tiers["mmr"].to_list()
+
+
+@pytest.mark.parametrize("history", [True, False])
+def test_the_split_rules_run_together_as_each_runs_alone(history: bool) -> None:
+    given = random_walk(400)
+    together = estimate_splits(given, random_oi(given), list(SPLIT_RULES), bucket_usd=0.5, history=history,
+                               half_life=timedelta(days=2))
+    assert list(together) == list(SPLIT_RULES)
+    for split, run in together.items():
+        alone = estimate_levels(given, random_oi(given), split=split, bucket_usd=0.5, history=history,
+                                half_life=timedelta(days=2))
+        np.testing.assert_array_equal(run.open_long_usd, alone.open_long_usd)
+        np.testing.assert_array_equal(run.open_short_usd, alone.open_short_usd)
+        np.testing.assert_array_equal(run.density.long_usd, alone.density.long_usd)
+        np.testing.assert_array_equal(run.consumed_usd, alone.consumed_usd)
+        assert run.assumptions == alone.assumptions and run.notes == alone.notes
+    assert not np.array_equal(together["taker"].open_long_usd, together["even"].open_long_usd)
 
 
 @pytest.mark.parametrize("split", list(SPLIT_RULES))
