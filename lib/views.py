@@ -238,9 +238,9 @@ def replay(bars: pl.DataFrame, since: datetime, totals: pl.DataFrame, open_inter
         times = window.filter(pl.col(TS) <= until)[TS].tail(REPLAY_STEPS).to_list()
         window = window.filter(pl.col(TS) >= times[0])  # the first frame marks its own bar's liquidations
         title = f"{bars[SYMBOL][0]} liquidation map, replayed bar by bar to {times[-1]:%Y-%m-%d %H:%M} UTC"
-    ranged = bars.height <= REPLAY_RANGE_MAX_BARS  # each step's range takes its run under every split rule
-    runs = [_estimates(bars, open_interest, bucket_usd, options, step, tuple(levels.SPLIT_RULES) if ranged else (options.split,),
-                       history=False) for step in times]
+    ranged = bars.height <= REPLAY_RANGE_MAX_BARS
+    splits = tuple(levels.SPLIT_RULES) if ranged else (options.split,)  # a step's range takes its run under each
+    runs = [_estimates(bars, open_interest, bucket_usd, options, step, splits, history=False) for step in times]
     steps = [run[options.split] for run in runs]
     spreads = [sensitivity(bars, open_interest, bucket_usd, options, time, made=run)
                for time, run in zip(times, runs, strict=True)] if ranged else None

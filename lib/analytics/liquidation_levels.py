@@ -591,9 +591,10 @@ def spread_over_assumptions(bars: pl.DataFrame, open_interest: pl.DataFrame | No
     above `SPREAD_MAX_BARS` bars."""
     if bars.height > SPREAD_MAX_BARS:
         return None
-    missing = [split for split in SPLIT_RULES if split not in (made or {})]
-    runs = (made or {}) | (estimate_splits(bars, open_interest, missing, leverage_mix=tilted(tiers, AS_SET), mmr=tiers,
-                                           history=False, **options) if missing else {})
+    runs = dict(made or {})
+    if missing := [split for split in SPLIT_RULES if split not in runs]:
+        runs |= estimate_splits(bars, open_interest, missing, leverage_mix=tilted(tiers, AS_SET), mmr=tiers,
+                                history=False, **options)
     as_set = [runs[split] for split in SPLIT_RULES]
     weights = {tilt: tier_table(tilted(tiers, tilt), tiers) for tilt in TILTS if tilt != AS_SET}
     return spread([run if tilt == AS_SET else retilted(run, weights[tilt]) for run in as_set for tilt in TILTS])
