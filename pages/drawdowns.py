@@ -5,7 +5,7 @@ import streamlit as st
 
 from lib import ui, views
 from lib.charts.drawdowns import episode_id
-from lib.charts.tables import episode_table, metrics_table
+from lib.charts.tables import EPISODE_FORMATS, episode_table, metrics_table
 
 active, view = ui.analytics_page("Drawdowns")
 
@@ -48,6 +48,7 @@ st.subheader("Worst episodes")
 st.caption("Select a row, or click an episode on a chart (a bubble, a peak or a trough), to zoom the charts to it. "
            "Durations are real hours (crypto trades 24/7).")
 st.dataframe(episode_table(shown.ranked), hide_index=True, width="stretch", key="dd_episodes", selection_mode="single-row",
+             column_config={name: st.column_config.NumberColumn(format=spec) for name, spec in EPISODE_FORMATS.items()},
              on_select=ui.episode_picker("dd_episodes", shown.ranked.select(episode_id()).to_series().to_list()))
 st.download_button("Episodes as CSV", shown.ranked.write_csv(), f"drawdown_episodes_{view.start}_{view.end}.csv",
                    mime="text/csv", key="dd_csv")

@@ -155,6 +155,8 @@ def test_drawdowns_page_on_demo_data(monkeypatch, data_dir: Path) -> None:
     episodes = at.dataframe[1].value
     assert set(episodes["Asset"]) == {"BTC", "ETH", "SOL"}
     assert (episodes["Depth (%)"] < 0).all()
+    shown_as = json.loads(at.dataframe[1].proto.columns)  # "-70.0" beside "-63.2", not "-70"
+    assert shown_as["Depth (%)"]["type_config"]["format"] == "%.1f"
 
 
 def test_drawdowns_page_finds_the_oct_2025_to_feb_2026_episode(monkeypatch, real_cache: Path) -> None:

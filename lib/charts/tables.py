@@ -42,6 +42,10 @@ def episodes_with_attribution(top: pl.DataFrame, attribution: pl.DataFrame) -> p
     )
 
 
+# `episode_table`'s decimal columns, as a page shows them: a grid drops a trailing ".0" (-70 beside -63.2)
+EPISODE_FORMATS = {"Depth (%)": "%.1f", "Under water (days)": "%.1f"}
+
+
 def episode_table(episodes: pl.DataFrame) -> pl.DataFrame:
     """One row per episode (of `episodes_with_attribution`), for reading and sorting."""
     bursts = "burst_share" in episodes.columns
