@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def badges(at: AppTest) -> dict[str, str | None]:
     """Each chart's key -> the caption right under it (its provenance badge), or None if there is none."""
     leaves = [node for node in in_page_order(at.main) if not isinstance(node, Block)]
     return {user_key_from_element_id(chart.proto.id): under.value if under.type == "caption" else None
-            for chart, under in zip(leaves, leaves[1:]) if chart.type == "plotly_chart"}
+            for chart, under in pairwise(leaves) if chart.type == "plotly_chart"}
 
 
 def test_empty_cache_shows_the_demo_market_with_its_banner(monkeypatch, data_dir: Path) -> None:
@@ -308,7 +309,7 @@ def test_a_range_outside_the_series_says_where_it_is_and_moves_there(monkeypatch
 def test_liquidation_map_replays_a_past_step(monkeypatch, real_cache: Path) -> None:
     at = run_app(monkeypatch, real_cache, "pages/liquidations.py", assets="BTC", exchange="binance", timeframe="1h",
                  start="2026-01-24", end="2026-02-12")
-    at.slider(key="liq_step").set_value(datetime(2026, 1, 31, 6, tzinfo=timezone.utc)).run()
+    at.slider(key="liq_step").set_value(datetime(2026, 1, 31, 6, tzinfo=UTC)).run()
     assert not at.exception, [e.message for e in at.exception]
     titles = [json.dumps(spec["layout"]["title"]) for spec in charts(at).values()]
     assert any("liquidation map at 2026-01-31 06:00 UTC" in t for t in titles)
@@ -330,7 +331,7 @@ def test_a_link_can_play_the_window(monkeypatch, real_cache: Path) -> None:
                for frame in replayed["frames"])
 
     at.radio(key="liq_play_steps").set_value("bars").run()  # bar by bar up to the map's time
-    at.slider(key="liq_step").set_value(datetime(2026, 1, 31, 23, tzinfo=timezone.utc)).run()
+    at.slider(key="liq_step").set_value(datetime(2026, 1, 31, 23, tzinfo=UTC)).run()
     assert not at.exception, [e.message for e in at.exception]
     (by_bar,) = [s for s in charts(at).values() if "replayed bar by bar" in json.dumps(s["layout"]["title"])]
     names = [frame["name"] for frame in by_bar["frames"]]
