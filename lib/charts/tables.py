@@ -12,6 +12,7 @@ from lib.analytics import drawdowns as dd
 from lib.analytics import liquidity as liq
 from lib.analytics.liquidation_levels import Spread
 from lib.analytics.sessions import SESSIONS
+from lib.charts.liquidity import display
 from lib.charts.theme import duration_text
 from lib.schema import SYMBOL, TS
 
@@ -168,20 +169,13 @@ EFFECT_HEADINGS: dict[str, str] = {
 SIGNIFICANT = 4  # digits kept of a mean or median, whatever its scale (USD millions or spreads of 1e-4)
 
 
-def _measure_label() -> pl.Expr:
-    return pl.col("measure").cast(pl.String).replace_strict(
-        {name: m.label for name, m in liq.MEASURES.items()}, default=pl.col("measure").cast(pl.String))
-
-
 def effects_table(effects: pl.DataFrame) -> pl.DataFrame:
-    """`weekend_effect` rows for reading: measures by their label, dates as days, values to 4
-    significant digits, ratios and CIs to 3 decimals, p-values to 3 significant digits, headings in
-    words."""
+    """`weekend_effect` rows for reading: measures by their label and unit, dates as days, values in
+    that unit to 4 significant digits (`_in_units`), ratios and CIs to 3 decimals, p-values to 3
+    significant digits, headings in words."""
     level = [c for c in effects.columns if c.endswith(("_mean", "_median"))]
-    return effects.with_columns(
-        _measure_label(),
+    return _in_units(effects, level).with_columns(
         pl.col("first_date", "last_date").dt.strftime("%Y-%m-%d"),  # ISO text: a date, and still sorts
-        pl.col(level).round_sig_figs(SIGNIFICANT),
         pl.col("ratio", "ci_low", "ci_high").round(3),
         pl.col("p_mannwhitney", "p_welch", "p_hac").round_sig_figs(3),
         pl.col("n_eff_weekday", "n_eff_weekend").round(1),
@@ -190,12 +184,31 @@ def effects_table(effects: pl.DataFrame) -> pl.DataFrame:
 
 def regimes_table(regimes: pl.DataFrame) -> pl.DataFrame:
     """`aggregate` by (regime, weekend) for reading: one row per asset, regime and side of the week."""
-    return regimes.select(
+    return _in_units(regimes, [liq.MEAN, liq.MEDIAN]).select(
         pl.col(SYMBOL).alias("Asset"),
         pl.col(liq.REGIME).cast(pl.String).alias("Regime"),
         pl.when(pl.col(liq.WEEKEND)).then(pl.lit("weekend")).otherwise(pl.lit("weekday")).alias("Days"),
-        _measure_label().alias("Measure"),
-        pl.col(liq.MEAN).round_sig_figs(SIGNIFICANT).alias("Mean"),
-        pl.col(liq.MEDIAN).round_sig_figs(SIGNIFICANT).alias("Median"),
+        pl.col(liq.MEASURE).alias("Measure"),
+        pl.col(liq.MEAN).alias("Mean"),
+        pl.col(liq.MEDIAN).alias("Median"),
         pl.col(liq.N).alias("Bars"),
+    )
+
+
+def _in_units(frame: pl.DataFrame, values: list[str]) -> pl.DataFrame:
+    """`frame` (one measure per row) with its `values` columns in the unit that row's charts use,
+    to `SIGNIFICANT` digits, and the unit after the measure's label: "Quote volume per bar ($M)"
+    beside 83.79, "Roll spread (bp)" beside 12.4, where raw values run from 1e-5 to 1e9. Still
+    numbers: a column sorts by them within one measure."""
+    scales, labels = [], []
+    for row in frame.select(liq.MEASURE, *values).iter_rows(named=True):
+        measure = liq.MEASURES.get(row[liq.MEASURE])
+        look = display(measure.unit, [row[c] for c in values]) if measure else None
+        unit = "" if look is None else f"{look.prefix}{look.suffix}".strip()
+        scales.append(1.0 if look is None else look.scale)
+        labels.append((measure.label if measure else str(row[liq.MEASURE])) + (f" ({unit})" if unit else ""))
+    scale = pl.Series(scales, dtype=pl.Float64)
+    return frame.with_columns(
+        pl.Series(liq.MEASURE, labels, dtype=pl.String),
+        *((pl.col(c) * scale).round_sig_figs(SIGNIFICANT) for c in values),
     )

@@ -72,6 +72,20 @@ def test_metrics_table_writes_ratios_with_two_decimals_and_an_unrecovered_drawdo
     assert rows["Ulcer performance index"] == ("-0.89", "12.35", "n/a")
 
 
+def test_the_statistics_tables_give_each_row_its_unit() -> None:
+    """Raw values run from 1e-5 to 1e9: each row reads in its chart's unit, named after its measure."""
+    from lib.analytics import liquidity as liq
+
+    regimes = pl.DataFrame({
+        "symbol": ["BTC", "BTC", "BTC"], liq.REGIME: ["after"] * 3, liq.WEEKEND: [False] * 3,
+        liq.MEASURE: [liq.QUOTE_VOLUME, "roll_spread", "unknown_measure"],
+        liq.MEAN: [83_791_234.0, 0.001244, 7.0], liq.MEDIAN: [73_850_000.0, 0.0011, 6.0], liq.N: [6240, 6240, 6240],
+    })
+    table = regimes_table(regimes)
+    assert table["Measure"].to_list() == ["Quote volume per bar ($M)", "Roll spread estimate (bp)", "unknown_measure"]
+    assert table["Mean"].to_list() == [83.79, 12.44, 7.0] and table["Median"].to_list() == [73.85, 11.0, 6.0]
+
+
 def test_the_statistics_tables_read_in_words_and_keep_numbers_sortable() -> None:
     """The weekend effect and the regime split of eight weeks of hourly bars, as the page shows them."""
     from lib.analytics import liquidity as liq
