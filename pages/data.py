@@ -25,7 +25,8 @@ table = ui.status_frame(str(active.store.root), active.store.version())
 if table.is_empty():
     st.info("Nothing is cached yet.")
 else:
-    st.dataframe(table, hide_index=True, width="stretch", key="status_table")
+    st.dataframe(table, hide_index=True, width="stretch", key="status_table",
+                 column_config={"rows": st.column_config.NumberColumn(format="%,d")})  # 73,266, not 73266
     with_gaps = [e for e in active.store.status() if e["gap_count"]]
     for entry in with_gaps:
         with st.expander(f"{entry['dataset']} {entry['exchange']} {entry['symbol']} {entry['timeframe']}: "

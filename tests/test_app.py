@@ -100,6 +100,7 @@ def test_real_cache_has_no_demo_banner_and_lists_every_series(monkeypatch, real_
     assert btc["gaps"] == 27
     assert btc["first"] == "2018-01-01 00:00"
     assert "liquidation_totals" in set(table["dataset"])
+    assert json.loads(at.dataframe[0].proto.columns)["rows"]["type_config"]["format"] == "%,d"  # 73,266
 
 
 def test_gaps_are_listed_for_each_series_with_holes(monkeypatch, real_cache: Path) -> None:
