@@ -201,12 +201,16 @@ def _in_units(frame: pl.DataFrame, values: list[str]) -> pl.DataFrame:
     beside 83.79, "Roll spread (bp)" beside 12.4, where raw values run from 1e-5 to 1e9. Still
     numbers: a column sorts by them within one measure."""
     scales, labels = [], []
-    for row in frame.select(liq.MEASURE, *values).iter_rows(named=True):
-        measure = liq.MEASURES.get(row[liq.MEASURE])
-        look = display(measure.unit, [row[c] for c in values]) if measure else None
-        unit = "" if look is None else f"{look.prefix}{look.suffix}".strip()
-        scales.append(1.0 if look is None else look.scale)
-        labels.append((measure.label if measure else str(row[liq.MEASURE])) + (f" ({unit})" if unit else ""))
+    for name, *row in frame.select(liq.MEASURE, *values).iter_rows():
+        measure = liq.MEASURES.get(name)
+        if measure is None:  # not one of ours: as it came
+            scales.append(1.0)
+            labels.append(str(name))
+            continue
+        look = display(measure.unit, row)
+        unit = f"{look.prefix}{look.suffix}".strip()
+        scales.append(look.scale)
+        labels.append(f"{measure.label} ({unit})" if unit else measure.label)
     scale = pl.Series(scales, dtype=pl.Float64)
     return frame.with_columns(
         pl.Series(liq.MEASURE, labels, dtype=pl.String),
