@@ -39,6 +39,7 @@ def show(name: str) -> None:
 
 headline, *rest = figures  # the comparison (or the one asset's chart) above the tables, in the first screen
 show(headline)
+ui.first_screen_end()
 
 st.subheader("Desk metrics")
 table = metrics_table(shown.metrics)

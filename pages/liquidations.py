@@ -87,6 +87,7 @@ with realised:
     else:
         ui.chart(figures["realised"], "liq_realised", ui.export_name(f"liquidations_realised_{symbol}", view),
                  footers["realised"])
+        ui.first_screen_end()
         bursts = bursts_table(shown.bursts)
         st.dataframe(bursts, hide_index=True, height=ui.table_height(bursts), key="liq_bursts")
 
@@ -94,6 +95,7 @@ with estimated:
     st.subheader(f"Estimated liquidation levels: {symbol} (a model, not a measurement)")
     ui.chart(figures["estimated"], "liq_estimated", ui.export_name(f"liquidations_estimated_{symbol}", view),
              footers["estimated"])
+    ui.first_screen_end()  # where no totals are cached, the estimate is the first chart
 with st.spinner(f"Re-running the level model under {levels.SPREAD_RUNS} assumption sets..."):
     spread = ui.computed(views.sensitivity, bars, open_interest, shown.bucket_usd, options, shown.at_step.last_ts)
 figures = views.with_map(figures, symbol, shown.at_step, spread)

@@ -55,8 +55,10 @@ footers = ui.badges(active, view, views.liquidity_badges, tuple(shown.figures), 
 if not any(name.startswith("hour_of_week_") for name in shown.figures):
     st.info(f"The hour-of-week heatmaps need bars shorter than a day: {view.timeframe} bars fill one hour of "
             "each day. Pick 1h or shorter in the sidebar.")
-for name, fig in shown.figures.items():
+for index, (name, fig) in enumerate(shown.figures.items()):
     ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view), footers[name])
+    if index == 0:
+        ui.first_screen_end()
 if "cascades" not in shown.figures:
     st.info("The Jan 31 / Feb 5-6 2026 cascade comparison needs bars from late December 2025 to February 2026 "
             f"({view.exchange} {view.timeframe}); they are not cached.")

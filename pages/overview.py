@@ -49,6 +49,7 @@ if shown.rows["volume_proxy"].any():
 
 footers = {"story": ui.badge(active, view)(("bars", shown.story.bars), ("liquidation_totals", shown.story.totals))}
 ui.chart(shown.figure, "ov_story", ui.export_name("overview_story", view), footers["story"])
+ui.first_screen_end()
 ui.export_all("overview", {"story": shown.figure}, view, footers)
 with st.spinner(f"Re-running the level model under {ov.levels.SPREAD_RUNS} assumption sets..."):
     ranges.caption(range_note(ui.level_ranges(active, view), ov.levels.SPREAD_RUNS))
