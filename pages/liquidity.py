@@ -42,13 +42,8 @@ with st.spinner("Computing measures and statistics..."):
 
 for symbol, line in shown.verdicts.items():
     st.markdown(f"**{symbol}:** {line}")
-with st.expander("The statistics behind the verdicts"):
-    st.caption("Ratio = weekend mean / weekday mean of daily values, with a block-bootstrap 95 % CI (whole weeks "
-               "resampled, because hours and days are autocorrelated); Mann-Whitney U, Welch t and an OLS weekend "
-               "dummy with Newey-West (HAC) errors; effective sample sizes from the lag-1 autocorrelation.")
-    st.dataframe(effects_table(shown.effects), hide_index=True, key="lq_effects")
-    st.caption(f"Before and after {options.regime_split} (mean, median and bars per regime and weekend flag):")
-    st.dataframe(regimes_table(shown.regimes), hide_index=True, key="lq_regimes")
+# filled after the first screen: its tables load the grid's code, which would hold back the first chart
+statistics = st.expander("The statistics behind the verdicts")
 
 footers = ui.badges(active, view, views.liquidity_badges, tuple(shown.figures), bars, depth, events, shown.notes,
                     shown.asset)
@@ -59,6 +54,13 @@ for index, (name, fig) in enumerate(shown.figures.items()):
     ui.chart(fig, f"lq_chart_{name}", ui.export_name(f"liquidity_{name}", view), footers[name])
     if index == 0:
         ui.first_screen_end()
+with statistics:
+    st.caption("Ratio = weekend mean / weekday mean of daily values, with a block-bootstrap 95 % CI (whole weeks "
+               "resampled, because hours and days are autocorrelated); Mann-Whitney U, Welch t and an OLS weekend "
+               "dummy with Newey-West (HAC) errors; effective sample sizes from the lag-1 autocorrelation.")
+    st.dataframe(effects_table(shown.effects), hide_index=True, key="lq_effects")
+    st.caption(f"Before and after {options.regime_split} (mean, median and bars per regime and weekend flag):")
+    st.dataframe(regimes_table(shown.regimes), hide_index=True, key="lq_regimes")
 if "cascades" not in shown.figures:
     st.info("The Jan 31 / Feb 5-6 2026 cascade comparison needs bars from late December 2025 to February 2026 "
             f"({view.exchange} {view.timeframe}); they are not cached.")
