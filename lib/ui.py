@@ -504,7 +504,7 @@ def chart(fig: go.Figure, key: str, filename: str, footer: str, on_select: Calla
     st.caption(footer)  # the provenance badge: one caption-sized line, the same component under every chart
 
 
-FIRST_SCREEN_DRAWN = "first_screen_drawn"  # session_state: this tab has drawn a chart (plotly.js is loaded)
+FIRST_SCREEN_DRAWN = "first_screen_drawn"  # session_state: this tab drew a chart (plotly.js is loaded) or gave up
 GIVE_UP_MS = 5000  # the rest of the page comes after this long even if no chart was drawn (plotly.js failed)
 # Reports "drawn" once any plotly chart on the page has been drawn, or after GIVE_UP_MS.
 FIRST_SCREEN_JS = f"""
