@@ -50,6 +50,7 @@ from lib.config import DATA_DIR_ENV, PROJECT_ROOT, load_settings  # noqa: E402
 from lib.schema import ASSETS, BARS  # noqa: E402
 from lib.store import Store  # noqa: E402
 from lib.viewstate import choices_from_status, view_params  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Runs, start_app  # noqa: E402
 
 APP = PROJECT_ROOT / "app.py"
 FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
@@ -214,47 +215,41 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 @dataclass
 class Tap:
-    """What one page receives over Streamlit's websocket, decoded as ForwardMsg. A run that ends
-    with the first-screen component (`ui.first_screen_end`) is followed by the run of the whole
-    page: the page is finished when that one is; its charts are the last run's. A message the
-    browser already has comes as its hash (`ref_hash`): it counts as the element it stands for."""
+    """What one page receives over Streamlit's websocket, run by run (`Runs`). A run that ends with
+    the first-screen component (`ui.first_screen_end`) is followed by the run of the whole page: the
+    page is finished when that one is, and its charts and errors are the last run's."""
 
-    bytes: int = 0
-    chart_bytes: list[int] = field(default_factory=list)
-    sent: dict[str, tuple[str, int]] = field(default_factory=dict)  # hash: (element, bytes) of what was sent whole
-    errors: int = 0
-    rest_pending: bool = False  # this run ends after the first screen
-    first_screen_s: float | None = None  # when a first-screen run ended (perf_counter)
+    runs: Runs = field(default_factory=Runs)
+    started: float = field(default_factory=time.perf_counter)
+    first_screen_s: float | None = None  # when the first-screen run ended, seconds after `started`
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
     def attach(self, websocket: object) -> None:
         websocket.on("framereceived", self.frame)
 
     def frame(self, payload: bytes | str) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        data = payload if isinstance(payload, bytes) else payload.encode()
-        self.bytes += len(data)
-        msg = ForwardMsg.FromString(data)
-        kind = msg.WhichOneof("type")
-        if kind == "new_session":  # a script run starts
-            self.chart_bytes, self.errors = [], 0
-        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self.sent[msg.hash] = (msg.delta.new_element.WhichOneof("type"), len(data))
-            self.element(*self.sent[msg.hash])
-        elif kind == "ref_hash" and msg.ref_hash in self.sent:
-            self.element(*self.sent[msg.ref_hash])
-        elif kind == "script_finished" and msg.script_finished in RUN_ENDED:
-            if self.rest_pending:
-                self.rest_pending, self.first_screen_s = False, time.perf_counter()
+        msg = self.runs.frame(payload)
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished in RUN_ENDED:
+            if any(kind == "bidi_component" for kind, _ in self.latest()):
+                self.first_screen_s = time.perf_counter() - self.started
             else:
                 self.finished.set()
 
-    def element(self, element: str, size: int) -> None:
-        if element == "plotly_chart":
-            self.chart_bytes.append(size)
-        self.errors += element == "exception"
-        self.rest_pending |= element == "bidi_component"
+    def latest(self) -> list[tuple[str, int]]:
+        """The elements of the latest run."""
+        return self.runs.runs[-1] if self.runs.runs else []
+
+    @property
+    def bytes(self) -> int:
+        return self.runs.bytes
+
+    @property
+    def chart_bytes(self) -> list[int]:
+        return [size for kind, size in self.latest() if kind == "plotly_chart"]
+
+    @property
+    def errors(self) -> int:
+        return sum(kind == "exception" for kind, _ in self.latest())
 
 
 @dataclass
@@ -305,7 +300,7 @@ async def visit(context: object, url: str, timeout_s: float = TIMEOUT_S) -> Visi
     try:
         tap = Tap()
         page.on("websocket", tap.attach)
-        started = time.perf_counter()
+        started = tap.started
         deadline = started + timeout_s
         await page.goto(url)
         first_task = asyncio.create_task(first_seen(page, started, deadline))
@@ -315,8 +310,6 @@ async def visit(context: object, url: str, timeout_s: float = TIMEOUT_S) -> Visi
             first_task.cancel()
             return Visit(None, None, None, tap)
         finished = time.perf_counter() - started
-        if tap.first_screen_s is not None:
-            tap.first_screen_s -= started
         if not tap.chart_bytes:
             first_task.cancel()
             return Visit(finished, None, finished, tap)
@@ -331,8 +324,6 @@ async def visit(context: object, url: str, timeout_s: float = TIMEOUT_S) -> Visi
 @contextlib.contextmanager
 def served(data_dir: Path, script: Path = APP) -> Iterator[tuple[int, str]]:
     """`streamlit run script` on a free loopback port serving `data_dir`: (its pid, its URL)."""
-    from tests.browser.conftest import start_app
-
     process, app = start_app(data_dir, script=script)
     try:
         yield process.pid, app.url
@@ -345,8 +336,6 @@ def served(data_dir: Path, script: Path = APP) -> Iterator[tuple[int, str]]:
 async def chromium() -> AsyncIterator[object]:
     """Debian's Chromium driven by Playwright (never `playwright install`)."""
     from playwright.async_api import async_playwright
-
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -472,6 +461,8 @@ def main() -> None:
     parser.add_argument("--new-users", type=int, default=1, metavar="K",
                         help="the new-user figures are the median of K visits (default 1)")
     args = parser.parse_args()
+    if args.new_users < 1:
+        parser.error("--new-users needs at least 1")
     reruns, minutes = (QUICK_WARM_RERUNS, MINUTES_1Y) if args.quick else (WARM_RERUNS, MINUTES_5Y)
     pages = app_pages()
     print(f"{machine()}; pages: {', '.join(p.url_path for p in pages)}")

@@ -34,6 +34,38 @@ CHART_DRAWN = f"""() => {{
 }}"""
 
 
+class Runs:
+    """The elements of each script run a page receives over Streamlit's websocket: per run (from its
+    `new_session` message on), each element's type and bytes. A message the browser already holds
+    comes as its hash (`ref_hash`) and counts as the element it stands for."""
+
+    def __init__(self) -> None:
+        self.bytes = 0  # of every frame
+        self.runs: list[list[tuple[str, int]]] = []
+        self._sent: dict[str, tuple[str, int]] = {}  # hash: (element, bytes) of what was sent whole
+
+    def frame(self, payload: bytes | str) -> object:
+        """Record one websocket frame; the ForwardMsg it holds."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        data = payload if isinstance(payload, bytes) else payload.encode()
+        self.bytes += len(data)
+        msg = ForwardMsg.FromString(data)
+        kind = msg.WhichOneof("type")
+        if kind == "new_session":
+            self.runs.append([])
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            self._sent[msg.hash] = (msg.delta.new_element.WhichOneof("type"), len(data))
+            self.runs[-1].append(self._sent[msg.hash])
+        elif kind == "ref_hash" and msg.ref_hash in self._sent:
+            self.runs[-1].append(self._sent[msg.ref_hash])
+        return msg
+
+    def kinds(self) -> list[list[str]]:
+        """The element types of each run."""
+        return [[kind for kind, _ in run] for run in self.runs]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

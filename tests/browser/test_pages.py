@@ -30,6 +30,7 @@ from tests.browser.conftest import (
     TRACES,
     WAIT_MS,
     App,
+    Runs,
     launch_app,
     no_exception,
     stop_app,
@@ -177,37 +178,15 @@ def test_clicking_an_episode_on_the_scatter_zooms_the_charts_to_it(app: App, pag
     shot(page, "episode_clicked")
 
 
-class Runs:
-    """The elements of each script run a page receives over its websocket (a message the browser
-    already holds comes as its hash, and counts as the element it stands for)."""
-
-    def __init__(self, page) -> None:
-        self.runs: list[list[str]] = []
-        self.sent: dict[str, str] = {}
-        page.on("websocket", lambda socket: socket.on("framereceived", self.frame))
-
-    def frame(self, payload: bytes | str) -> None:
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        msg = ForwardMsg.FromString(payload if isinstance(payload, bytes) else payload.encode())
-        kind = msg.WhichOneof("type")
-        if kind == "new_session":
-            self.runs.append([])
-        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self.sent[msg.hash] = msg.delta.new_element.WhichOneof("type")
-            self.runs[-1].append(self.sent[msg.hash])
-        elif kind == "ref_hash" and msg.ref_hash in self.sent:
-            self.runs[-1].append(self.sent[msg.ref_hash])
-
-
 def test_a_new_tab_gets_its_first_screen_first_then_the_whole_page(app: App, page) -> None:
     """ui.first_screen_end: the first run stops after the chart in view; once the browser drew it,
     the page reruns whole. The session's later pages come whole at once."""
-    runs = Runs(page)
+    runs = Runs()
+    page.on("websocket", lambda socket: socket.on("framereceived", runs.frame))
     page.goto(f"{app.url}/drawdowns?assets=BTC,ETH&start=2025-06-01&end=2026-05-16")
     wait_for_page(page, EXPORT_ALL)
     no_exception(page)
-    first, *rest = [run for run in runs.runs if run]  # (the navigation's own run sends no element)
+    first, *rest = [run for run in runs.kinds() if run]  # (the navigation's own run sends no element)
     assert first.count("plotly_chart") == 1 and first[-1] == "bidi_component", first
     charts = page.locator(".js-plotly-plot").count()
     assert rest and "bidi_component" not in rest[-1] and rest[-1].count("plotly_chart") == charts > 1, rest
@@ -218,8 +197,9 @@ def test_a_new_tab_gets_its_first_screen_first_then_the_whole_page(app: App, pag
     page.get_by_role("heading", name="Weekend vs weekday liquidity").wait_for(timeout=WAIT_MS)
     wait_for_page(page, EXPORT_ALL)
     no_exception(page)
-    assert any(runs.runs) and all("bidi_component" not in run for run in runs.runs), runs.runs
-    assert runs.runs[-1].count("plotly_chart") == page.locator(".js-plotly-plot").count() > 1
+    kinds = runs.kinds()
+    assert any(kinds) and all("bidi_component" not in run for run in kinds), kinds
+    assert kinds[-1].count("plotly_chart") == page.locator(".js-plotly-plot").count() > 1
 
 
 def test_the_rest_of_the_page_comes_even_when_no_chart_can_draw(app: App, page) -> None:
