@@ -50,7 +50,7 @@ from lib.config import DATA_DIR_ENV, PROJECT_ROOT, load_settings  # noqa: E402
 from lib.schema import ASSETS, BARS  # noqa: E402
 from lib.store import Store  # noqa: E402
 from lib.viewstate import choices_from_status, view_params  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Runs, start_app  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Element, Runs, start_app  # noqa: E402
 
 APP = PROJECT_ROOT / "app.py"
 FLOOR_APP = Path(__file__).resolve().parent / "floor_app.py"
@@ -230,12 +230,12 @@ class Tap:
     def frame(self, payload: bytes | str) -> None:
         msg = self.runs.frame(payload)
         if msg.WhichOneof("type") == "script_finished" and msg.script_finished in RUN_ENDED:
-            if any(kind == "bidi_component" for kind, _ in self.latest()):
+            if any(element.kind == "bidi_component" for element in self.latest()):
                 self.first_screen_s = time.perf_counter() - self.started
             else:
                 self.finished.set()
 
-    def latest(self) -> list[tuple[str, int]]:
+    def latest(self) -> list[Element]:
         """The elements of the latest run."""
         return self.runs.runs[-1] if self.runs.runs else []
 
@@ -245,11 +245,11 @@ class Tap:
 
     @property
     def chart_bytes(self) -> list[int]:
-        return [size for kind, size in self.latest() if kind == "plotly_chart"]
+        return [element.bytes for element in self.latest() if element.kind == "plotly_chart"]
 
     @property
     def errors(self) -> int:
-        return sum(kind == "exception" for kind, _ in self.latest())
+        return sum(element.kind == "exception" for element in self.latest())
 
 
 @dataclass

@@ -11,11 +11,12 @@ import threading
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import plotly.graph_objects as go
 import polars as pl
@@ -30,7 +31,8 @@ from lib.charts.theme import chart_config
 from lib.config import Settings, load_settings
 from lib.refresh import write_demo_market
 from lib.store import Store
-from lib.viewstate import MAX_PARAM_CHARS, WEEKENDS, View, choices_from_status, parse_view, view_params
+from lib.link_values import UNSUPPORTED, link_value
+from lib.viewstate import MAX_PARAM_CHARS, WEEKENDS, Choices, View, choices_from_status, parse_view, view_params
 from lib.views import Loader
 
 T = TypeVar("T")
@@ -106,6 +108,7 @@ def _in_legacy_navigation() -> bool:
 def stop_without_bars(active: ActiveStore, view: View, assets: Sequence[str]) -> None:
     """A page's answer to a view without bars: what is missing, and at which other timeframes the
     view's exchange has bars of `assets` in its range; then the page stops."""
+    whole_page_now()
     cached_series = status(active)
     elsewhere = views.cached_elsewhere(cached_series, "bars", assets, view, view.exchange)
     span = views.cached_span(cached_series, "bars", assets, view.timeframe, view.exchange)
@@ -230,6 +233,19 @@ def view_controls(active: ActiveStore) -> View | None:
         st.session_state[KEPT + "view_range"] = (start, end) if start <= end else (choices.default().start, choices.default().end)
     for key in VIEW_KEYS:
         st.session_state[key] = st.session_state[KEPT + key]
+    if first_screen_pending():  # the controls come with the rest of the page
+        assets, exchange, timeframe, picked, weekend = (st.session_state[key] for key in VIEW_KEYS)
+    else:
+        assets, exchange, timeframe, picked, weekend = _view_widgets(choices)
+    start, end = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else st.session_state[KEPT + "view_range"]
+    view = View(tuple(assets) or choices.assets[:1], exchange, timeframe, start, end, weekend)
+    st.query_params.update(view_params(view))  # not from_dict: a page's own (bound) values stay in the link
+    return view
+
+
+def _view_widgets(choices: Choices) -> tuple[list[str], str, str, object, str]:
+    """The shared controls in the sidebar (their values in session_state under VIEW_KEYS) and the
+    link's notes: assets, exchange, timeframe, dates (one or two while being picked), weekend."""
     with st.sidebar:
         for note in st.session_state.get("view_notes", []):
             st.caption(f":material/info: Link: {note}")
@@ -241,10 +257,7 @@ def view_controls(active: ActiveStore) -> View | None:
                                args=("view_range",), **kept)
         weekend = st.radio("Weekend", list(WEEKENDS), format_func=WEEKENDS.get, key="view_weekend",
                            args=("view_weekend",), **kept)
-    start, end = picked if isinstance(picked, (tuple, list)) and len(picked) == 2 else st.session_state[KEPT + "view_range"]
-    view = View(tuple(assets) or choices.assets[:1], exchange, timeframe, start, end, weekend)
-    st.query_params.update(view_params(view))  # not from_dict: a page's own (bound) values stay in the link
-    return view
+    return assets, exchange, timeframe, picked, weekend
 
 
 def default_dates(pick: Callable[[date, date], tuple[date, date]]) -> None:
@@ -263,7 +276,13 @@ _LINK_AS_FOUND = "link_as_found"  # session_state: the query string before this 
 def linked(widget: Callable[..., T], *args: object, key: str, **kwargs: object) -> T:
     """`widget(*args, key=key, **kwargs)` with its value in the link (Streamlit's query-param
     binding: the key is the parameter's name, a select box's parameter its option's label). A value
-    the widget refuses (Streamlit then shows the default and drops it from the link) gets a note."""
+    the widget refuses (Streamlit then shows the default and drops it from the link) gets a note.
+    In a new tab's first screen the widget is not drawn: its value is read from the link as the
+    widget will read it (lib.link_values), and the widget comes with the rest of the page."""
+    if first_screen_pending():
+        value = link_value(widget, args, kwargs, st.query_params.get_all(key))
+        if value is not UNSUPPORTED:
+            return value
     asked = st.session_state.get(_LINK_AS_FOUND, {}).get(key)
     value = widget(*args, key=key, bind="query-params", **kwargs)
     label = kwargs.get("format_func", str)
@@ -293,6 +312,8 @@ def linked_table(key: str, default: pl.DataFrame, to_text: Callable[[pl.DataFram
         if table is None:
             _note_refused(key)
         st.session_state[start] = default if table is None else table
+    if first_screen_pending():
+        return st.session_state[start]
     edited = st.data_editor(st.session_state[start], key=key, hide_index=True, num_rows="dynamic")
     complete = not edited.is_empty() and edited.null_count().sum_horizontal().item() == 0
     text = to_text(edited) if complete else None
@@ -334,7 +355,7 @@ def analytics_page(title: str) -> tuple[ActiveStore, View]:
     st.title(title)
     view = view_controls(active)
     if view is None:
-        st.stop()
+        stop()
     return active, view
 
 
@@ -476,7 +497,9 @@ def export_all(page: str, figures: dict[str, go.Figure], view: View, footers: di
     """'Export all charts': one zip of PNGs (2x) and a standalone HTML page, made on the server,
     each chart with its badge (`footers[name]`, as shown under it) as its footer, and a model's
     `assumptions` in full as assumptions.json. `optional`: a checkbox's label and the figures it
-    adds, for charts too slow to render every time (an animation's frames)."""
+    adds, for charts too slow to render every time (an animation's frames). The last thing each
+    analytics page writes: a first screen that got here had no chart, and the page reruns whole."""
+    whole_page_now()
     with st.expander("Export all charts (PNG + HTML)"):
         name = export_name(page, view)
         label, extra = optional
@@ -520,6 +543,41 @@ export default function ({{ setStateValue }}) {{
   return () => clearTimeout(timer);
 }}
 """
+
+
+def first_screen_pending() -> bool:
+    """Whether this run is a new tab's first screen: its first chart comes before its controls.
+
+    Why: the sidebar's widgets cost a new tab 0.6-0.9 s of drawing before the first chart (the
+    Liquidations sidebar on this machine: a 100-point chart at 2.8 s alone, 3.6 s below them), and
+    their values are in the link anyway (`linked`, `view_controls`)."""
+    return not st.session_state.get(FIRST_SCREEN_DRAWN) and bool(st.context.headers)
+
+
+def whole_page_now() -> None:
+    """Where a page ends or stops before a first chart: in a new tab's first screen, rerun the page
+    whole at once (with its controls); otherwise nothing."""
+    if first_screen_pending():
+        st.session_state[FIRST_SCREEN_DRAWN] = True
+        st.rerun()
+
+
+def stop() -> NoReturn:
+    """st.stop(), after which the page's controls are still drawn (see `whole_page_now`)."""
+    whole_page_now()
+    st.stop()
+
+
+def sidebar_expander(label: str) -> AbstractContextManager:
+    """`st.sidebar.expander(label)` for a group of `linked` controls; nothing in a new tab's first
+    screen, where they are not drawn."""
+    return nullcontext() if first_screen_pending() else st.sidebar.expander(label)
+
+
+def preset_button(label: str, key: str, start: date, end: date) -> None:
+    """A sidebar button that sets the view's dates to `start`..`end` (none in a first screen)."""
+    if not first_screen_pending():
+        st.sidebar.button(label, key=key, width="stretch", on_click=set_view_range, args=(start, end))
 
 
 def first_screen_end() -> None:

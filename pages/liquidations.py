@@ -18,7 +18,7 @@ from lib.viewstate import day_bounds
 PRESET = ("Jan 31 / Feb 5-6 2026", date(2026, 1, 24), date(2026, 2, 12))
 
 active, view = ui.analytics_page("Liquidations")
-st.sidebar.button(f"Preset: {PRESET[0]}", key="liq_preset", width="stretch", on_click=ui.set_view_range, args=PRESET[1:])
+ui.preset_button(f"Preset: {PRESET[0]}", "liq_preset", *PRESET[1:])
 
 lo, hi = day_bounds(view)
 with st.sidebar:
@@ -35,7 +35,7 @@ with st.sidebar:
                              value=nice_bucket_usd(window["low"].min(), window["high"].max()))
     relative = ui.linked(st.toggle, "Relative colour scale", key="liq_relative",
                          help="Default: absolute USD, comparable across assets")
-    with st.expander("Model assumptions"):
+    with ui.sidebar_expander("Model assumptions"):
         tiers = ui.linked_table("liq_tiers", levels.tier_table(), levels.tiers_text, levels.tiers_from_text)
         split = ui.linked(st.selectbox, "New OI split", list(levels.SPLIT_RULES), format_func=levels.SPLIT_RULES.get,
                           key="liq_split")
@@ -57,7 +57,7 @@ try:
         shown = ui.computed(views.liquidations, bars, lo, totals, open_interest, depth, options, step)
 except ValueError as exc:
     st.error(f"The level model cannot run with these inputs: {exc}")
-    st.stop()
+    ui.stop()
 
 
 def estimated_top(other: str) -> float | None:

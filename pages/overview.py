@@ -8,14 +8,14 @@ from lib import alerts, brief, export, ui
 from lib import overview as ov
 from lib.charts.overview import LIMIT_INPUTS, PROXY_NOTE, range_note, row_table
 
+LIMITS_HELP = "Checked against the table's figures; 0 sets no limit. `python -m lib alerts` checks the same from cron."
+
 ui.default_dates(ov.story_window)
 active, view = ui.analytics_page("Overview")
-with st.sidebar.expander("Alert limits (kept in the link)"):
-    st.caption("Checked against the table's figures; 0 sets no limit. `python -m lib alerts` checks the same "
-               "from cron.")
+with ui.sidebar_expander("Alert limits (kept in the link)"):
     limits = {name: value * per for name, (label, step, per) in LIMIT_INPUTS.items()
               if (value := ui.linked(st.number_input, label, min_value=0.0, value=0.0, step=step, format="%g",
-                                         key=f"ov_limit_{name}"))}
+                                     help=LIMITS_HELP, key=f"ov_limit_{name}"))}
 shown = ui.overview(active, view)
 if shown.story.bars.is_empty():
     ui.stop_without_bars(active, view, view.assets)

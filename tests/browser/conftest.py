@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -34,15 +35,21 @@ CHART_DRAWN = f"""() => {{
 }}"""
 
 
+class Element(NamedTuple):
+    kind: str  # the element's type ("plotly_chart", "selectbox", ...)
+    bytes: int  # of the message that brought it whole
+    hash: str  # of that message: the same in every run that sends the same element
+
+
 class Runs:
     """The elements of each script run a page receives over Streamlit's websocket: per run (from its
-    `new_session` message on), each element's type and bytes. A message the browser already holds
-    comes as its hash (`ref_hash`) and counts as the element it stands for."""
+    `new_session` message on), each `Element`. A message the browser already holds comes as its hash
+    (`ref_hash`) and counts as the element it stands for."""
 
     def __init__(self) -> None:
         self.bytes = 0  # of every frame
-        self.runs: list[list[tuple[str, int]]] = []
-        self._sent: dict[str, tuple[str, int]] = {}  # hash: (element, bytes) of what was sent whole
+        self.runs: list[list[Element]] = []
+        self._sent: dict[str, Element] = {}  # by hash: what was sent whole
 
     def frame(self, payload: bytes | str) -> object:
         """Record one websocket frame; the ForwardMsg it holds."""
@@ -55,7 +62,7 @@ class Runs:
         if kind == "new_session":
             self.runs.append([])
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self._sent[msg.hash] = (msg.delta.new_element.WhichOneof("type"), len(data))
+            self._sent[msg.hash] = Element(msg.delta.new_element.WhichOneof("type"), len(data), msg.hash)
             self.runs[-1].append(self._sent[msg.hash])
         elif kind == "ref_hash" and msg.ref_hash in self._sent:
             self.runs[-1].append(self._sent[msg.ref_hash])
@@ -63,7 +70,7 @@ class Runs:
 
     def kinds(self) -> list[list[str]]:
         """The element types of each run."""
-        return [[kind for kind, _ in run] for run in self.runs]
+        return [[element.kind for element in run] for run in self.runs]
 
 
 def free_port() -> int:

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from PIL import Image
 
+from lib.analytics.liquidation_levels import SPLIT_RULES
+from lib.analytics.liquidations import PLACEMENTS
 from lib.auth import hash_password
 from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH
 from lib.cli import main
@@ -47,6 +49,7 @@ PASSWORD = "a long desk password for the browser test"
 
 # page -> (its URL path, what shows it has finished: analytics pages end with the export expander).
 # The default page (Overview) lives at "/"; "/overview" forwards there (test_overview_by_name).
+CONTROLS = {"multiselect", "selectbox", "date_input", "radio", "slider", "checkbox", "number_input", "button"}  # element kinds
 PAGES = {"overview": ("", EXPORT_ALL), "drawdowns": ("drawdowns", EXPORT_ALL), "liquidity": ("liquidity", EXPORT_ALL),
          "liquidations": ("liquidations", EXPORT_ALL), "data": ("data", None)}
 if not (PROJECT_ROOT / "pages" / "overview.py").exists():
@@ -188,8 +191,10 @@ def test_a_new_tab_gets_its_first_screen_first_then_the_whole_page(app: App, pag
     no_exception(page)
     first, *rest = [run for run in runs.kinds() if run]  # (the navigation's own run sends no element)
     assert first.count("plotly_chart") == 1 and first[-1] == "bidi_component", first
+    assert not CONTROLS & set(first), first  # the controls come after the first chart
     charts = page.locator(".js-plotly-plot").count()
     assert rest and "bidi_component" not in rest[-1] and rest[-1].count("plotly_chart") == charts > 1, rest
+    assert {"multiselect", "date_input", "slider", "checkbox"} <= set(rest[-1]), rest[-1]
     assert page.get_by_text("Drawing the rest of the page").count() == 0
 
     runs.runs.clear()
@@ -200,6 +205,30 @@ def test_a_new_tab_gets_its_first_screen_first_then_the_whole_page(app: App, pag
     kinds = runs.kinds()
     assert any(kinds) and all("bidi_component" not in run for run in kinds), kinds
     assert kinds[-1].count("plotly_chart") == page.locator(".js-plotly-plot").count() > 1
+
+
+def test_a_first_screen_draws_the_links_choices_before_their_controls(app: App, page) -> None:
+    """A new tab's first chart, drawn before the sidebar, is the one the link asks for: the whole
+    page's run resends it by hash (the same chart), and its controls show the link's values."""
+    from playwright.sync_api import expect
+
+    runs = Runs()
+    page.on("websocket", lambda socket: socket.on("framereceived", runs.frame))
+    choices = {"assets": "BTC", "start": "2026-01-24", "end": "2026-02-12", "liq_bucket": "500",
+               "liq_placement": PLACEMENTS["close"], "liq_relative": "true", "liq_split": SPLIT_RULES["even"],
+               "liq_decay": "12", "liq_step": "2026-02-05T03:00"}
+    page.goto(f"{app.url}/liquidations?{urlencode(choices)}")
+    wait_for_page(page, EXPORT_ALL)
+    no_exception(page)
+    first, *rest = [run for run in runs.runs if run]
+    assert [e.kind for e in first].count("plotly_chart") == 1 and not CONTROLS & {e.kind for e in first}, first
+    chart = next(e for e in first if e.kind == "plotly_chart")
+    assert chart == next(e for e in rest[-1] if e.kind == "plotly_chart")  # the same chart, not a new one
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_label("Price bucket (USD)")).to_have_value("500.00")  # its default for a moment: 200
+    assert sidebar.get_by_test_id("stCheckbox").filter(has_text="Relative colour scale").locator("input").is_checked()
+    assert choices.items() <= query(page).items()
+    assert page.get_by_text("Link: ignored").count() == 0
 
 
 def test_the_rest_of_the_page_comes_even_when_no_chart_can_draw(app: App, page) -> None:
