@@ -551,7 +551,12 @@ def first_screen_pending() -> bool:
     Why: the sidebar's widgets cost a new tab 0.6-0.9 s of drawing before the first chart (the
     Liquidations sidebar on this machine: a 100-point chart at 2.8 s alone, 3.6 s below them), and
     their values are in the link anyway (`linked`, `view_controls`)."""
-    return not st.session_state.get(FIRST_SCREEN_DRAWN) and bool(st.context.headers)
+    return not st.session_state.get(FIRST_SCREEN_DRAWN) and has_browser()
+
+
+def has_browser() -> bool:
+    """Whether a browser is on the other end (AppTest sends no request headers: its pages run whole)."""
+    return bool(st.context.headers)
 
 
 def whole_page_now() -> None:
@@ -588,7 +593,7 @@ def first_screen_end() -> None:
     arrived meanwhile in one task, so charts below the fold held back the one in view (Drawdowns in a
     new tab: first chart at 4.7 s with all five sent at once, 3.3 s alone). Without a browser on the
     other end (AppTest: no request headers) there is nothing to wait for, and the page runs whole."""
-    if st.session_state.get(FIRST_SCREEN_DRAWN) or not st.context.headers:
+    if not first_screen_pending():
         return
     waiting = st.components.v2.component(
         "cascade_first_screen", html="<p>Drawing the rest of the page...</p>", js=FIRST_SCREEN_JS,

@@ -546,3 +546,58 @@ def test_the_export_shares_the_estimated_colour_scale_as_the_page_does(monkeypat
     assert all("scale shared by" in trace.colorbar.title.text for trace in exported.values())
     page = estimated_heatmap(run_app(monkeypatch, real_cache, "pages/liquidations.py", liq_symbol="ETH", **query))
     assert page["zmax"] == pytest.approx(exported["ETH"].zmax)
+
+
+# --- a new tab's first screen (AppTest sends no request headers: `browser_like` makes it look like a browser)
+
+CONTROLS = ("multiselect", "selectbox", "date_input", "radio", "slider", "checkbox", "toggle", "number_input", "button")
+FIRST_SCREEN_LINKS = {  # each page's own choices away from their defaults, with the controls that show them
+    "pages/overview.py": ({"ov_limit_drop_24h": "2.5"}, {"ov_limit_drop_24h": 2.5}),
+    "pages/drawdowns.py": ({"dd_top": "3", "dd_threshold": "35", "dd_log": "true"},
+                           {"dd_top": 3, "dd_threshold": 35, "dd_log": True}),
+    "pages/liquidity.py": ({"lq_tz": "Asia/Tokyo", "lq_stat": "median", "lq_qv_estimate": "false"},
+                           {"lq_tz": "Asia/Tokyo", "lq_stat": "median", "lq_qv_estimate": False}),
+    "pages/liquidations.py": ({"liq_bucket": "500", "liq_relative": "true", "liq_decay": "12", "liq_split": "half long, half short",
+                               "liq_step": "2026-02-05T03:00"},
+                              {"liq_bucket": 500.0, "liq_relative": True, "liq_decay": 12.0, "liq_split": "even",
+                               "liq_step": datetime(2026, 2, 5, 3, tzinfo=UTC)}),
+}
+
+
+@pytest.fixture
+def browser_like(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ui, "has_browser", lambda: True)
+
+
+def controls(node: AppTest | Block) -> list[str]:
+    return [kind for kind in CONTROLS for _ in node.get(kind)]
+
+
+@pytest.mark.parametrize("page", list(FIRST_SCREEN_LINKS))
+def test_a_first_screen_draws_the_links_first_chart_then_the_page_with_its_controls(
+        monkeypatch, real_cache: Path, browser_like, page: str) -> None:
+    link, shown = FIRST_SCREEN_LINKS[page]
+    at = run_app(monkeypatch, real_cache, page, assets="BTC,ETH", exchange="binance", timeframe="1h",
+                 start="2026-01-24", end="2026-02-12", **link)
+    assert not controls(at.sidebar) and not at.slider and len(at.get("plotly_chart")) == 1  # the chart first
+    first = at.get("plotly_chart")[0].proto.spec
+    at.session_state[ui.FIRST_SCREEN_DRAWN] = True  # what the first-screen component's callback does
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert {"multiselect", "date_input", "radio"} <= set(controls(at.sidebar))
+    assert "Export all charts (PNG + HTML)" in [e.label for e in at.expander]  # the page's last element
+    assert at.get("plotly_chart")[0].proto.spec == first  # the first screen showed the link's view
+    assert {key: at.session_state[key] for key in shown} == shown
+    assert not [c.value for c in at.caption if "Link: ignored" in c.value]
+
+
+def test_a_first_screen_that_stops_before_a_chart_reruns_whole_with_the_controls(
+        monkeypatch, tmp_path: Path, shared_data: Path, browser_like) -> None:
+    """No bars for the view: the page's answer comes with the sidebar to change the view."""
+    files = [shared_data / "ohlcv" / f"binance_spot_BTCUSDT_{name}.parquet" for name in ("1d", "1h_ohlcv")]
+    assert main(["--data-dir", str(tmp_path), "--quiet", "import", *map(str, files)]) == 0
+    for page in ("pages/overview.py", "pages/liquidations.py", "pages/drawdowns.py", "pages/liquidity.py"):
+        at = run_app(monkeypatch, tmp_path, page, assets="BTC", exchange="binance", timeframe="1d",
+                     start="2026-01-30", end="2026-02-07")
+        assert [w.value for w in at.warning if w.value.startswith("No 1d bars")], page
+        assert {"multiselect", "date_input"} <= set(controls(at.sidebar)) and at.session_state[ui.FIRST_SCREEN_DRAWN], page
