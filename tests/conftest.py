@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def main_module_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest leaves the script it ran as `__main__`, which multiprocessing's spawn would re-run in
+    each child (a script of AppTest.from_function then fails there): put pytest's back after each test."""
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
 @pytest.fixture
