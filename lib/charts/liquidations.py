@@ -383,7 +383,11 @@ def liquidation_map_figure(
     stacked bars per leverage tier, the cumulative long curve (what a fall to each price would
     liquidate) and short curve (a rise), with the range of each under other assumptions where
     `spread` is given, and the current price."""
-    drawn = _map_data(estimate, window)
+    return _map_figure(_map_data(estimate, window), title, spread)
+
+
+def _map_figure(drawn: _MapData, title: str, spread: Spread | None) -> go.Figure:
+    """`liquidation_map_figure` of an estimate's map data (`_map_data`)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     colors = sample_colorscale(TIER_SCALE, np.linspace(0, 1, len(drawn.tiers)).tolist())
     for color, (leverage, x, y) in zip(colors, drawn.tiers, strict=True):
@@ -472,7 +476,7 @@ def replay_figure(steps: Sequence[LevelEstimate], realised: Sequence[dict] | Non
     subtitles = [theme.wrap(d.subtitle(_near_text(step, spread) + note))
                  for d, step, spread in zip(drawn, steps, spreads or [None] * len(steps), strict=True)]
     ranges = [None] * len(drawn) if not spreads else [_ranges(s, d) for s, d in zip(spreads, drawn, strict=True)]
-    fig = liquidation_map_figure(steps[-1], window=window, title=title, spread=spreads[-1] if spreads else None)
+    fig = _map_figure(drawn[-1], title, spreads[-1] if spreads else None)
     bars_top = max(d.bars_top for d in drawn)
     fig.update_layout(title_subtitle_text="<br>".join(subtitles[-1]),  # with room for the frames' longest
                       margin_t=theme.top_margin(max(map(len, subtitles))) + (0 if realised is None else 20))  # legend row 2
