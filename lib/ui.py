@@ -528,20 +528,19 @@ def chart(fig: go.Figure, key: str, filename: str, footer: str, on_select: Calla
 
 
 FIRST_SCREEN_DRAWN = "first_screen_drawn"  # session_state: this tab drew a chart (plotly.js is loaded) or gave up
-GIVE_UP_MS = 5000  # the rest of the page comes after this long even if no chart was drawn (plotly.js failed)
-# Reports "drawn" once any plotly chart on the page has been drawn, or after GIVE_UP_MS.
-FIRST_SCREEN_JS = f"""
-export default function ({{ setStateValue }}) {{
-  const started = performance.now();
+GIVE_UP_S = 5  # the rest of the page comes after this long even if no chart was drawn (plotly.js failed)
+# Reports "drawn" once any plotly chart on the page has been drawn.
+FIRST_SCREEN_JS = """
+export default function ({ setStateValue }) {
   const drawn = () => [...document.querySelectorAll(".js-plotly-plot")].some((plot) => plot._fullLayout);
   let timer;
-  const wait = () => {{
-    if (drawn() || performance.now() - started > {GIVE_UP_MS}) setStateValue("drawn", true);
+  const wait = () => {
+    if (drawn()) setStateValue("drawn", true);
     else timer = setTimeout(wait, 50);
-  }};
+  };
   wait();
   return () => clearTimeout(timer);
-}}
+}
 """
 
 
@@ -599,7 +598,18 @@ def first_screen_end() -> None:
         "cascade_first_screen", html="<p>Drawing the rest of the page...</p>", js=FIRST_SCREEN_JS,
         css="p { margin: 0; font-size: 0.875rem; opacity: 0.6; color: var(--st-text-color); }")
     waiting(key="first_screen", on_drawn_change=partial(st.session_state.update, {FIRST_SCREEN_DRAWN: True}))
+    _whole_page_later()
     st.stop()
+
+
+@st.fragment(run_every=GIVE_UP_S)
+def _whole_page_later() -> None:
+    """The first screen's fallback, on Streamlit's own timer: GIVE_UP_S after it the page reruns
+    whole, whatever the browser drew (plotly.js or the component failed to load: without it the
+    sidebar's controls would never come)."""
+    if get_script_run_ctx().fragment_ids_this_run:  # the timer's run, not the page's
+        st.session_state[FIRST_SCREEN_DRAWN] = True
+        st.rerun()
 
 
 PICKED_EPISODE = "dd_picked_episode"  # session_state: the episode the drawdown charts zoom to (its episode_id)

@@ -26,7 +26,7 @@ from lib.auth import hash_password
 from lib.charts.theme import EXPORT_HEIGHT, EXPORT_SCALE, EXPORT_WIDTH
 from lib.cli import main
 from lib.config import PROJECT_ROOT
-from lib.ui import DEMO_BANNER
+from lib.ui import DEMO_BANNER, GIVE_UP_S
 from tests.browser.conftest import (
     EXPORT_ALL,
     TRACES,
@@ -196,6 +196,9 @@ def test_a_new_tab_gets_its_first_screen_first_then_the_whole_page(app: App, pag
     assert rest and "bidi_component" not in rest[-1] and rest[-1].count("plotly_chart") == charts > 1, rest
     assert {"multiselect", "date_input", "slider", "checkbox"} <= set(rest[-1]), rest[-1]
     assert page.get_by_text("Drawing the rest of the page").count() == 0
+    finished = len(runs.runs)
+    page.wait_for_timeout((GIVE_UP_S + 1) * 1000)
+    assert len(runs.runs) == finished  # the fallback's timer went with the first screen: no run after
 
     runs.runs.clear()
     page.get_by_test_id("stSidebarNavLink").filter(has_text="Weekend liquidity").click()
@@ -232,7 +235,7 @@ def test_a_first_screen_draws_the_links_choices_before_their_controls(app: App, 
 
 
 def test_the_rest_of_the_page_comes_even_when_no_chart_can_draw(app: App, page) -> None:
-    """plotly.js never arrives (blocked): the first screen gives up waiting after GIVE_UP_MS and the
+    """plotly.js never arrives (blocked): the first screen gives up waiting after GIVE_UP_S and the
     tables, captions and export come all the same."""
     page.route("**/PlotlyChart.*.js", lambda route: route.abort())
     page.goto(f"{app.url}/drawdowns?assets=BTC&start=2025-06-01&end=2026-05-16")
