@@ -608,8 +608,7 @@ def _whole_page_later() -> None:
     whole, whatever the browser drew (plotly.js or the component failed to load: without it the
     sidebar's controls would never come)."""
     if get_script_run_ctx().fragment_ids_this_run:  # the timer's run, not the page's
-        st.session_state[FIRST_SCREEN_DRAWN] = True
-        st.rerun()
+        whole_page_now()
 
 
 PICKED_EPISODE = "dd_picked_episode"  # session_state: the episode the drawdown charts zoom to (its episode_id)

@@ -47,9 +47,9 @@ MIN_CHART_COLOURS = 500  # empty axes and titles have a few hundred; the charts 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PASSWORD = "a long desk password for the browser test"
 
+CONTROLS = {"multiselect", "selectbox", "date_input", "radio", "slider", "checkbox", "number_input", "button"}  # element kinds
 # page -> (its URL path, what shows it has finished: analytics pages end with the export expander).
 # The default page (Overview) lives at "/"; "/overview" forwards there (test_overview_by_name).
-CONTROLS = {"multiselect", "selectbox", "date_input", "radio", "slider", "checkbox", "number_input", "button"}  # element kinds
 PAGES = {"overview": ("", EXPORT_ALL), "drawdowns": ("drawdowns", EXPORT_ALL), "liquidity": ("liquidity", EXPORT_ALL),
          "liquidations": ("liquidations", EXPORT_ALL), "data": ("data", None)}
 if not (PROJECT_ROOT / "pages" / "overview.py").exists():
